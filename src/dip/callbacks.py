@@ -1,0 +1,160 @@
+"""Extras that hang off the fitting loop: progress, metrics, snapshots, checkpoints."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .fit import Callback, FitState
+from .metrics import psnr_torch
+
+
+def to_numpy_image(tensor: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor in [0, 1] -> float32 (H, W, C) array."""
+    return tensor.detach()[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+class ReferenceMetrics(Callback):
+    """PSNR of the current estimate (and of the raw output) against a known clean image.
+
+    Only for reporting and benchmarks: it never influences the fit.
+    """
+
+    def __init__(self, reference: torch.Tensor, every: int = 1):
+        self.reference, self.every = reference, every
+        self.history: list[tuple[int, float]] = []
+        self.best: tuple[int, float] | None = None
+
+    def on_step(self, state: FitState) -> None:
+        if state.step % self.every and state.step != state.config.steps:
+            return
+        value = psnr_torch(state.estimate, self.reference)
+        state.logs["psnr"] = value
+        self.history.append((state.step, value))
+        if self.best is None or value > self.best[1]:
+            self.best = (state.step, value)
+
+
+class LossHistory(Callback):
+    """Every step's loss, for curves."""
+
+    def __init__(self):
+        self.history: list[tuple[int, float]] = []
+
+    def on_step(self, state: FitState) -> None:
+        self.history.append((state.step, state.loss))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with loss, PSNR (when a reference is known), backtracks and ETA."""
+
+    def __init__(self, description: str = "fitting", file=None, disable: bool | None = None):
+        self.description, self.file, self.disable = description, file or sys.stderr, disable
+        self.bar = None
+
+    def on_start(self, state: FitState) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=state.config.steps, initial=state.step, desc=self.description,
+                        file=self.file, disable=self.disable, dynamic_ncols=True, unit="step")
+
+    def on_step(self, state: FitState) -> None:
+        fields = {"loss": f"{state.loss:.5f}"}
+        if "psnr" in state.logs:
+            fields["psnr"] = f"{state.logs['psnr']:.2f}"
+        if state.backtracks:
+            fields["undone"] = state.backtracks
+        self.bar.set_postfix(fields, refresh=False)
+        self.bar.update(1)
+
+    def on_end(self, state: FitState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class Frame:
+    """One snapshot of the restoration process."""
+
+    step: int
+    loss: float
+    logs: dict
+    path: Path | None = None
+    image: np.ndarray | None = None
+
+
+class Snapshots(Callback):
+    """Keep the estimate every `every` steps (and the last), in memory or as PNGs in `directory`."""
+
+    def __init__(self, every: int, directory: str | os.PathLike | None = None, prefix: str = "step"):
+        if every < 1:
+            raise ValueError("snapshot interval must be at least 1 step")
+        self.every, self.prefix = every, prefix
+        self.directory = Path(directory) if directory is not None else None
+        self.frames: list[Frame] = []
+
+    def _take(self, state: FitState) -> None:
+        if state.estimate is None or (self.frames and self.frames[-1].step == state.step):
+            return
+        image = to_numpy_image(state.estimate)
+        frame = Frame(state.step, state.loss, dict(state.logs))
+        if self.directory is None:
+            frame.image = image
+        else:
+            from .io import Picture, write_image
+
+            self.directory.mkdir(parents=True, exist_ok=True)
+            frame.path = write_image(self.directory / f"{self.prefix}_{state.step:06d}.png", Picture(image))
+        self.frames.append(frame)
+
+    def on_step(self, state: FitState) -> None:
+        if state.step % self.every == 0:
+            self._take(state)
+
+    def on_end(self, state: FitState) -> None:
+        self._take(state)
+
+
+@dataclass
+class Checkpoint(Callback):
+    """Save everything needed to continue a run every `every` steps; load it on start if asked."""
+
+    path: Path
+    every: int = 100
+    resume: bool = False
+    saved: list[int] = field(default_factory=list)
+
+    def on_start(self, state: FitState) -> None:
+        if self.resume and Path(self.path).exists():
+            data = torch.load(self.path, map_location=state.z.device, weights_only=False)
+            state.net.load_state_dict(data["net"])
+            state.optimizer.load_state_dict(data["optimizer"])
+            state.generator.set_state(data["generator"].to("cpu") if state.z.device.type == "cpu"
+                                      else data["generator"])
+            state.ema = data["ema"]
+            state.output = data["output"]
+            state.step, state.loss, state.backtracks = data["step"], data["loss"], data["backtracks"]
+
+    def on_step(self, state: FitState) -> None:
+        if state.step % self.every == 0:
+            self.save(state)
+
+    def save(self, state: FitState) -> None:
+        data = {"net": state.net.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "generator": state.generator.get_state(), "ema": state.ema, "output": state.output,
+                "step": state.step, "loss": state.loss, "backtracks": state.backtracks}
+        path = Path(self.path)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(handle)
+        try:
+            torch.save(data, temp)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        self.saved.append(state.step)

@@ -1,0 +1,239 @@
+"""The `dip` command: one thin subcommand per task. All work happens in `dip.tasks`."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import DipError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exits 2."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's hook)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type that parses `kind` and checks its range (argparse names the option)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            bound = f"{'>' if low_open else '>='} {low:g}" if low is not None else ""
+            if high is not None:
+                bound = f"{bound} and <= {high:g}" if bound else f"<= {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
+
+
+def _add_run_options(parser: argparse.ArgumentParser, task: str) -> None:
+    from .presets import presets_for
+
+    names = [p.name for p in presets_for(task)]
+    parser.add_argument("input", help="image to restore (PNG, JPEG, TIFF, BMP, WebP; grey, RGB or RGBA; 8 or 16 bit)")
+    parser.add_argument("-o", "--output", required=True, help="where to write the result (format from the extension)")
+    parser.add_argument("--preset", default=names[0], help=f"settings to use: {', '.join(names)} (default {names[0]})")
+    parser.add_argument("--steps", type=_number(int, 1), help="number of Adam steps (default: the preset's)")
+    parser.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
+    parser.add_argument("--reference", help="clean image: report PSNR/SSIM against it while fitting and at the end")
+    parser.add_argument("--save-every", type=_number(int, 1), metavar="N",
+                        help="also save the estimate every N steps into OUTPUT's folder, in STEM_steps/")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="dip", description="Restore images with the Deep Image Prior: an untrained "
+                    "ConvNet fitted to the corrupted image, stopped before it fits the corruption.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"dip {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    demo = commands.add_parser("demo", help="denoise a noisy crop of a built-in photo and report PSNR and time")
+    demo.add_argument("-o", "--output-dir", default="dip-demo", help="folder for clean/noisy/restored PNGs "
+                      "(default dip-demo; the demo's own files there are replaced)")
+    demo.add_argument("--size", type=_number(int, 32, 512), default=128, help="crop size (default 128)")
+    demo.add_argument("--steps", type=_number(int, 1), default=400, help="Adam steps (default 400)")
+    demo.add_argument("--sigma", type=_number(float, 0, 255, low_open=True), default=25.0)
+    demo.add_argument("--seed", type=_number(int, 0), default=0)
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("-q", "--quiet", action="store_true")
+    demo.set_defaults(handler=cmd_demo)
+
+    presets = commands.add_parser("presets", help="list every task preset with its network and settings")
+    presets.set_defaults(handler=cmd_presets)
+
+    denoise = commands.add_parser("denoise", help="remove noise (Gaussian with --sigma, or blind for real noise)")
+    _add_run_options(denoise, "denoise")
+    denoise.add_argument("--sigma", type=_number(float, 0, 255, low_open=True),
+                         help="noise level on the 0-255 scale, if known (omit for blind mode)")
+    denoise.set_defaults(handler=cmd_denoise)
+
+    deblock = commands.add_parser("deblock", help="remove JPEG compression artifacts")
+    _add_run_options(deblock, "deblock")
+    deblock.set_defaults(handler=cmd_deblock)
+    return parser
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import table
+
+    print(table())
+    print("\nparameters: trainable parameters for an RGB image.")
+    return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(output: Path, inputs: Sequence[Path], force: bool) -> None:
+    """Refuse, before any work, an output that cannot be written or would destroy something."""
+    from .io import WRITABLE
+
+    if output.suffix.lower() not in WRITABLE:
+        raise DipError(f"cannot write {output}: unknown extension {output.suffix!r} "
+                       f"(use one of {', '.join(sorted(WRITABLE))})")
+    if not output.parent.is_dir():
+        raise DipError(f"output folder does not exist: {output.parent}")
+    if output.is_dir():
+        raise DipError(f"output is a folder, expected a file name: {output}")
+    for source in inputs:
+        if _same_file(source, output) and not force:
+            raise DipError(f"output {output} is the input file; choose another name or pass --force")
+    if output.exists() and not force:
+        raise DipError(f"output {output} already exists; choose another name or pass --force")
+
+
+def _run_task(args: argparse.Namespace, task: str, **task_options) -> int:
+    from .callbacks import ProgressBar, Snapshots
+    from .io import read_image, write_image, Picture
+    from .tasks import deblock, denoise
+
+    source, output = Path(args.input), Path(args.output)
+    picture = read_image(source)
+    check_output(output, [source], args.force)
+    reference = None
+    if args.reference:
+        reference = read_image(args.reference).pixels
+        if reference.shape != picture.pixels.shape:
+            raise DipError(f"reference {args.reference} is {_shape(reference)}, input is "
+                           f"{_shape(picture.pixels)}: they must match")
+    callbacks = [ProgressBar(f"{task} {source.name}", disable=True if args.quiet else None)]
+    snapshots = None
+    if args.save_every:
+        folder = output.parent / f"{output.stem}_steps"
+        if folder.exists() and any(folder.iterdir()) and not args.force:
+            raise DipError(f"snapshot folder {folder} exists and is not empty; pass --force to replace its files")
+        snapshots = Snapshots(args.save_every, folder)
+        callbacks.append(snapshots)
+    run = {"denoise": denoise, "deblock": deblock}[task]
+    restored, info = run(picture.pixels, preset=args.preset, steps=args.steps, seed=args.seed,
+                         device=args.device, reference=reference, callbacks=callbacks,
+                         return_info=True, **task_options)
+    write_image(output, Picture(restored, picture.alpha, picture.bit_depth))
+    _print_summary(info, output, picture.pixels, restored, reference, snapshots)
+    return 0
+
+
+def _shape(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}x{image.shape[2]}"
+
+
+def _print_summary(info, output: Path, observed: np.ndarray, restored: np.ndarray,
+                   reference: np.ndarray | None, snapshots) -> None:
+    from .metrics import psnr, ssim
+
+    fit = info.fit
+    print(f"wrote {output} ({_shape(restored)}) in {info.seconds:.1f} s on {info.device}: "
+          f"preset {info.preset.task}/{info.preset.name}, {info.parameters:,} parameters, "
+          f"{fit.steps_run} steps ({fit.stop_reason}), result from step {fit.step}"
+          + (f", {fit.backtracks} steps undone" if fit.backtracks else ""))
+    if reference is not None:
+        print(f"PSNR {psnr(observed, reference):.2f} dB -> {psnr(restored, reference):.2f} dB, "
+              f"SSIM {ssim(observed, reference):.4f} -> {ssim(restored, reference):.4f} (against {output.name}'s reference)")
+    if snapshots is not None and snapshots.frames:
+        print(f"saved {len(snapshots.frames)} snapshots in {snapshots.directory}")
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    return _run_task(args, "denoise", sigma=args.sigma)
+
+
+def cmd_deblock(args: argparse.Namespace) -> int:
+    return _run_task(args, "deblock")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Denoise a noisy crop of scikit-image's astronaut photo: the README's first command."""
+    from skimage import data
+
+    from .callbacks import ProgressBar
+    from .io import Picture, write_image
+    from .metrics import psnr, ssim
+    from .tasks import denoise
+
+    folder = Path(args.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = data.astronaut() / 255.0
+    top, left = 30, 160  # the astronaut's face
+    size = args.size
+    clean = photo[top:top + size, left:left + size].astype(np.float32)
+    rng = np.random.default_rng(args.seed)
+    noisy = np.clip(clean + rng.normal(0, args.sigma / 255, clean.shape), 0, 1).astype(np.float32)
+    write_image(folder / "clean.png", Picture(clean))
+    write_image(folder / "noisy.png", Picture(noisy))
+    print(f"demo: astronaut crop {size}x{size}, Gaussian noise sigma {args.sigma:g}, "
+          f"paper denoising preset cut to {args.steps} steps")
+    started = time.perf_counter()
+    restored, info = denoise(noisy, sigma=args.sigma, steps=args.steps, seed=args.seed, device=args.device,
+                             reference=clean, callbacks=[ProgressBar("denoise", disable=True if args.quiet else None)],
+                             return_info=True)
+    seconds = time.perf_counter() - started
+    write_image(folder / "restored.png", Picture(restored))
+    print(f"PSNR noisy {psnr(noisy, clean):.2f} dB -> restored {psnr(restored, clean):.2f} dB "
+          f"(SSIM {ssim(noisy, clean):.3f} -> {ssim(restored, clean):.3f})")
+    print(f"time {seconds:.1f} s on {info.device} for {info.fit.steps_run} steps of a "
+          f"{info.parameters:,}-parameter network; images in {folder}/")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except DipError as error:
+        print(f"dip: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("dip: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("dip: error: out of memory; try a smaller image or another --device", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,172 @@
+"""The one fitting loop: Adam on ||A(f(z)) - y||^2, with callbacks for everything else.
+
+Nothing here knows which task it runs: the task hands over a network, its input z, the
+observation y and the operator A. Per step the input is re-perturbed (`reg_noise_std`), an
+exponential moving average (EMA) of outputs is kept, and a step whose loss jumps (or is not
+finite) is undone: weights and optimizer state go back to the last good step and the bad
+gradient is never applied.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Callback:
+    """Hooks into the loop, doing nothing by default; any of them may set `state.stop = True`."""
+
+    def on_start(self, state: "FitState") -> None:
+        pass
+
+    def on_step(self, state: "FitState") -> None:
+        pass
+
+    def on_end(self, state: "FitState") -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fit: plain data, normally taken from a preset."""
+
+    steps: int = 3000
+    lr: float = 0.01
+    reg_noise_std: float = 0.0
+    ema: float | None = 0.99  # weight of the running average; None to keep only the last output
+    backtrack_db: float | None = 5.0  # undo a step whose loss rises by more than this (in dB)
+    backtrack_lr_factor: float = 0.5  # lr shrinks after each undone step, so the retry differs
+
+
+@dataclass
+class FitState:
+    """What callbacks see. Tensors are detached, cropped to the image, NCHW on the fit's device."""
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: FitConfig
+    z: torch.Tensor
+    generator: torch.Generator
+    step: int = 0  # steps taken so far
+    loss: float = math.nan
+    output: torch.Tensor | None = None  # f(z + noise) at this step
+    ema: torch.Tensor | None = None
+    backtracks: int = 0
+    backtracked: bool = False  # this step was undone
+    stop: bool = False
+    stop_reason: str = ""
+    selected: torch.Tensor | None = None  # set by a callback (early stopping) to override the result
+    selected_step: int | None = None
+    logs: dict = field(default_factory=dict)  # per-step numbers callbacks add (e.g. PSNR)
+
+    @property
+    def estimate(self) -> torch.Tensor | None:
+        """The current best guess of the image: the EMA if kept, else the last output."""
+        return self.ema if self.ema is not None else self.output
+
+
+@dataclass
+class FitResult:
+    image: torch.Tensor = field(repr=False)  # (1, C, H, W) in [0, 1]
+    step: int  # step the image comes from
+    steps_run: int
+    final_loss: float
+    backtracks: int
+    stop_reason: str
+
+
+class _Snapshot:
+    """A copy of network weights and Adam state, kept on the device, to undo a bad step."""
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer):
+        self.net, self.optimizer = net, optimizer
+        self.tensors: list[torch.Tensor] | None = None
+        self.loss = math.inf
+
+    def _live(self) -> list[torch.Tensor]:
+        live = [p.data for p in self.net.parameters()] + list(self.net.buffers())
+        for p in self.net.parameters():
+            for value in self.optimizer.state.get(p, {}).values():
+                if torch.is_tensor(value):
+                    live.append(value)
+        return live
+
+    def save(self, loss: float) -> None:
+        live = self._live()
+        if self.tensors is None or len(self.tensors) != len(live):
+            self.tensors = [t.detach().clone() for t in live]
+        else:
+            torch._foreach_copy_(self.tensors, live)
+        self.loss = loss
+
+    def restore(self) -> None:
+        live = self._live()
+        if self.tensors is None or len(self.tensors) != len(live):
+            raise RuntimeError("nothing to go back to: the first step already failed")
+        with torch.no_grad():
+            torch._foreach_copy_(live, self.tensors)
+
+
+def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
+        operator: Callable[[torch.Tensor], torch.Tensor], config: FitConfig, *,
+        crop: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+        generator: torch.Generator | None = None,
+        callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Minimise mean((A(crop(net(z))) - y)^2) by Adam and return the restored image.
+
+    The result is the image a callback selected (early stopping), else the EMA, else the
+    last output.
+    """
+    generator = generator or torch.Generator(device=z.device).manual_seed(0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    state = FitState(net, optimizer, config, z, generator)
+    snapshot = _Snapshot(net, optimizer)
+    jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
+    noise = torch.empty_like(z)
+    net.train()
+    for callback in callbacks:
+        callback.on_start(state)
+
+    while state.step < config.steps and not state.stop:
+        optimizer.zero_grad(set_to_none=True)
+        net_input = z
+        if config.reg_noise_std > 0:
+            net_input = z + noise.normal_(generator=generator) * config.reg_noise_std
+        out = crop(net(net_input))
+        loss = torch.mean((operator(out) - target) ** 2)
+        loss_value = loss.item()
+        state.step += 1
+        bad = not math.isfinite(loss_value) or loss_value > snapshot.loss * jump
+        state.backtracked = bad and snapshot.tensors is not None
+        if state.backtracked:
+            snapshot.restore()
+            state.backtracks += 1
+            for group in optimizer.param_groups:
+                group["lr"] *= config.backtrack_lr_factor
+        elif not math.isfinite(loss_value):
+            raise FloatingPointError("the loss is not finite at the first step: check the inputs")
+        else:
+            if config.backtrack_db is not None:
+                snapshot.save(loss_value)
+            loss.backward()
+            optimizer.step()
+            state.loss = loss_value
+            state.output = out.detach()
+            if config.ema is not None:
+                state.ema = state.output.clone() if state.ema is None else \
+                    state.ema.mul_(config.ema).add_(state.output, alpha=1 - config.ema)
+        for callback in callbacks:
+            callback.on_step(state)
+
+    if state.step >= config.steps and not state.stop_reason:
+        state.stop_reason = f"step budget of {config.steps} reached"
+    for callback in callbacks:
+        callback.on_end(state)
+    image = state.selected if state.selected is not None else state.estimate
+    if image is None:
+        raise FloatingPointError("no step succeeded: the loss was never finite")
+    step = state.selected_step if state.selected is not None else state.step
+    return FitResult(image.clamp(0, 1), step, state.step, state.loss, state.backtracks, state.stop_reason)

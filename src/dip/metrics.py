@@ -1,0 +1,54 @@
+"""Image quality metrics: PSNR, SSIM and the paper's super-resolution metric (Y-channel PSNR)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+
+def _pair(estimate: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    estimate = np.asarray(estimate, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if estimate.shape != reference.shape:
+        raise ValueError(f"images differ in shape: {estimate.shape} vs {reference.shape}")
+    return estimate, reference
+
+
+def psnr(estimate: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR in dB over all pixels and channels (images in [0, data_range])."""
+    estimate, reference = _pair(estimate, reference)
+    return float(peak_signal_noise_ratio(reference, estimate, data_range=data_range))
+
+
+def ssim(estimate: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
+    """SSIM (scikit-image, Gaussian-free 7x7 window), averaged over channels of (H, W[, C])."""
+    estimate, reference = _pair(estimate, reference)
+    if estimate.ndim == 3 and estimate.shape[2] == 1:
+        estimate, reference = estimate[..., 0], reference[..., 0]
+    channel_axis = 2 if estimate.ndim == 3 else None
+    if min(estimate.shape[:2]) < 7:
+        return float("nan")
+    return float(structural_similarity(reference, estimate, data_range=data_range, channel_axis=channel_axis))
+
+
+def psnr_torch(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR of two [0, 1] tensors, computed where they live (no copy to the CPU but one number)."""
+    mse = torch.mean((estimate.float() - reference.float()) ** 2).item()
+    return float("inf") if mse == 0 else -10.0 * np.log10(mse)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """Luma of ITU-R BT.601 YCbCr in the 16-235 range, scaled to [0, 1] of 255 (as MATLAB's rgb2ycbcr)."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return image.reshape(image.shape[:2])
+    return (16.0 + 65.481 * image[..., 0] + 128.553 * image[..., 1] + 24.966 * image[..., 2]) / 255.0
+
+
+def y_psnr(estimate: np.ndarray, reference: np.ndarray, shave: int = 0) -> float:
+    """The paper's SR metric: PSNR on the BT.601 Y channel, `shave` border pixels removed."""
+    estimate, reference = _pair(estimate, reference)
+    y_est, y_ref = rgb_to_y(estimate), rgb_to_y(reference)
+    if shave:
+        y_est, y_ref = y_est[shave:-shave, shave:-shave], y_ref[shave:-shave, shave:-shave]
+    return psnr(y_est, y_ref)

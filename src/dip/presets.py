@@ -1,0 +1,104 @@
+"""Per task: the paper's settings (and later, faster defaults), as plain data.
+
+The paper presets are the reference notebooks' settings; `dip presets` prints them all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import DipError
+from .fit import FitConfig
+from .nets import SkipSpec, count_parameters
+
+INPUT_KINDS = ("noise", "meshgrid", "image")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a run needs besides the image: network, its input z, and the fit settings."""
+
+    task: str
+    name: str
+    net: SkipSpec
+    fit: FitConfig
+    input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; image: a guide image
+    input_channels: int = 32
+    note: str = ""
+
+    def parameters(self, out_channels: int = 3) -> int:
+        """Trainable parameters of the network for an image with `out_channels` channels."""
+        return count_parameters(self.net.build(self.input_channels, out_channels))
+
+
+DENOISE_NET = SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
+                       upsample="bilinear")
+PRESETS: dict[tuple[str, str], Preset] = {}
+
+
+def _register(preset: Preset) -> Preset:
+    PRESETS[(preset.task, preset.name)] = preset
+    return preset
+
+
+_register(Preset("denoise", "paper", DENOISE_NET,
+                 FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
+                 note="paper, sigma <= 40 (denoising.ipynb)"))
+_register(Preset("denoise", "paper-sigma50", DENOISE_NET,
+                 FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 20, ema=0.99),
+                 note="paper, sigma > 40: more input noise"))
+_register(Preset("deblock", "paper",
+                 SkipSpec(channels_down=(8, 16, 32, 64, 128), channels_up=(8, 16, 32, 64, 128),
+                          channels_skip=(0, 0, 0, 4, 4), upsample="bilinear"),
+                 FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
+                 input_channels=3, note="paper, JPEG artifact removal (snail)"))
+
+_register(Preset("inpaint", "text",
+                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(128,) * 5,
+                          upsample="nearest"),
+                 FitConfig(steps=6001, lr=0.01, reg_noise_std=0.03, ema=None),
+                 note="paper, text or scribbles over a photo (kate)"))
+_register(Preset("inpaint", "blob",
+                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(0,) * 5,
+                          upsample="nearest"),
+                 FitConfig(steps=5001, lr=0.01, reg_noise_std=0.03, ema=None),
+                 input="meshgrid", input_channels=2, note="paper, one object removed (vase)"))
+_register(Preset("inpaint", "large-holes",
+                 SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
+                          channels_skip=(0,) * 6, filter_down=5, filter_up=3, upsample="nearest",
+                          need1x1_up=False),
+                 FitConfig(steps=3001, lr=0.01, reg_noise_std=0.0, ema=None),
+                 input_channels=1, note="paper, large holes (library), depth-6 skip net"))
+_register(Preset("inpaint", "pixels", DENOISE_NET,
+                 FitConfig(steps=11000, lr=0.001, reg_noise_std=0.03, ema=None),
+                 note="paper, random missing pixels (barbara, 50%)"))
+_register(Preset("flash", "paper",
+                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
+                          upsample=("nearest", "nearest", "bilinear", "bilinear", "bilinear")),
+                 FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
+                 input="image", input_channels=3, note="paper, flash image as input z (cave)"))
+
+
+def get_preset(task: str, name: str) -> Preset:
+    """The preset `name` of `task`, or a one-line error listing the valid names."""
+    try:
+        return PRESETS[(task, name)]
+    except KeyError:
+        names = ", ".join(n for t, n in PRESETS if t == task)
+        raise DipError(f"unknown preset {name!r} for {task}; choose one of: {names}") from None
+
+
+def presets_for(task: str) -> list[Preset]:
+    return [p for (t, _), p in PRESETS.items() if t == task]
+
+
+def table(out_channels: int = 3) -> str:
+    """A plain-text table of every preset, as `dip presets` prints it."""
+    rows = [("task", "preset", "parameters", "steps", "lr", "reg_noise_std", "ema", "input", "network")]
+    for preset in PRESETS.values():
+        ema = "-" if preset.fit.ema is None else f"{preset.fit.ema:g}"
+        rows.append((preset.task, preset.name, f"{preset.parameters(out_channels):,}", str(preset.fit.steps),
+                     f"{preset.fit.lr:g}", f"{preset.fit.reg_noise_std:.4g}", ema,
+                     f"{preset.input} x{preset.input_channels}", preset.net.describe()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+    return "\n".join(lines)

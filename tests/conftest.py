@@ -1,0 +1,35 @@
+"""Shared fixtures: small deterministic images, and the shared data folder when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage import data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """`../shared/data` beside the checkout, or $DIP_DATA."""
+    return Path(os.environ.get("DIP_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    folder = data_dir()
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found at {folder} (set DIP_DATA)")
+    return folder
+
+
+@pytest.fixture
+def astronaut_crop() -> np.ndarray:
+    """64x64 float RGB crop of scikit-image's astronaut (face), in [0, 1]."""
+    return (data.astronaut()[30:94, 190:254] / 255.0).astype(np.float32)
+
+
+def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(image + rng.normal(0, sigma / 255, image.shape), 0, 1).astype(np.float32)

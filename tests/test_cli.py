@@ -1,0 +1,85 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dip.cli import main
+
+
+def run(*args):
+    """Run `python -m dip` as a user would; return (exit code, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 37, 3), dtype=np.uint8)).save(tmp_path / "ok.png")
+    Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "ok.png").read_bytes()[:150])
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["missing.png", "-o", "o.png"], 1, "input file not found: missing.png"),
+    (["empty.png", "-o", "o.png"], 1, "input file is empty (0 bytes)"),
+    (["text.png", "-o", "o.png"], 1, "not an image file"),
+    (["trunc.png", "-o", "o.png"], 1, "damaged or unsupported image"),
+    (["small.png", "-o", "o.png"], 1, "too small"),
+    (["ok.png", "-o", "nowhere/o.png"], 1, "output folder does not exist"),
+    (["ok.png", "-o", "ok.png"], 1, "is the input file"),
+    (["ok.png", "-o", "o.xyz"], 1, "unknown extension"),
+    (["ok.png", "-o", "o.png", "--sigma", "-3"], 2, "argument --sigma: must be > 0"),
+    (["ok.png", "-o", "o.png", "--steps", "0"], 2, "argument --steps: must be >= 1"),
+    (["ok.png", "-o", "o.png", "--steps", "many"], 2, "argument --steps: must be an integer"),
+    (["ok.png", "-o", "o.png", "--preset", "nope"], 1, "unknown preset 'nope'"),
+    (["ok.png", "-o", "o.png", "--reference", "small.png"], 1, "must match"),
+])
+def test_bad_input_one_line_error(folder, monkeypatch, capsys, args, code, message):
+    monkeypatch.chdir(folder)
+    with pytest.raises(SystemExit) if code == 2 else _nothing():
+        assert main(["denoise", *args]) == code
+    err = capsys.readouterr().err
+    if code == 2:
+        assert err.count("\n") == 1
+    else:
+        assert err.count("\n") == 1 and err.startswith("dip: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert not (folder / "o.png").exists()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_existing_output_is_kept_without_force(folder):
+    (folder / "o.png").write_bytes(b"mine")
+    code, _, err = run("denoise", folder / "ok.png", "-o", folder / "o.png", "--steps", "1")
+    assert code == 1 and "already exists" in err
+    assert (folder / "o.png").read_bytes() == b"mine"
+
+
+def test_denoise_command_end_to_end(folder):
+    code, out, err = run("denoise", folder / "ok.png", "-o", folder / "o.png", "--steps", "3",
+                         "--reference", folder / "ok.png", "--save-every", "2", "--sigma", "25")
+    assert code == 0, err
+    assert "PSNR" in out and "2,217,831 parameters" in out
+    assert Image.open(folder / "o.png").size == (37, 40)
+    assert sorted(p.name for p in (folder / "o_steps").iterdir()) == ["step_000002.png", "step_000003.png"]
+
+
+def test_presets_lists_the_paper_counts():
+    code, out, _ = run("presets")
+    assert code == 0
+    for count in ["2,217,831", "3,002,627", "2,157,955", "2,184,307"]:
+        assert count in out

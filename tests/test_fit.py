@@ -1,0 +1,106 @@
+import math
+
+import torch
+
+from dip.fit import Callback, FitConfig, fit
+from dip.nets import SkipSpec
+from dip.operators import Identity
+
+
+def tiny_problem(seed=0):
+    torch.manual_seed(seed)
+    net = SkipSpec(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(2, 2)).build(4, 3)
+    z = torch.rand(1, 4, 16, 16) * 0.1
+    target = torch.rand(1, 3, 16, 16)
+    return net, z, target
+
+
+class Record(Callback):
+    def __init__(self):
+        self.losses, self.undone = [], []
+
+    def on_step(self, state):
+        self.losses.append(state.loss)
+        self.undone.append(state.backtracked)
+
+
+def test_loss_decreases_and_ema_is_returned():
+    net, z, target = tiny_problem()
+    record = Record()
+    result = fit(net, z, target, Identity(), FitConfig(steps=60, lr=0.01, reg_noise_std=0.03), callbacks=[record])
+    assert record.losses[-1] < 0.7 * record.losses[0]
+    assert result.steps_run == 60 and result.step == 60
+    assert result.image.shape == (1, 3, 16, 16)
+
+
+def test_same_seed_same_result():
+    results = []
+    for _ in range(2):
+        net, z, target = tiny_problem()
+        gen = torch.Generator().manual_seed(3)
+        results.append(fit(net, z, target, Identity(), FitConfig(steps=10, reg_noise_std=0.05), generator=gen).image)
+    assert torch.equal(results[0], results[1])
+
+
+class Saboteur(torch.nn.Module):
+    """An operator that makes the loss jump at one step, to trigger backtracking."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.calls, self.at = 0, at
+
+    def forward(self, x):
+        self.calls += 1
+        return x + 10.0 if self.calls == self.at else x
+
+
+class Watch(Callback):
+    """Records weights and Adam state after each step."""
+
+    def __init__(self):
+        self.weights, self.adam = [], []
+
+    def on_step(self, state):
+        self.weights.append([p.detach().clone() for p in state.net.parameters()])
+        first = next(state.net.parameters())
+        self.adam.append(state.optimizer.state[first]["exp_avg"].clone())
+
+
+def test_backtracking_restores_weights_and_optimizer_and_skips_the_bad_step():
+    net, z, target = tiny_problem()
+    watch = Watch()
+    config = FitConfig(steps=8, lr=0.01, ema=None, backtrack_lr_factor=0.5)
+    result = fit(net, z, target, Saboteur(at=6), config, callbacks=[watch])
+    assert result.backtracks == 1
+    # Step 6 saw a jump: the weights and Adam state go back to what step 5 started from
+    # (the weights that gave step 5 its good loss), and no gradient of step 6 is applied.
+    before_step5 = watch.weights[3]
+    for restored, saved in zip(watch.weights[5], before_step5):
+        assert torch.equal(restored, saved)
+    assert torch.equal(watch.adam[5], watch.adam[3])
+    assert not torch.equal(watch.adam[6], watch.adam[5])  # fitting goes on afterwards
+
+
+def test_non_finite_loss_is_undone():
+    class NaNAt(Saboteur):
+        def forward(self, x):
+            self.calls += 1
+            return x * math.nan if self.calls == self.at else x
+
+    net, z, target = tiny_problem()
+    result = fit(net, z, target, NaNAt(at=4), FitConfig(steps=6, ema=None))
+    assert result.backtracks == 1
+    assert torch.isfinite(result.image).all()
+
+
+def test_callback_can_stop_and_select():
+    class StopAt(Callback):
+        def on_step(self, state):
+            if state.step == 3:
+                state.selected, state.selected_step = state.output.clone(), 3
+            if state.step == 5:
+                state.stop, state.stop_reason = True, "enough"
+
+    net, z, target = tiny_problem()
+    result = fit(net, z, target, Identity(), FitConfig(steps=50), callbacks=[StopAt()])
+    assert (result.steps_run, result.step, result.stop_reason) == (5, 3, "enough")

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from dip.nets import SkipSpec, count_parameters
+from dip.presets import get_preset
+
+
+@pytest.mark.parametrize("task, name, expected", [
+    ("denoise", "paper", 2_217_831),
+    ("inpaint", "text", 3_002_627),
+    ("inpaint", "blob", 2_157_955),
+    ("flash", "paper", 2_184_307),
+])
+def test_paper_parameter_counts(task, name, expected):
+    assert get_preset(task, name).parameters(3) == expected
+
+
+def test_denoise_net_count_matches_builder_directly():
+    net = SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5).build(32, 3)
+    assert count_parameters(net) == 2_217_831
+    assert net.stride == 32
+
+
+@pytest.mark.parametrize("spec", [
+    SkipSpec(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(4, 0), downsample="avg", pad="zero"),
+    SkipSpec(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(0, 2), downsample="max",
+             upsample=("nearest", "bilinear"), filter_down=(5, 3), filter_up=(3, 5), need1x1_up=False),
+])
+def test_variants_keep_size_and_range(spec):
+    net = spec.build(3, 2)
+    out = net(torch.rand(1, 3, 16, 24))
+    assert out.shape == (1, 2, 16, 24)
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_bad_spec_is_rejected():
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        SkipSpec(channels_down=(8, 8), channels_up=(8,), channels_skip=(0, 0)).build(3, 3)
+    with pytest.raises(ValueError, match="upsample"):
+        SkipSpec(channels_down=(8,), channels_up=(8,), channels_skip=(0,), upsample="cubic").build(3, 3)

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+import dip
+from dip.callbacks import Checkpoint, Snapshots
+from dip.errors import DipError
+from dip.metrics import psnr
+from dip.tasks import padded_size
+
+from conftest import add_noise
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 1), (37, 53, 3), (53, 37, 4), (32, 32, 3)])
+def test_output_has_the_input_shape(shape):
+    rng = np.random.default_rng(0)
+    image = rng.random(shape).astype(np.float32)
+    out = dip.denoise(image, steps=2, device="cpu")
+    assert out.shape == image.shape
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    if len(shape) == 3 and shape[2] == 4:
+        assert np.array_equal(out[:, :, 3], image[:, :, 3])  # alpha untouched
+
+
+def test_integer_images_are_scaled():
+    image = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
+    assert dip.denoise(image, steps=1, device="cpu").max() <= 1
+
+
+def test_padding_is_to_the_next_multiple_of_the_stride():
+    assert padded_size(37, 64, 32) == (64, 64)
+    assert padded_size(65, 32, 32) == (96, 32)
+    assert padded_size(32, 32, 32) == (64, 64)  # a 1x1 coarsest level would break BatchNorm
+
+
+def test_seed_makes_runs_repeatable(astronaut_crop):
+    noisy = add_noise(astronaut_crop, 25)
+    a = dip.denoise(noisy, steps=5, seed=7, device="cpu")
+    b = dip.denoise(noisy, steps=5, seed=7, device="cpu")
+    c = dip.denoise(noisy, steps=5, seed=8, device="cpu")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_too_small_and_bad_sigma_are_refused():
+    with pytest.raises(DipError, match="too small"):
+        dip.denoise(np.zeros((20, 40, 3)), steps=1, device="cpu")
+    with pytest.raises(DipError, match="sigma"):
+        dip.denoise(np.zeros((40, 40, 3)), sigma=-3, steps=1, device="cpu")
+
+
+@pytest.mark.slow
+def test_denoising_gains_several_db(astronaut_crop):
+    noisy = add_noise(astronaut_crop, 25)
+    out, info = dip.denoise(noisy, sigma=25, steps=300, device="cpu", reference=astronaut_crop, return_info=True)
+    before, after = psnr(noisy, astronaut_crop), psnr(out, astronaut_crop)
+    assert after - before > 4.0, (before, after)
+    assert info.metrics.history[-1][1] == pytest.approx(after, abs=0.01)
+    assert info.parameters == 2_217_831
+
+
+def test_snapshots_and_checkpoint_resume(tmp_path, astronaut_crop):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    shots = Snapshots(every=2, directory=tmp_path / "shots")
+    full = dip.denoise(noisy, steps=6, device="cpu", callbacks=[shots])
+    assert [f.step for f in shots.frames] == [2, 4, 6]
+    assert all(f.path.exists() for f in shots.frames)
+    # a run checkpointed at step 4, then resumed, gives the uninterrupted result
+    ckpt = tmp_path / "run.pt"
+    dip.denoise(noisy, steps=4, device="cpu", callbacks=[Checkpoint(ckpt, every=4)])
+    resumed = dip.denoise(noisy, steps=6, device="cpu", callbacks=[Checkpoint(ckpt, every=100, resume=True)])
+    assert np.array_equal(full, resumed)
