@@ -83,3 +83,21 @@ def test_presets_lists_the_paper_counts():
     assert code == 0
     for count in ["2,217,831", "3,002,627", "2,157,955", "2,184,307"]:
         assert count in out
+
+
+@pytest.mark.slow
+def test_denoise_a_crop_of_the_paper_image_improves_psnr(shared_data, tmp_path):
+    from dip.io import Picture, read_image, write_image
+    from dip.metrics import psnr
+    from conftest import add_noise
+
+    clean = read_image(shared_data / "dip" / "denoising" / "F16_GT.png").pixels[200:264, 200:264]
+    write_image(tmp_path / "clean.png", Picture(clean))
+    write_image(tmp_path / "noisy.png", Picture(add_noise(clean, 25)))
+    code, out, err = run("denoise", tmp_path / "noisy.png", "-o", tmp_path / "out.png", "--sigma", "25",
+                         "--steps", "250", "--reference", tmp_path / "clean.png", "--device", "cpu")
+    assert code == 0, err
+    noisy = read_image(tmp_path / "noisy.png").pixels
+    restored = read_image(tmp_path / "out.png").pixels
+    assert psnr(restored, clean) > psnr(noisy, clean) + 3
+    assert "PSNR" in out

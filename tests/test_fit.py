@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import torch
 
 from dip.fit import Callback, FitConfig, fit
@@ -104,3 +106,24 @@ def test_callback_can_stop_and_select():
     net, z, target = tiny_problem()
     result = fit(net, z, target, Identity(), FitConfig(steps=50), callbacks=[StopAt()])
     assert (result.steps_run, result.step, result.stop_reason) == (5, 3, "enough")
+
+
+def test_early_stopping_keeps_the_most_settled_iterate_and_stops():
+    from types import SimpleNamespace
+
+    from dip.callbacks import EarlyStopping
+
+    stopper = EarlyStopping(patience=20, decay=0.9, warmup=5)
+    state = SimpleNamespace(backtracked=False, output=None, estimate=None, logs={}, selected=None,
+                            selected_step=None, stop=False, stop_reason="", step=0)
+    rng = np.random.default_rng(0)
+    while not state.stop and state.step < 500:
+        state.step += 1
+        # iterates settle until step 60, then wander more and more (fitting the noise)
+        spread = 1.0 / state.step if state.step <= 60 else 0.01 * (state.step - 60)
+        state.output = torch.tensor(rng.normal(0, spread, (1, 1, 4, 4)), dtype=torch.float32)
+        state.estimate = state.output
+        stopper.on_step(state)
+    assert state.stop and "early stop" in state.stop_reason
+    assert 50 <= state.selected_step <= 75
+    assert state.step == stopper.best_step + 20

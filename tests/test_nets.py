@@ -38,3 +38,23 @@ def test_bad_spec_is_rejected():
         SkipSpec(channels_down=(8, 8), channels_up=(8,), channels_skip=(0, 0)).build(3, 3)
     with pytest.raises(ValueError, match="upsample"):
         SkipSpec(channels_down=(8,), channels_up=(8,), channels_skip=(0,), upsample="cubic").build(3, 3)
+
+
+@pytest.mark.parametrize("name, stride", [("large-holes", 64), ("large-holes-unet", 32), ("large-holes-resnet", 1)])
+def test_large_hole_comparison_nets_build_and_keep_size(name, stride):
+    preset = get_preset("inpaint", name)
+    net = preset.net.build(preset.input_channels, 3)
+    assert preset.net.stride == stride == getattr(net, "stride")
+    side = preset.net.min_size
+    out = net(torch.rand(1, preset.input_channels, side, side + stride))
+    assert out.shape == (1, 3, side, side + stride)
+
+
+def test_unet_matches_reference_layout():
+    # feature_scale 8 -> filters 8..128; one extra level; deconv up; InstanceNorm has no parameters
+    from dip.nets import UNetSpec
+
+    net = UNetSpec().build(1, 3)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.in_channels for c in convs] == [16, 32, 64, 128, 128]
+    assert count_parameters(net) == 1_616_315

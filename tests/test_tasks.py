@@ -29,7 +29,8 @@ def test_integer_images_are_scaled():
 def test_padding_is_to_the_next_multiple_of_the_stride():
     assert padded_size(37, 64, 32) == (64, 64)
     assert padded_size(65, 32, 32) == (96, 32)
-    assert padded_size(32, 32, 32) == (64, 64)  # a 1x1 coarsest level would break BatchNorm
+    assert padded_size(32, 32, 32, min_size=64) == (64, 64)  # a 1x1 coarsest level would break BatchNorm
+    assert padded_size(40, 300, 64, min_size=192) == (192, 320)
 
 
 def test_seed_makes_runs_repeatable(astronaut_crop):

@@ -158,3 +158,43 @@ class Checkpoint(Callback):
             Path(temp).unlink(missing_ok=True)
             raise
         self.saved.append(state.step)
+
+
+class EarlyStopping(Callback):
+    """Stop without ground truth when the outputs stop settling (exponential-moving-variance rule).
+
+    Tracks an exponential moving mean m and variance v of the iterates x_t, all on the device:
+    v <- a v + (1 - a) mean((x_t - m)^2). The fit first converges (v falls), then starts fitting
+    the noise (v rises again); the iterate at the lowest v is kept and the run stops once no new
+    minimum has appeared for `patience` steps (Wang et al., "Early stopping for deep image prior").
+    """
+
+    def __init__(self, patience: int = 1000, decay: float = 0.99, warmup: int = 100):
+        self.patience, self.decay, self.warmup = patience, decay, warmup
+        self.mean: torch.Tensor | None = None
+        self.variance = 0.0
+        self.best_variance = float("inf")
+        self.best_step: int | None = None
+
+    def on_step(self, state: FitState) -> None:
+        if state.backtracked or state.output is None:
+            return
+        x = state.output
+        if self.mean is None:
+            self.mean = x.clone()
+            return
+        delta = x - self.mean
+        self.mean.add_(delta, alpha=1 - self.decay)
+        self.variance = self.decay * self.variance + (1 - self.decay) * float(torch.mean(delta * delta))
+        state.logs["variance"] = self.variance
+        if state.step < self.warmup:
+            return
+        if self.variance < self.best_variance:
+            self.best_variance, self.best_step = self.variance, state.step
+            state.selected = (state.estimate.clone() if state.selected is None
+                              else state.selected.copy_(state.estimate))
+            state.selected_step = state.step
+        elif state.step - self.best_step >= self.patience:
+            state.stop = True
+            state.stop_reason = (f"early stop: outputs settled most at step {self.best_step}, "
+                                 f"no better in {self.patience} steps")

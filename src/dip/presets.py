@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .errors import DipError
 from .fit import FitConfig
-from .nets import SkipSpec, count_parameters
+from .nets import NetSpec, ResNetSpec, SkipSpec, UNetSpec, count_parameters
 
 INPUT_KINDS = ("noise", "meshgrid", "image")
 
@@ -19,7 +19,7 @@ class Preset:
 
     task: str
     name: str
-    net: SkipSpec
+    net: NetSpec
     fit: FitConfig
     input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; image: a guide image
     input_channels: int = 32
@@ -68,6 +68,12 @@ _register(Preset("inpaint", "large-holes",
                           need1x1_up=False),
                  FitConfig(steps=3001, lr=0.01, reg_noise_std=0.0, ema=None),
                  input_channels=1, note="paper, large holes (library), depth-6 skip net"))
+_register(Preset("inpaint", "large-holes-unet", UNetSpec(),
+                 FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
+                 input_channels=1, note="paper's comparison: UNet on large holes"))
+_register(Preset("inpaint", "large-holes-resnet", ResNetSpec(),
+                 FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
+                 input_channels=1, note="paper's comparison: ResNet on large holes"))
 _register(Preset("inpaint", "pixels", DENOISE_NET,
                  FitConfig(steps=11000, lr=0.001, reg_noise_std=0.03, ema=None),
                  note="paper, random missing pixels (barbara, 50%)"))

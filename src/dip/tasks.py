@@ -51,11 +51,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise DipError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
 
 
-def padded_size(height: int, width: int, stride: int) -> tuple[int, int]:
-    """Smallest size >= (height, width) that the network's `stride` divides, leaving the
-    coarsest level more than one pixel (BatchNorm cannot normalise a single value)."""
-    size = -(-height // stride) * stride, -(-width // stride) * stride
-    return (2 * stride, 2 * stride) if size == (stride, stride) else size
+def padded_size(height: int, width: int, stride: int, min_size: int = 1) -> tuple[int, int]:
+    """Smallest size >= (height, width), each side at least `min_size`, that `stride` divides."""
+    return tuple(max(-(-side // stride) * stride, min_size) for side in (height, width))
 
 
 def check_size(height: int, width: int, stride: int) -> None:
@@ -113,7 +111,7 @@ def restore(observation: np.ndarray, preset: Preset, *, operator: nn.Module | No
     channels = out_channels or observation.shape[2]
     stride = preset.net.stride
     check_size(height, width, stride)
-    canvas = padded_size(height, width, stride)
+    canvas = padded_size(height, width, stride, preset.net.min_size)
     config = preset.fit if steps is None else dataclasses.replace(preset.fit, steps=steps)
     if config.steps < 1:
         raise DipError(f"--steps must be at least 1, got {config.steps}")

@@ -1,5 +1,15 @@
-"""Prior networks: untrained ConvNets whose structure is the image prior."""
-from .layers import count_parameters
-from .skip import Skip, SkipSpec
+"""Prior networks: untrained ConvNets whose structure is the image prior.
 
-__all__ = ["Skip", "SkipSpec", "count_parameters"]
+Each network is described by a frozen "spec" (plain data) with `build(in_ch, out_ch)`, `stride`
+(what the input size must be a multiple of), `min_size` (smallest input side) and `describe()`.
+"""
+from typing import Union
+
+from .layers import count_parameters
+from .resnet import ResNet, ResNetSpec
+from .skip import Skip, SkipSpec
+from .unet import UNet, UNetSpec
+
+NetSpec = Union[SkipSpec, UNetSpec, ResNetSpec]
+
+__all__ = ["NetSpec", "ResNet", "ResNetSpec", "Skip", "SkipSpec", "UNet", "UNetSpec", "count_parameters"]

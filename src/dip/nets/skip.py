@@ -112,6 +112,13 @@ class SkipSpec:
     def stride(self) -> int:
         return 2 ** len(self.channels_down)
 
+    @property
+    def min_size(self) -> int:
+        """Smallest input side: the coarsest map must hold more than one value (BatchNorm) and
+        be wider than its reflection padding."""
+        widest = max(_per_level(self.filter_down, len(self.channels_down), "filter_down"))
+        return self.stride * max(2, widest // 2 + 1)
+
     def build(self, in_channels: int, out_channels: int) -> Skip:
         return Skip(in_channels, out_channels, self.channels_down, self.channels_up,
                     self.channels_skip, filter_down=self.filter_down, filter_up=self.filter_up,
