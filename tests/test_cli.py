@@ -10,7 +10,7 @@ from dip.cli import main
 
 def run(*args):
     """Run `python -m dip` as a user would; return (exit code, stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True, timeout=900)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -198,3 +198,20 @@ class EarlyStopping(Callback):
             state.stop = True
             state.stop_reason = (f"early stop: outputs settled most at step {self.best_step}, "
                                  f"no better in {self.patience} steps")
+
+
+class StuckDetector(Callback):
+    """Stop a run that is not fitting at all by step `at_step`: its loss is still above
+    `ratio` times the loss of the best constant image (the target's variance). The paper's
+    flash/no-flash runs sometimes collapse to a flat reddish image this way. at_step 0: no check."""
+
+    def __init__(self, target: torch.Tensor, at_step: int = 100, ratio: float = 0.9):
+        self.at_step, self.ratio = at_step, ratio
+        self.baseline = float(torch.mean((target - target.mean(dim=(2, 3), keepdim=True)) ** 2))
+        self.stuck = False
+
+    def on_step(self, state: FitState) -> None:
+        if state.step == self.at_step and state.loss > self.ratio * self.baseline:
+            self.stuck = state.stop = True
+            state.stop_reason = (f"stuck: loss {state.loss:.4g} at step {state.step} is "
+                                 f"{state.loss / self.baseline:.0%} of a flat image's")

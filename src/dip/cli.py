@@ -45,11 +45,13 @@ def _number(kind: type, low: float | None = None, high: float | None = None,
     return parse
 
 
-def _add_run_options(parser: argparse.ArgumentParser, task: str) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, task: str,
+                     inputs: Sequence[tuple[str, str]] = (("input", "image to restore"),)) -> None:
     from .presets import presets_for
 
     names = [p.name for p in presets_for(task)]
-    parser.add_argument("input", help="image to restore (PNG, JPEG, TIFF, BMP, WebP; grey, RGB or RGBA; 8 or 16 bit)")
+    for name, text in inputs:
+        parser.add_argument(name, help=f"{text} (PNG, JPEG, TIFF, BMP, WebP; grey, RGB or RGBA; 8 or 16 bit)")
     parser.add_argument("-o", "--output", required=True, help="where to write the result (format from the extension)")
     parser.add_argument("--preset", default=names[0], help=f"settings to use: {', '.join(names)} (default {names[0]})")
     parser.add_argument("--steps", type=_number(int, 1), help="number of Adam steps (default: the preset's)")
@@ -94,6 +96,46 @@ def build_parser() -> argparse.ArgumentParser:
     deblock = commands.add_parser("deblock", help="remove JPEG compression artifacts")
     _add_run_options(deblock, "deblock")
     deblock.set_defaults(handler=cmd_deblock)
+
+    sr = commands.add_parser("super-resolve", help="enlarge a real low-resolution image 2, 4 or 8 times")
+    _add_run_options(sr, "super-resolve", [("input", "low-resolution image")])
+    sr.add_argument("-s", "--scale", type=int, choices=(2, 4, 8), default=4, help="enlargement factor (default 4)")
+    sr.set_defaults(handler=cmd_super_resolve)
+
+    inpaint = commands.add_parser("inpaint", help="fill holes given by a mask (white = known, black = hole)")
+    _add_run_options(inpaint, "inpaint", [("input", "image with holes")])
+    inpaint.add_argument("--mask", required=True, help="mask image of the same size: white (>= 50%% grey) = "
+                         "known pixel, black = hole to fill")
+    inpaint.add_argument("--net", choices=("skip", "unet", "resnet"), default="skip",
+                         help="with --preset large-holes: the paper's comparison networks (default skip)")
+    inpaint.add_argument("--paste-known", action="store_true", help="copy known pixels from the input into the result")
+    inpaint.set_defaults(handler=cmd_inpaint)
+
+    flash = commands.add_parser("flash", help="restore a no-flash photo guided by a flash photo of the same scene")
+    _add_run_options(flash, "flash", [("flash", "flash photo (the guide)"), ("noflash", "no-flash photo to restore")])
+    flash.set_defaults(handler=cmd_flash)
+
+    deblur = commands.add_parser("deblur", help="undo a known blur")
+    _add_run_options(deblur, "deblur", [("input", "blurred image")])
+    deblur.add_argument("--kernel", required=True, help="gaussian:SIGMA (pixels), box:N, or an image of the kernel")
+    deblur.set_defaults(handler=cmd_deblur)
+
+    degrade = commands.add_parser("degrade", help="make a test input the paper's way from a clean image")
+    degrade.add_argument("mode", choices=("sr", "noise", "pixels"),
+                         help="sr: crop to a multiple of the scale, Lanczos downscale; noise: add Gaussian "
+                         "noise; pixels: drop pixels at random")
+    degrade.add_argument("input", help="clean image")
+    degrade.add_argument("-o", "--output", required=True, help="the degraded image")
+    degrade.add_argument("-s", "--scale", type=int, choices=(2, 4, 8), default=4, help="sr: factor (default 4)")
+    degrade.add_argument("--hr-out", help="sr: also write the cropped high-resolution image (the reference)")
+    degrade.add_argument("--sigma", type=_number(float, 0, 255, low_open=True), default=25.0,
+                         help="noise: sigma on the 0-255 scale (default 25)")
+    degrade.add_argument("--keep", type=_number(float, 0, 1, low_open=True), default=0.5,
+                         help="pixels: fraction of pixels kept (default 0.5)")
+    degrade.add_argument("--mask-out", help="pixels: also write the mask (white = known)")
+    degrade.add_argument("--seed", type=_number(int, 0), default=0)
+    degrade.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    degrade.set_defaults(handler=cmd_degrade)
     return parser
 
 
@@ -130,20 +172,17 @@ def check_output(output: Path, inputs: Sequence[Path], force: bool) -> None:
         raise DipError(f"output {output} already exists; choose another name or pass --force")
 
 
-def _run_task(args: argparse.Namespace, task: str, **task_options) -> int:
+def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: Sequence[Path] = (),
+              baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input") -> int:
+    """Read, check, restore, write: what every task command does. `run(image, **options)` is
+    the task function; `baseline(input)` gives the image the result is compared with ("before")."""
     from .callbacks import ProgressBar, Snapshots
-    from .io import read_image, write_image, Picture
-    from .tasks import deblock, denoise
+    from .io import join_channels, read_image, split_channels, write_image
 
-    source, output = Path(args.input), Path(args.output)
+    source, output = Path(getattr(args, image_arg)), Path(args.output)
     picture = read_image(source)
-    check_output(output, [source], args.force)
-    reference = None
-    if args.reference:
-        reference = read_image(args.reference).pixels
-        if reference.shape != picture.pixels.shape:
-            raise DipError(f"reference {args.reference} is {_shape(reference)}, input is "
-                           f"{_shape(picture.pixels)}: they must match")
+    check_output(output, [source, *extra_inputs], args.force)
+    reference = read_image(args.reference).pixels if args.reference else None
     callbacks = [ProgressBar(f"{task} {source.name}", disable=True if args.quiet else None)]
     snapshots = None
     if args.save_every:
@@ -152,12 +191,13 @@ def _run_task(args: argparse.Namespace, task: str, **task_options) -> int:
             raise DipError(f"snapshot folder {folder} exists and is not empty; pass --force to replace its files")
         snapshots = Snapshots(args.save_every, folder)
         callbacks.append(snapshots)
-    run = {"denoise": denoise, "deblock": deblock}[task]
-    restored, info = run(picture.pixels, preset=args.preset, steps=args.steps, seed=args.seed,
-                         device=args.device, reference=reference, callbacks=callbacks,
-                         return_info=True, **task_options)
-    write_image(output, Picture(restored, picture.alpha, picture.bit_depth))
-    _print_summary(info, output, picture.pixels, restored, reference, snapshots)
+    restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
+                         device=args.device, reference=reference, callbacks=callbacks, return_info=True)
+    result = split_channels(restored)
+    result.bit_depth = picture.bit_depth
+    write_image(output, result)
+    before = baseline(picture.pixels) if baseline else picture.pixels
+    _print_summary(info, output, before, result.pixels, reference, snapshots)
     return 0
 
 
@@ -165,7 +205,7 @@ def _shape(image: np.ndarray) -> str:
     return f"{image.shape[1]}x{image.shape[0]}x{image.shape[2]}"
 
 
-def _print_summary(info, output: Path, observed: np.ndarray, restored: np.ndarray,
+def _print_summary(info, output: Path, before: np.ndarray, restored: np.ndarray,
                    reference: np.ndarray | None, snapshots) -> None:
     from .metrics import psnr, ssim
 
@@ -173,20 +213,123 @@ def _print_summary(info, output: Path, observed: np.ndarray, restored: np.ndarra
     print(f"wrote {output} ({_shape(restored)}) in {info.seconds:.1f} s on {info.device}: "
           f"preset {info.preset.task}/{info.preset.name}, {info.parameters:,} parameters, "
           f"{fit.steps_run} steps ({fit.stop_reason}), result from step {fit.step}"
-          + (f", {fit.backtracks} steps undone" if fit.backtracks else ""))
+          + (f", {fit.backtracks} steps undone" if fit.backtracks else "")
+          + (f", {info.attempts} attempts" if info.attempts > 1 else ""))
     if reference is not None:
-        print(f"PSNR {psnr(observed, reference):.2f} dB -> {psnr(restored, reference):.2f} dB, "
-              f"SSIM {ssim(observed, reference):.4f} -> {ssim(restored, reference):.4f} (against {output.name}'s reference)")
+        reference = reference[:, :, :restored.shape[2]]
+        print(f"PSNR {psnr(before, reference):.2f} dB -> {psnr(restored, reference):.2f} dB, "
+              f"SSIM {ssim(before, reference):.4f} -> {ssim(restored, reference):.4f} (input -> result, "
+              f"against the reference)")
     if snapshots is not None and snapshots.frames:
         print(f"saved {len(snapshots.frames)} snapshots in {snapshots.directory}")
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    return _run_task(args, "denoise", sigma=args.sigma)
+    from .tasks import denoise
+
+    return _run_task(args, "denoise", lambda image, **kw: denoise(image, sigma=args.sigma, **kw))
 
 
 def cmd_deblock(args: argparse.Namespace) -> int:
-    return _run_task(args, "deblock")
+    from .tasks import deblock
+
+    return _run_task(args, "deblock", deblock)
+
+
+def cmd_super_resolve(args: argparse.Namespace) -> int:
+    from .baselines import upscale
+    from .tasks import super_resolve
+
+    return _run_task(args, "super-resolve", lambda image, **kw: super_resolve(image, args.scale, **kw),
+                     baseline=lambda lr: upscale(lr, args.scale, "bicubic"))
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from .io import join_channels, read_image
+    from .tasks import inpaint
+
+    mask = join_channels(read_image(args.mask))
+    if args.net != "skip":
+        if args.preset != "large-holes":
+            raise DipError(f"--net {args.net} is only for --preset large-holes (the paper's comparison)")
+        args.preset = f"large-holes-{args.net}"
+    return _run_task(args, "inpaint", lambda image, **kw: inpaint(image, mask, paste_known=args.paste_known, **kw),
+                     extra_inputs=[Path(args.mask)])
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from .io import join_channels, read_image
+    from .tasks import flash
+
+    guide = join_channels(read_image(args.flash))
+    return _run_task(args, "flash", lambda image, **kw: flash(guide, image, **kw),
+                     extra_inputs=[Path(args.flash)], image_arg="noflash")
+
+
+def parse_kernel(text: str) -> np.ndarray:
+    """gaussian:SIGMA, box:N or an image file of the kernel."""
+    from .io import read_image
+    from .operators import box_kernel, gaussian_kernel
+
+    kind, _, value = text.partition(":")
+    try:
+        if kind == "gaussian" and value:
+            sigma = float(value)
+            if not 0 < sigma <= 50:
+                raise ValueError
+            return gaussian_kernel(sigma)
+        if kind == "box" and value:
+            size = int(value)
+            if not 1 <= size <= 101:
+                raise ValueError
+            return box_kernel(size)
+    except ValueError:
+        raise DipError(f"bad --kernel {text!r}: gaussian:SIGMA needs 0 < SIGMA <= 50, box:N needs 1 <= N <= 101") from None
+    if Path(text).suffix:
+        kernel = read_image(text).pixels.mean(axis=2)
+        if kernel.sum() <= 0:
+            raise DipError(f"kernel image {text} is all black: a blur kernel needs a positive sum")
+        return kernel / kernel.sum()
+    raise DipError(f"bad --kernel {text!r}: use gaussian:SIGMA, box:N or an image file")
+
+
+def cmd_deblur(args: argparse.Namespace) -> int:
+    from .baselines import no_op
+    from .tasks import deblur
+
+    kernel = parse_kernel(args.kernel)
+    return _run_task(args, "deblur", lambda image, **kw: deblur(image, kernel, **kw), baseline=no_op)
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    """Make a test input the paper's way from a clean image."""
+    from . import degrade
+    from .io import Picture, read_image, write_image
+
+    source, output = Path(args.input), Path(args.output)
+    picture = read_image(source)
+    extra = [Path(p) for p in (args.hr_out, args.mask_out) if p]
+    for path in [output, *extra]:
+        check_output(path, [source], args.force)
+    if args.mode == "sr":
+        hr, lr = degrade.downscale(picture.pixels, args.scale)
+        write_image(output, Picture(lr))
+        if args.hr_out:
+            write_image(args.hr_out, Picture(hr))
+        print(f"wrote {output} ({_shape(lr)}), Lanczos x{args.scale} down from {_shape(hr)}"
+              + (f"; cropped HR in {args.hr_out}" if args.hr_out else ""))
+    elif args.mode == "noise":
+        noisy = degrade.add_noise(picture.pixels, args.sigma, args.seed)
+        write_image(output, Picture(noisy, picture.alpha, picture.bit_depth))
+        print(f"wrote {output}: Gaussian noise sigma {args.sigma:g}/255, seed {args.seed}")
+    else:
+        masked, mask = degrade.drop_pixels(picture.pixels, args.keep, args.seed)
+        write_image(output, Picture(masked, picture.alpha, picture.bit_depth))
+        if args.mask_out:
+            write_image(args.mask_out, Picture(mask))
+        print(f"wrote {output}: kept {mask.mean():.1%} of pixels (seed {args.seed})"
+              + (f"; mask (white = known) in {args.mask_out}" if args.mask_out else ""))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

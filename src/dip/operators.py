@@ -2,6 +2,7 @@
 (1, C, H, W) to the space of the observation y, differentiably."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,3 +23,79 @@ class Mask(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.mask
+
+
+def lanczos_kernel_1d(factor: int, support: int = 2, phase: float = 0.5) -> np.ndarray:
+    """The reference's separable Lanczos downsampling kernel (one axis), normalised to sum 1.
+
+    Width 2 * support * factor taps when phase is 0.5 (the filter sits between pixels),
+    as `get_kernel(factor, 'lanczos', 0.5, 2 * support * factor + 1, support)` in the paper's code.
+    """
+    width = 2 * support * factor + 1
+    taps = width - 1 if phase == 0.5 else width
+    center = (width + 1) / 2
+    offsets = np.arange(1, taps + 1) + (0.5 if phase == 0.5 else 0.0)
+    distance = np.abs(offsets - center) / factor
+    values = np.ones_like(distance)
+    nonzero = distance != 0
+    d = distance[nonzero]
+    values[nonzero] = support * np.sin(np.pi * d) * np.sin(np.pi * d / support) / (np.pi ** 2 * d * d)
+    return values / values.sum()
+
+
+class Downsampler(nn.Module):
+    """A = Lanczos-2 blur then keep every `factor`-th pixel (the paper's SR operator).
+
+    Border handled by replicating edge pixels so that an (H, W) image maps to (H/f, W/f).
+    Applied as two 1-D depthwise convolutions (the 2-D kernel is their outer product).
+    """
+
+    def __init__(self, factor: int, support: int = 2):
+        super().__init__()
+        if factor < 1:
+            raise ValueError("factor must be a positive integer")
+        self.factor = factor
+        kernel = torch.from_numpy(lanczos_kernel_1d(factor, support)).float()
+        self.register_buffer("kernel", kernel)
+        self.pad = (len(kernel) - factor) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        x = nn.functional.pad(x, (self.pad,) * 4, mode="replicate")
+        k = self.kernel.to(x.dtype)
+        x = nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(channels, 1, 1, -1),
+                                 stride=(1, self.factor), groups=channels)
+        return nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(channels, 1, -1, 1),
+                                    stride=(self.factor, 1), groups=channels)
+
+
+class Blur(nn.Module):
+    """A = convolution with a known blur kernel (normalised to sum 1), same-size output,
+    border replicated."""
+
+    def __init__(self, kernel: np.ndarray | torch.Tensor):
+        super().__init__()
+        kernel = torch.as_tensor(np.asarray(kernel, dtype=np.float32))
+        if kernel.ndim != 2 or kernel.sum() <= 0 or (kernel < 0).any():
+            raise ValueError("a blur kernel must be a 2-D array of non-negative values with a positive sum")
+        self.register_buffer("kernel", kernel / kernel.sum())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel.shape
+        x = nn.functional.pad(x, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), mode="replicate")
+        # conv2d correlates: flip so this is a true convolution
+        weight = self.kernel.flip(0, 1).to(x.dtype).expand(x.shape[1], 1, kh, kw)
+        return nn.functional.conv2d(x, weight, groups=x.shape[1])
+
+
+def gaussian_kernel(sigma: float, radius: int | None = None) -> np.ndarray:
+    """2-D Gaussian of standard deviation `sigma` pixels, truncated at 3 sigma."""
+    radius = int(np.ceil(3 * sigma)) if radius is None else radius
+    axis = np.arange(-radius, radius + 1)
+    g = np.exp(-axis ** 2 / (2 * sigma ** 2))
+    kernel = np.outer(g, g)
+    return kernel / kernel.sum()
+
+
+def box_kernel(size: int) -> np.ndarray:
+    return np.full((size, size), 1.0 / (size * size))

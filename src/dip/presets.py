@@ -83,6 +83,16 @@ _register(Preset("flash", "paper",
                  FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
                  input="image", input_channels=3, note="paper, flash image as input z (cave)"))
 
+_register(Preset("super-resolve", "paper", DENOISE_NET,
+                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=None),
+                 note="paper, x2 and x4 (sr.ipynb)"))
+_register(Preset("super-resolve", "paper-x8", DENOISE_NET,
+                 FitConfig(steps=4000, lr=0.01, reg_noise_std=0.05, ema=None),
+                 note="paper, x8: more steps, more input noise"))
+_register(Preset("deblur", "default", DENOISE_NET,
+                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+                 note="not in the paper: the denoising net with A = known blur"))
+
 
 def get_preset(task: str, name: str) -> Preset:
     """The preset `name` of `task`, or a one-line error listing the valid names."""

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks import ReferenceMetrics, to_numpy_image
+from .callbacks import ReferenceMetrics, StuckDetector, to_numpy_image
 from .errors import DipError
 from .fit import Callback, FitResult, fit
 from .io import Picture, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
-from .operators import Identity
+from .operators import Blur, Downsampler, Identity, Mask
 from .presets import Preset, get_preset
 
 NOISE_SCALE = 0.1  # z ~ U[0, 1) * 0.1, as in the paper
@@ -37,6 +37,7 @@ class Restoration:
     seconds: float
     fit: FitResult
     metrics: ReferenceMetrics | None = None
+    attempts: int = 1  # runs made (more than one when a stuck run was restarted)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -143,20 +144,30 @@ def restore(observation: np.ndarray, preset: Preset, *, operator: nn.Module | No
                        time.perf_counter() - started, result, metrics)
 
 
+def _run(pixels: np.ndarray, task: str, preset: str | Preset, reference: np.ndarray | None = None,
+         **options) -> Restoration:
+    """Resolve the preset by name, take the reference's colour channels, and restore."""
+    if isinstance(preset, str):
+        preset = get_preset(task, preset)
+    if reference is not None:
+        reference = split_channels(reference).pixels
+    return restore(pixels, preset, reference=reference, **options)
+
+
+def _assemble(done: Restoration, alpha: np.ndarray | None, flat: bool, return_info: bool):
+    """Join alpha back to the restored colour channels; (H, W) out if the input was (H, W)."""
+    out = join_channels(Picture(done.image, alpha))
+    if flat:
+        out = out[:, :, 0]
+    return (out, done) if return_info else out
+
+
 def _restore_picture(image: np.ndarray, task: str, preset: str | Preset, return_info: bool,
                      **options) -> np.ndarray | tuple[np.ndarray, Restoration]:
     """Shared wrapper: split off alpha, restore the colour channels, put alpha back, keep shape."""
     picture = split_channels(image)
-    if isinstance(preset, str):
-        preset = get_preset(task, preset)
-    reference = options.pop("reference", None)
-    if reference is not None:
-        reference = split_channels(reference).pixels
-    done = restore(picture.pixels, preset, reference=reference, **options)
-    out = join_channels(Picture(done.image, picture.alpha))
-    if np.ndim(image) == 2:
-        out = out[:, :, 0]
-    return (out, done) if return_info else out
+    return _assemble(_run(picture.pixels, task, preset, **options), picture.alpha, np.ndim(image) == 2,
+                     return_info)
 
 
 def denoise_preset(sigma: float | None, name: str) -> str:
@@ -194,3 +205,112 @@ def deblock(image: np.ndarray, *, preset: str = "paper", steps: int | None = Non
     """Remove JPEG compression artifacts (blocking, ringing); same conventions as `denoise`."""
     return _restore_picture(image, "deblock", preset, return_info, steps=steps, seed=seed,
                             device=device, reference=reference, callbacks=callbacks)
+
+
+def sr_preset(factor: int, name: str) -> str:
+    """The paper ran x8 longer and with more input noise than x4."""
+    return "paper-x8" if name == "paper" and factor >= 8 else name
+
+
+def super_resolve(image: np.ndarray, factor: int = 4, *, preset: str | Preset = "paper",
+                  steps: int | None = None, seed: int = 0, device: str = "auto",
+                  reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+                  return_info: bool = False):
+    """Super-resolve a real low-resolution image by `factor` (2, 4 or 8).
+
+    The network draws the high-resolution image; the loss compares its Lanczos-2 downsampling
+    (the paper's operator) with `image`. Returns (H * factor, W * factor[, C]); alpha is
+    upscaled with bicubic interpolation.
+    """
+    if factor not in (2, 4, 8):
+        raise DipError(f"scale factor must be 2, 4 or 8, got {factor}")
+    picture = split_channels(image)
+    height, width = picture.size
+    options = dict(operator=Downsampler(factor), image_size=(height * factor, width * factor))
+    if picture.alpha is not None:
+        from skimage.transform import resize
+
+        picture.alpha = resize(picture.alpha, options["image_size"], order=3).clip(0, 1).astype(np.float32)
+    done = _run(picture.pixels, "super-resolve", sr_preset(factor, preset) if isinstance(preset, str) else preset,
+                steps=steps, seed=seed, device=device, reference=reference, callbacks=callbacks, **options)
+    return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
+
+
+def read_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Validate and binarise an inpainting mask: white (>= 0.5) = known, black = hole.
+
+    Accepts (H, W) or (H, W, C) (channels averaged; alpha ignored); returns float (H, W, 1)."""
+    mask = split_channels(mask).pixels.mean(axis=2, keepdims=True)
+    if mask.shape[:2] != tuple(shape):
+        raise DipError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {shape[1]}x{shape[0]}: "
+                       "they must be the same size")
+    binary = (mask >= 0.5).astype(np.float32)
+    if binary.all():
+        raise DipError("mask has no hole (all white = all known): nothing to inpaint")
+    if not binary.any():
+        raise DipError("mask is all hole (all black = nothing known): there is nothing to fit")
+    return binary
+
+
+def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text",
+            steps: int | None = None, seed: int = 0, device: str = "auto",
+            reference: np.ndarray | None = None, paste_known: bool = False,
+            callbacks: Sequence[Callback] = (), return_info: bool = False):
+    """Fill the holes of `image` where `mask` is black (0); white (1) marks known pixels.
+
+    The loss sees known pixels only. Presets: text (thin scribbles), blob (one object),
+    large-holes (and its -unet / -resnet comparisons), pixels (random missing pixels).
+    With `paste_known`, known pixels are copied from the input into the result.
+    """
+    picture = split_channels(image)
+    known = read_mask(mask, picture.size)
+    done = _run(picture.pixels, "inpaint", preset, steps=steps, seed=seed, device=device,
+                reference=reference, callbacks=callbacks, operator=Mask(to_tensor(known)))
+    if paste_known:
+        done.image = np.where(known > 0, picture.pixels, done.image).astype(np.float32)
+    return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
+
+
+def deblur(image: np.ndarray, kernel: np.ndarray, *, preset: str | Preset = "default",
+           steps: int | None = None, seed: int = 0, device: str = "auto",
+           reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+           return_info: bool = False):
+    """Undo a known blur: A is convolution with `kernel` (2-D, normalised to sum 1)."""
+    try:
+        operator = Blur(kernel)
+    except ValueError as error:
+        raise DipError(str(error)) from None
+    return _restore_picture(image, "deblur", preset, return_info, steps=steps, seed=seed, device=device,
+                            reference=reference, callbacks=callbacks, operator=operator)
+
+
+def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | Preset = "paper",
+          steps: int | None = None, seed: int = 0, device: str = "auto", attempts: int = 3,
+          reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+          return_info: bool = False):
+    """Restore a noisy no-flash photo using the flash photo of the same scene as the network's
+    input z: the result has the no-flash lighting with the flash photo's detail.
+
+    A run that gets stuck (no fit after 100 steps; the paper saw flat reddish outputs) is
+    restarted with the next seed, up to `attempts` runs in all (a run that is only stuck at
+    its last attempt is an error, never an output).
+    """
+    flash_picture, target = split_channels(flash_image), split_channels(noflash_image)
+    if flash_picture.size != target.size:
+        raise DipError(f"flash image is {flash_picture.size[1]}x{flash_picture.size[0]}, no-flash image "
+                       f"is {target.size[1]}x{target.size[0]}: they must be the same size")
+    if flash_picture.pixels.shape[2] != target.pixels.shape[2]:
+        raise DipError("flash and no-flash images must both be colour or both grey")
+    chosen = get_preset("flash", preset) if isinstance(preset, str) else preset
+    check_at = min(100, (steps or chosen.fit.steps) // 2)  # too few steps to judge: no check
+    for attempt in range(attempts):
+        detector = StuckDetector(to_tensor(target.pixels), at_step=check_at if check_at >= 20 else 0)
+        done = _run(target.pixels, "flash", chosen, guide=flash_picture.pixels, steps=steps,
+                    seed=seed + attempt, device=device, reference=reference,
+                    callbacks=[detector, *callbacks])
+        done.attempts = attempt + 1
+        if not detector.stuck:
+            break
+    else:
+        raise DipError(f"flash/no-flash fit got stuck in all {attempts} attempts (seeds {seed}-{seed + attempts - 1})")
+    return _assemble(done, target.alpha, np.ndim(noflash_image) == 2, return_info)
