@@ -18,8 +18,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dip demo
 
-# pytest exits 5 when it collects no test: that is not a failure of the suite itself.
+# The classifier tests need real ImageNet weights: `dip weights install` fetches them once
+# (cached in ~/.cache/dip). pytest exits 5 when it collects no test: not a failure of the suite.
 test: $(STAMP)
+	$(BIN)/dip weights install
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 clean:

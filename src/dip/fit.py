@@ -110,12 +110,19 @@ class _Snapshot:
             torch._foreach_copy_(live, self.tensors)
 
 
+def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The data term of every restoration task: mean squared error."""
+    return torch.mean((prediction - target) ** 2)
+
+
 def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         operator: Callable[[torch.Tensor], torch.Tensor], config: FitConfig, *,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
         crop: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
         generator: torch.Generator | None = None,
         callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Minimise mean((A(crop(net(z))) - y)^2) by Adam and return the restored image.
+    """Minimise loss_fn(A(crop(net(z))), y) (by default the mean squared error) by Adam and
+    return the restored image.
 
     The result is the image a callback selected (early stopping), else the EMA, else the
     last output.
@@ -136,7 +143,7 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         if config.reg_noise_std > 0:
             net_input = z + noise.normal_(generator=generator) * config.reg_noise_std
         out = crop(net(net_input))
-        loss = torch.mean((operator(out) - target) ** 2)
+        loss = loss_fn(operator(out), target)
         loss_value = loss.item()
         state.step += 1
         bad = not math.isfinite(loss_value) or loss_value > snapshot.loss * jump

@@ -99,3 +99,37 @@ def gaussian_kernel(sigma: float, radius: int | None = None) -> np.ndarray:
 
 def box_kernel(size: int) -> np.ndarray:
     return np.full((size, size), 1.0 / (size * size))
+
+
+class Features(nn.Module):
+    """A = a pretrained classifier's activations at `layer`, seen on the centre `crop` x `crop`
+    of the image (ImageNet-normalised): feature inversion matches these."""
+
+    def __init__(self, classifier: nn.Module, layer: str, crop: int = 224):
+        super().__init__()
+        if layer not in classifier.layers:
+            raise ValueError(f"unknown layer {layer!r}; this network has: {', '.join(classifier.layers)}")
+        self.classifier, self.layer, self.crop = classifier, layer, crop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from .nets.classifiers import normalize
+        from .nets.layers import center_crop_to
+
+        if x.shape[2] > self.crop or x.shape[3] > self.crop:
+            x = center_crop_to(x, min(self.crop, x.shape[2]), min(self.crop, x.shape[3]))
+        return self.classifier(normalize(x), self.layer)
+
+
+class Activation(Features):
+    """A = the mean activation of one channel (a conv layer) or one class logit: activation
+    maximisation makes it as large as possible."""
+
+    def __init__(self, classifier: nn.Module, layer: str, unit: int, crop: int = 224):
+        super().__init__(classifier, layer, crop)
+        self.unit = unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = super().forward(x)
+        if not 0 <= self.unit < features.shape[1]:
+            raise ValueError(f"unit {self.unit} out of range: layer {self.layer} has {features.shape[1]} channels")
+        return features[:, self.unit].mean().reshape(1)

@@ -93,6 +93,22 @@ _register(Preset("deblur", "default", DENOISE_NET,
                  FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99),
                  note="not in the paper: the denoising net with A = known blur"))
 
+_register(Preset("invert", "paper",
+                 SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
+                          channels_skip=(4,) * 6, filter_down=(7, 7, 5, 5, 3, 3), filter_up=(7, 7, 5, 5, 3, 3),
+                          upsample="nearest", downsample="avg", pad="zero"),
+                 FitConfig(steps=3100, lr=0.001, reg_noise_std=0.0, ema=None),
+                 note="paper, feature inversion (AlexNet/VGG), 256x256 canvas, 224x224 seen"))
+AM_NET = SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
+                  channels_skip=(0, 4, 4, 4, 4, 4), filter_down=(5, 3, 5, 5, 3, 5), filter_up=(5, 3, 5, 3, 5, 3),
+                  upsample="bilinear", downsample="avg", pad="reflection")
+_register(Preset("visualize", "paper", AM_NET,
+                 FitConfig(steps=3100, lr=0.001, reg_noise_std=0.03, ema=None, backtrack_db=None),
+                 note="paper, activation maximisation of a conv channel"))
+_register(Preset("visualize", "paper-logits", AM_NET,
+                 FitConfig(steps=3100, lr=0.01, reg_noise_std=0.03, ema=None, backtrack_db=None),
+                 note="paper, activation maximisation of a class logit"))
+
 
 def get_preset(task: str, name: str) -> Preset:
     """The preset `name` of `task`, or a one-line error listing the valid names."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,11 +16,11 @@ from torch import nn
 
 from .callbacks import ReferenceMetrics, StuckDetector, to_numpy_image
 from .errors import DipError
-from .fit import Callback, FitResult, fit
+from .fit import Callback, FitResult, fit, mse
 from .io import Picture, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
-from .operators import Blur, Downsampler, Identity, Mask
+from .operators import Activation, Blur, Downsampler, Features, Identity, Mask
 from .presets import Preset, get_preset
 
 NOISE_SCALE = 0.1  # z ~ U[0, 1) * 0.1, as in the paper
@@ -95,12 +95,14 @@ def pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return nn.functional.pad(tensor, pads, mode=mode) if any(pads) else tensor
 
 
-def restore(observation: np.ndarray, preset: Preset, *, operator: nn.Module | None = None,
+def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator: nn.Module | None = None,
             image_size: tuple[int, int] | None = None, out_channels: int | None = None,
             guide: np.ndarray | None = None, steps: int | None = None, seed: int = 0,
             device: str = "auto", reference: np.ndarray | None = None,
+            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
             callbacks: Sequence[Callback] = ()) -> Restoration:
-    """Fit the preset's network so that A(f(z)) matches `observation` (float (h, w, c)).
+    """Fit the preset's network so that A(f(z)) matches `observation`: a float (h, w, c) image,
+    or a tensor already in A's output space (features, for inversion).
 
     `image_size` and `out_channels` describe the image to produce (default: those of the
     observation). The network works on a canvas padded to a size it accepts; only the centre
@@ -123,7 +125,7 @@ def restore(observation: np.ndarray, preset: Preset, *, operator: nn.Module | No
         net = preset.net.build(preset.input_channels, channels)
     z = make_input(preset.input, preset.input_channels, canvas, generator, guide)
     net, z = net.to(dev), z.to(dev)
-    target = to_tensor(observation).to(dev)
+    target = (observation if torch.is_tensor(observation) else to_tensor(observation)).to(dev)
     operator = (operator or Identity()).to(dev)
     step_generator = torch.Generator(device=dev).manual_seed(seed + 1)
 
@@ -138,7 +140,7 @@ def restore(observation: np.ndarray, preset: Preset, *, operator: nn.Module | No
     def crop(tensor: torch.Tensor) -> torch.Tensor:
         return center_crop_to(tensor, height, width)
 
-    result = fit(net, z, target, operator, config, crop=crop, generator=step_generator,
+    result = fit(net, z, target, operator, config, loss_fn=loss_fn, crop=crop, generator=step_generator,
                  callbacks=callbacks)
     return Restoration(to_numpy_image(result.image), preset, count_parameters(net), str(dev),
                        time.perf_counter() - started, result, metrics)
@@ -314,3 +316,63 @@ def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | P
     else:
         raise DipError(f"flash/no-flash fit got stuck in all {attempts} attempts (seeds {seed}-{seed + attempts - 1})")
     return _assemble(done, target.alpha, np.ndim(noflash_image) == 2, return_info)
+
+
+CLASSIFIER_SIZE = 224
+
+
+def _classifier_operator(make: Callable[[], nn.Module]) -> nn.Module:
+    try:
+        return make()
+    except ValueError as error:
+        raise DipError(str(error)) from None
+
+
+def invert(image: np.ndarray, network: str = "alexnet", layer: str = "conv5", *,
+           weights: str | None = None, preset: str | Preset = "paper", steps: int | None = None,
+           seed: int = 0, device: str = "auto", callbacks: Sequence[Callback] = (),
+           return_info: bool = False):
+    """Feature inversion: the 224x224 image whose `network` features at `layer` match those of
+    `image` (resized to 224x224), with the DIP network as the image's parameterisation."""
+    from skimage.transform import resize
+
+    from .weights import load_classifier
+
+    picture = split_channels(image)
+    if picture.pixels.shape[2] != 3:
+        picture.pixels = np.repeat(picture.pixels, 3, axis=2)
+    classifier = load_classifier(network, weights)
+    operator = _classifier_operator(lambda: Features(classifier, layer, CLASSIFIER_SIZE))
+    small = resize(picture.pixels, (CLASSIFIER_SIZE, CLASSIFIER_SIZE), anti_aliasing=True).astype(np.float32)
+    with torch.no_grad():
+        target = operator(to_tensor(small))
+    done = _run(target, "invert", preset, operator=operator, image_size=(CLASSIFIER_SIZE,) * 2,
+                out_channels=3, steps=steps, seed=seed, device=device, callbacks=callbacks)
+    return (done.image, done) if return_info else done.image
+
+
+def _negative_mean(activation: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+    return -activation.mean()
+
+
+def visualize(network: str = "mobilenet_v2", layer: str = "logits", unit: int = 0, *,
+              weights: str | None = None, preset: str | Preset | None = None, steps: int | None = None,
+              seed: int = 0, device: str = "auto", callbacks: Sequence[Callback] = (),
+              return_info: bool = False):
+    """Activation maximisation: the 224x224 image that most excites channel (or class) `unit`
+    of `network` at `layer`, drawn by the DIP network."""
+    from .weights import load_classifier
+
+    classifier = load_classifier(network, weights)
+    operator = _classifier_operator(lambda: Activation(classifier, layer, unit, CLASSIFIER_SIZE))
+    with torch.no_grad():
+        try:
+            operator(torch.zeros(1, 3, CLASSIFIER_SIZE, CLASSIFIER_SIZE))
+        except ValueError as error:
+            raise DipError(str(error)) from None
+    if preset is None:
+        preset = "paper-logits" if layer == "logits" else "paper"
+    done = _run(torch.zeros(1), "visualize", preset, operator=operator, image_size=(CLASSIFIER_SIZE,) * 2,
+                out_channels=3, steps=steps, seed=seed, device=device, callbacks=callbacks,
+                loss_fn=_negative_mean)
+    return (done.image, done) if return_info else done.image
