@@ -46,7 +46,7 @@ def test_alexnet_and_vgg_features_are_those_of_a_trained_net(installed):
     for name, layer in (("alexnet", "conv5"), ("vgg16", "conv5_3")):
         net = weights.load_classifier(name)
         with torch.no_grad():
-            assert net(photo, layer).shape[1] == 256 if name == "alexnet" else 512
+            assert net(photo, layer).shape[1] == (256 if name == "alexnet" else 512)
             # structure, not colour statistics, drives deep features
             assert not torch.allclose(net(photo, layer), net(shuffled, layer), atol=1e-2)
 
