@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +22,13 @@ demo: $(STAMP)
 
 # The classifier tests need real ImageNet weights: `dip weights install` fetches them once
 # (cached in ~/.cache/dip). pytest exits 5 when it collects no test: not a failure of the suite.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/dip weights install
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# Browser tests drive Debian's chromium (Playwright's own browser download is not possible here).
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) dip-demo .pytest_cache

