@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dip.report.compare import Scoring, compare_folder
-from dip.metrics import rgb_to_y, y_psnr
+from dip.metrics import rgb_to_y
 
 
 def test_y_channel_is_bt601_studio_range():

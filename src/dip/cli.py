@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=_number(int, 0), default=0)
         sub.add_argument("--device", default="auto")
         sub.add_argument("--save-every", type=_number(int, 1), metavar="N", help="snapshots every N steps")
+        sub.add_argument("--report", metavar="DIR", help="write an HTML report of the run into DIR")
         sub.add_argument("--force", action="store_true", help="overwrite an existing output")
         sub.add_argument("-q", "--quiet", action="store_true")
         sub.set_defaults(handler=cmd_invert if name == "invert" else cmd_visualize)
@@ -274,12 +275,7 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     before = baseline(picture.pixels) if baseline else picture.pixels
     _print_summary(info, output, before, result.pixels, reference, snapshots)
     if args.report:
-        from .report import run_report, write_report
-
-        page = write_report(args.report, run_report(
-            task, picture.pixels, result.pixels, info, frames=snapshots.frames, losses=losses.history,
-            reference=reference, problem=problem, command=" ".join(["dip", *sys.argv[1:]])))
-        print(f"report: {page}")
+        _write_run_report(args, task, picture.pixels, result.pixels, info, snapshots, losses, reference, problem)
     return 0
 
 
@@ -388,17 +384,29 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     return _run_task(args, "deblur", lambda image, **kw: deblur(image, kernel, **kw), problem=Problem(kernel=kernel))
 
 
-def _classifier_run(args: argparse.Namespace, task: str, run: Callable, inputs: Sequence[Path] = ()) -> int:
+def _classifier_run(args: argparse.Namespace, task: str, run: Callable, inputs: Sequence[Path] = (),
+                    observed: np.ndarray | None = None) -> int:
     from .io import Picture, write_image
 
     output = Path(args.output)
     check_output(output, inputs, args.force)
-    callbacks, snapshots, _ = _callbacks(args, output, task, args.steps or 3100)
+    callbacks, snapshots, losses = _callbacks(args, output, task, args.steps or 3100)
     image, info = run(weights=args.weights, preset=args.preset, steps=args.steps, seed=args.seed,
                       device=args.device, callbacks=callbacks, return_info=True)
     write_image(output, Picture(image))
     _print_summary(info, output, image, image, None, snapshots)
+    if args.report:
+        _write_run_report(args, task, observed, image, info, snapshots, losses, None, None)
     return 0
+
+
+def _write_run_report(args, task, observed, restored, info, snapshots, losses, reference, problem) -> None:
+    from .report import run_report, write_report
+
+    page = write_report(args.report, run_report(
+        task, observed, restored, info, frames=snapshots.frames, losses=losses.history,
+        reference=reference, problem=problem, command=" ".join(["dip", *sys.argv[1:]])))
+    print(f"report: {page}")
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
@@ -406,7 +414,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from .tasks import invert
 
     image = join_channels(read_image(args.input))
-    return _classifier_run(args, "invert", lambda **kw: invert(image, args.net, args.layer, **kw), [Path(args.input)])
+    return _classifier_run(args, "invert", lambda **kw: invert(image, args.net, args.layer, **kw), [Path(args.input)],
+                           observed=read_image(args.input).pixels)
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ def score(image: np.ndarray, reference: np.ndarray | None) -> tuple[float | None
     return psnr(image, reference), ssim(image, reference)
 
 
-def run_report(task: str, observed: np.ndarray, restored: np.ndarray, info, *, frames=(), losses=(),
+def run_report(task: str, observed: np.ndarray | None, restored: np.ndarray, info, *, frames=(), losses=(),
                reference: np.ndarray | None = None, problem: baselines.Problem | None = None,
                command: str = "") -> Report:
     """The report of one `dip` run: process, curves, comparison with the task's baselines."""
@@ -25,9 +25,9 @@ def run_report(task: str, observed: np.ndarray, restored: np.ndarray, info, *, f
         value, structure = score(image, reference)
         return Panel(label, image, psnr=value, ssim=structure, note=note)
 
-    panels = [scored("input", observed),
-              scored(f"dip ({info.preset.name})", restored, f"step {info.fit.step} of {info.fit.steps_run}")]
-    for name, image in baselines.run(task, observed, problem).items():
+    panels = [scored("input", observed)] if observed is not None else []
+    panels.append(scored(f"dip ({info.preset.name})", restored, f"step {info.fit.step} of {info.fit.steps_run}"))
+    for name, image in (baselines.run(task, observed, problem) if observed is not None else {}).items():
         panels.append(Panel(name, note=image) if isinstance(image, str) else scored(name, image))
     if reference is not None:
         panels.append(Panel("reference", reference[:, :, :restored.shape[2]]))
