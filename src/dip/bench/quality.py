@@ -1,0 +1,179 @@
+"""`dip bench quality`: the paper's protocol on the paper's images, scored with the paper's
+metric, beside every published method re-scored on the same pixels.
+
+Each finished image is appended to the results file at once, so an interrupted run keeps what
+it measured. Quick mode runs the same protocol on centre crops with a step budget, for a CPU.
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..degrade import downscale
+from ..errors import DipError
+from ..io import read_image
+from ..report.compare import Scoring
+from ..tasks import denoise, inpaint, super_resolve
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    task: str
+    folders: tuple[str, ...]
+    scoring: Scoring
+    factor: int = 1
+    sigma: float | None = None
+    input_name: str | None = None  # the published degraded input (noisy / masked)
+    quick_crop: int = 64  # centre crop side in quick mode (high-resolution side for SR)
+    quick_steps: int = 500
+
+
+SR_SCORING = Scoring("y-psnr", shave=4, crop=32)
+SUITES = {
+    "sr4": Suite("sr4", "super-resolve", ("SR/Set5/x4", "SR/Set14/x4"), SR_SCORING, factor=4,
+                 quick_crop=64, quick_steps=600),
+    "sr8": Suite("sr8", "super-resolve", ("SR/Set5/x8", "SR/Set14/x8"), SR_SCORING, factor=8,
+                 quick_crop=64, quick_steps=600),
+    "denoise25": Suite("denoise25", "denoise", ("Denoising/Color/25",), Scoring("psnr"), sigma=25,
+                       input_name="noisy", quick_crop=96, quick_steps=600),
+    "denoise50": Suite("denoise50", "denoise", ("Denoising/Color/50",), Scoring("psnr"), sigma=50,
+                       input_name="noisy", quick_crop=96, quick_steps=600),
+    "inpaint50": Suite("inpaint50", "inpaint", ("Reconstruction/Gray/50p",), Scoring("psnr"),
+                       input_name="masked", quick_crop=96, quick_steps=600),
+}
+
+
+def centre_box(height: int, width: int, side: int | None, multiple: int) -> tuple[int, int, int, int]:
+    """(top, left, h, w): a centred `side` x `side` crop (or the whole image) cut to a multiple."""
+    h = min(height, side or height) // multiple * multiple
+    w = min(width, side or width) // multiple * multiple
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    top, left, h, w = box
+    return image[top:top + h, left:left + w]
+
+
+@dataclass
+class ImageResult:
+    name: str
+    ours: float
+    steps: int
+    seconds: float
+    published: dict[str, float]
+
+
+def run_image(suite: Suite, folder: Path, name: str, preset: str, quick: bool, steps: int | None,
+              device: str, seed: int = 0) -> ImageResult:
+    """Restore one benchmark image the paper's way and score it with every published method."""
+    truth = read_image(folder / f"{name}_GT.png").pixels
+    side = suite.quick_crop if quick else None
+    multiple = 32 if suite.task == "super-resolve" else 1
+    box = centre_box(*truth.shape[:2], side, multiple)
+    reference = cut(truth, box)
+    budget = steps or (suite.quick_steps if quick else None)
+    started = time.perf_counter()
+    if suite.task == "super-resolve":
+        reference, low = downscale(reference, suite.factor)
+        out, info = super_resolve(low, suite.factor, preset=preset, steps=budget, seed=seed, device=device,
+                                  return_info=True)
+    else:
+        observed = cut(read_image(folder / f"{name}_{suite.input_name}.png").pixels, box)
+        if suite.task == "denoise":
+            out, info = denoise(observed, suite.sigma, preset=preset, steps=budget, seed=seed, device=device,
+                                return_info=True)
+        else:
+            mask = known_pixels(observed)
+            out, info = inpaint(observed, mask, preset="pixels" if preset == "paper" else preset, steps=budget,
+                                seed=seed, device=device, return_info=True)
+    seconds = time.perf_counter() - started
+    ours = suite.scoring(out.reshape(reference.shape), reference)[0]
+    published = {}
+    for path in sorted(folder.glob(f"{name}_*.png")):
+        method = path.stem[len(name) + 1:]
+        if method != "GT":
+            published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, :reference.shape[2]],
+                                               reference)[0]
+    return ImageResult(name, ours, info.fit.steps_run, seconds, published)
+
+
+def known_pixels(masked: np.ndarray) -> np.ndarray:
+    """The 50% inpainting mask, recovered from the published masked image: a pixel is known
+    where it is not exactly 0 (dropped pixels were set to 0; a truly black known pixel is
+    counted as a hole, which only makes the task harder)."""
+    mask = (masked.max(axis=2, keepdims=True) > 0).astype(np.float32)
+    return mask
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: int | None = None,
+              device: str = "auto", images: set[str] | None = None, max_minutes: float | None = None,
+              out_dir: Path = Path("benchmarks/results"), command: str = "", log=print) -> Path:
+    """Run a suite, appending one table row per finished image; returns the results file."""
+    from ..tasks import resolve_device
+
+    suite = SUITES[suite_name]
+    device_name = resolve_device(device).type
+    date = datetime.date.today().isoformat()
+    mode = "quick" if quick else "full"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{suite.name}-{preset}-{mode}-{device_name}-{date}.md"
+    entries = []
+    for relative in suite.folders:
+        folder = data / relative
+        if not folder.is_dir():
+            raise DipError(f"benchmark folder not found: {folder} (give --data, or set DIP_DATA)")
+        for truth in sorted(folder.glob("*_GT.png")):
+            name = truth.name[:-len("_GT.png")]
+            if images is None or name in images:
+                entries.append((folder, name))
+    if not entries:
+        raise DipError(f"no images selected in suite {suite_name}")
+    crop = f"centre crops of {suite.quick_crop} px" if quick else "full images"
+    with open(path, "w") as out:
+        out.write(f"# {suite.name}: preset `{preset}`, {mode} mode\n\n"
+                  f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}\n"
+                  f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: "
+                  f"{steps or (suite.quick_steps if quick else 'the preset`s')}\n"
+                  f"- published methods re-scored on the same pixels as this run\n\n")
+    started = time.perf_counter()
+    results: list[ImageResult] = []
+    methods: list[str] = []
+    for folder, name in entries:
+        if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:
+            log(f"stopping: --max-minutes {max_minutes:g} reached before {name}")
+            break
+        log(f"[{len(results) + 1}/{len(entries)}] {folder.name}/{name} ...")
+        result = run_image(suite, folder, name, preset, quick, steps, device)
+        if not methods:
+            methods = list(result.published)
+            with open(path, "a") as out:
+                out.write("| image | dip (this run) | " + " | ".join(methods) + " | steps | seconds |\n")
+                out.write("|---" * (len(methods) + 4) + "|\n")
+        results.append(result)
+        row = [result.name, f"{result.ours:.2f}"] + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
+        with open(path, "a") as out:
+            out.write("| " + " | ".join(row + [str(result.steps), f"{result.seconds:.0f}"]) + " |\n")
+        log(f"    dip {result.ours:.2f} dB in {result.seconds:.0f} s; "
+            + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()))
+    if results:
+        average = ["**average**", f"**{np.mean([r.ours for r in results]):.2f}**"] + [
+            f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
+        with open(path, "a") as out:
+            out.write("| " + " | ".join(average + [str(sum(r.steps for r in results)),
+                                                    f"{sum(r.seconds for r in results):.0f}"]) + " |\n")
+            out.write(f"\n{len(results)} of {len(entries)} images; device {device_name}.\n")
+    return path

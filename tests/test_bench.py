@@ -1,0 +1,51 @@
+"""Benchmarks run end to end on tiny budgets and write their tables as they go."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dip.bench.quality import SUITES, centre_box, known_pixels
+
+
+def run(*args, cwd=None):
+    done = subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True,
+                          timeout=900, cwd=cwd)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_centre_box():
+    assert centre_box(100, 90, 64, 32) == (18, 13, 64, 64)
+    assert centre_box(100, 90, None, 32) == (2, 13, 96, 64)
+
+
+def test_inpainting_mask_is_recovered_at_about_half(shared_data):
+    from dip.io import read_image
+
+    masked = read_image(shared_data / "paper" / "Reconstruction" / "Gray" / "50p" / "barbara_masked.png").pixels
+    assert 0.45 < known_pixels(masked).mean() < 0.55
+
+
+def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
+    code, out, err = run("bench", "quality", "--suite", "sr4", "--quick", "--steps", "2", "--images", "baby,bird",
+                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    [result] = list(tmp_path.glob("sr4-paper-quick-cpu-*.md"))
+    text = result.read_text()
+    assert "| baby |" in text and "| bird |" in text and "**average**" in text
+    assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
+
+
+def test_speed_bench_reports_flops_and_memory(tmp_path):
+    code, out, err = run("bench", "speed", "--sizes", "64", "--steps", "2", "--out", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    [result] = list(tmp_path.glob("speed-cpu-*.md"))
+    row = next(line for line in result.read_text().splitlines() if line.startswith("| denoise/paper"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "2,217,831" and cells[2] == "64"
+    assert float(cells[4]) > 1  # GFLOP per step at 64x64: forward + backward of a 2.2M-parameter net
+    assert float(cells[7]) > 50  # peak resident memory in MB
+
+
+def test_suites_cover_the_papers_tables():
+    assert set(SUITES) == {"sr4", "sr8", "denoise25", "denoise50", "inpaint50"}
