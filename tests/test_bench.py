@@ -2,8 +2,6 @@
 import subprocess
 import sys
 
-import numpy as np
-import pytest
 
 from dip.bench.quality import SUITES, centre_box, known_pixels
 
@@ -45,6 +43,27 @@ def test_speed_bench_reports_flops_and_memory(tmp_path):
     assert cells[1] == "2,217,831" and cells[2] == "64"
     assert float(cells[4]) > 1  # GFLOP per step at 64x64: forward + backward of a 2.2M-parameter net
     assert float(cells[7]) > 50  # peak resident memory in MB
+
+
+def test_time_to_quality_table(shared_data, tmp_path):
+    code, out, err = run("bench", "speed", "--sizes", "64", "--steps", "1", "--out", tmp_path, "--device", "cpu",
+                         "--ttq", "--ttq-steps", "3", "--ttq-crop", "64", "--ttq-images", "F16",
+                         "--ttq-presets", "paper,paper-sigma50", "--data", shared_data / "paper")
+    assert code == 0, err
+    text = next(tmp_path.glob("speed-cpu-*.md")).read_text()
+    assert "Time to quality" in text
+    assert "| F16 | paper | 3 |" in text and "| F16 | paper-sigma50 | 3 |" in text
+    code, _, err = run("bench", "speed", "--ttq", "--ttq-presets", "paper,nope", "--out", tmp_path)
+    assert code == 1 and "unknown preset 'nope'" in err
+
+
+def test_results_are_never_overwritten(tmp_path):
+    from dip.bench.quality import fresh_path
+
+    first = tmp_path / "speed-cpu-2026-01-01.md"
+    assert fresh_path(first) == first
+    first.write_text("kept")
+    assert fresh_path(first).name == "speed-cpu-2026-01-01-2.md"
 
 
 def test_suites_cover_the_papers_tables():

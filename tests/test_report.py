@@ -79,3 +79,5 @@ def test_run_report_from_a_real_denoising_run(tmp_path, astronaut_crop):
     assert data["chosen"] == 60
     assert all(f["psnr"] is not None for f in data["frames"])
     assert "<svg" in page and "NLM" in page and "wavelet" in page and "reference" in page
+    for setting in ("preset", "trainable parameters", "learning rate", "seed", "device", "wall time"):
+        assert f"<th>{setting}</th>" in page

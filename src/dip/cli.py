@@ -183,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--steps", type=_number(int, 1), default=10, help="timed steps per size (default 10)")
     speed.add_argument("--device", default="auto")
     speed.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    speed.add_argument("--ttq", action="store_true", help="also time-to-quality: denoising presets run to "
+                       "completion on the same noisy crops of F16, peppers and baboon")
+    speed.add_argument("--ttq-presets", default="paper", help="denoising presets to compare, first = baseline "
+                       "(default paper)")
+    speed.add_argument("--ttq-crop", type=_number(int, 32), default=128, help="crop side (default 128)")
+    speed.add_argument("--ttq-steps", type=_number(int, 1), help="override every preset's steps (a quick look)")
+    speed.add_argument("--ttq-images", default="F16,peppers,baboon", help="published sigma-25 images to use")
+    speed.add_argument("--data", default=None, help="the paper's data folder (for --ttq)")
     speed.set_defaults(handler=cmd_bench_speed)
 
     weights = commands.add_parser("weights", help="install or list the pretrained classifier weights (offline use)")
@@ -513,7 +521,18 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
         raise DipError(f"--sizes takes comma-separated integers, got {args.sizes!r}") from None
-    path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]))
+    if any(size < 64 or size % 32 for size in sizes):
+        raise DipError(f"--sizes must be multiples of 32, at least 64 (the 5-level net's smallest input), got {args.sizes}")
+    ttq = None
+    if args.ttq:
+        from .presets import get_preset
+
+        presets = args.ttq_presets.split(",")
+        for name in presets:
+            get_preset("denoise", name)  # unknown names fail before any measuring
+        ttq = {"data": _data_folder(args.data), "presets": presets, "crop": args.ttq_crop,
+               "steps": args.ttq_steps, "images": tuple(args.ttq_images.split(","))}
+    path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]), ttq=ttq)
     print(f"results: {path}")
     return 0
 

@@ -38,6 +38,7 @@ class Restoration:
     fit: FitResult
     metrics: ReferenceMetrics | None = None
     attempts: int = 1  # runs made (more than one when a stuck run was restarted)
+    seed: int = 0
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -143,7 +144,7 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
     result = fit(net, z, target, operator, config, loss_fn=loss_fn, crop=crop, generator=step_generator,
                  callbacks=callbacks)
     return Restoration(to_numpy_image(result.image), preset, count_parameters(net), str(dev),
-                       time.perf_counter() - started, result, metrics)
+                       time.perf_counter() - started, result, metrics, seed=seed)
 
 
 def _run(pixels: np.ndarray, task: str, preset: str | Preset, reference: np.ndarray | None = None,

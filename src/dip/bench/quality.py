@@ -113,6 +113,15 @@ def known_pixels(masked: np.ndarray) -> np.ndarray:
     return mask
 
 
+def fresh_path(path: Path) -> Path:
+    """`path`, or path-2, path-3, ... if it exists: earlier results are never overwritten."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
@@ -130,7 +139,7 @@ def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: i
     date = datetime.date.today().isoformat()
     mode = "quick" if quick else "full"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{suite.name}-{preset}-{mode}-{device_name}-{date}.md"
+    path = fresh_path(out_dir / f"{suite.name}-{preset}-{mode}-{device_name}-{date}.md")
     entries = []
     for relative in suite.folders:
         folder = data / relative

@@ -83,15 +83,15 @@ def measure(task: str, preset: str, size: int, steps: int = 10, warmup: int = 2,
 
 
 def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command: str,
-              presets: list[tuple[str, str]] | None = None, log=print) -> Path:
+              presets: list[tuple[str, str]] | None = None, ttq: dict | None = None, log=print) -> Path:
     """Measure every (task, preset) at every size; append each row to the results file as it finishes."""
-    from .quality import machine
+    from .quality import fresh_path, machine
 
     presets = presets or [("denoise", "paper")]
     dev = resolve_device(device)
     date = datetime.date.today().isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"speed-{dev.type}-{date}.md"
+    path = fresh_path(out_dir / f"speed-{dev.type}-{date}.md")
     peak = gemm_gflops(dev)
     with open(path, "w") as out:
         out.write(f"# Per-step speed\n\n- command: `{command}`\n- date: {date}; machine: {machine()}; "
@@ -110,4 +110,41 @@ def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command:
             with open(path, "a") as out:
                 out.write(line + "\n")
             log(line)
+    if ttq is not None:
+        time_to_quality(path=path, device=device, log=log, **ttq)
     return path
+
+
+TTQ_IMAGES = ("F16", "peppers", "baboon")  # smooth, mixed, textured
+
+
+def time_to_quality(data: Path, presets: list[str], crop: int, steps: int | None, device: str,
+                    path: Path, images: tuple[str, ...] = TTQ_IMAGES, log=print) -> None:
+    """Each denoising preset, run to completion on the same noisy crops (the paper's published
+    sigma-25 noise): final PSNR, best PSNR over the run (an oracle that knows the clean image),
+    wall time, and time and PSNR relative to the first preset. Rows are appended to `path`."""
+    from ..bench.quality import centre_box, cut
+    from ..io import read_image
+    from ..tasks import denoise
+
+    folder = data / "Denoising" / "Color" / "25"
+    with open(path, "a") as out:
+        out.write(f"\n## Time to quality: denoising sigma 25, {crop}x{crop} centre crops of the published noisy "
+                  f"images\n\n| image | preset | steps | final PSNR | best PSNR (step) | seconds | time vs "
+                  f"{presets[0]} |\n|---|---|---|---|---|---|---|\n")
+    for name in images:
+        truth = read_image(folder / f"{name}_GT.png").pixels
+        box = centre_box(*truth.shape[:2], crop, 1)
+        clean, noisy = cut(truth, box), cut(read_image(folder / f"{name}_noisy.png").pixels, box)
+        first_seconds = None
+        for preset in presets:
+            _, info = denoise(noisy, 25, preset=preset, steps=steps, device=device, reference=clean,
+                              return_info=True)
+            final = info.metrics.history[-1][1]
+            best_step, best = info.metrics.best
+            first_seconds = first_seconds or info.seconds
+            line = (f"| {name} | {preset} | {info.fit.steps_run} | {final:.2f} | {best:.2f} ({best_step}) | "
+                    f"{info.seconds:.0f} | {info.seconds / first_seconds:.2f} |")
+            with open(path, "a") as out:
+                out.write(line + "\n")
+            log(line)

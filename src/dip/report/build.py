@@ -39,7 +39,7 @@ def run_report(task: str, observed: np.ndarray | None, restored: np.ndarray, inf
         "reg_noise_std": f"{preset.fit.reg_noise_std:.4g}",
         "EMA": "off" if preset.fit.ema is None else f"{preset.fit.ema:g}",
         "result from step": str(info.fit.step), "stopped": info.fit.stop_reason,
-        "steps undone (backtracking)": str(info.fit.backtracks), "device": info.device,
+        "steps undone (backtracking)": str(info.fit.backtracks), "seed": str(info.seed), "device": info.device,
         "wall time": f"{info.seconds:.1f} s",
     }
     if command:
