@@ -443,9 +443,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from .io import join_channels, read_image
     from .tasks import invert
 
-    image = join_channels(read_image(args.input))
+    picture = read_image(args.input)
+    image = join_channels(picture)
     return _classifier_run(args, "invert", lambda **kw: invert(image, args.net, args.layer, **kw), [Path(args.input)],
-                           observed=read_image(args.input).pixels)
+                           observed=picture.pixels)
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
