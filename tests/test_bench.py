@@ -28,9 +28,10 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
     code, out, err = run("bench", "quality", "--suite", "sr4", "--quick", "--steps", "2", "--images", "baby,bird",
                          "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
     assert code == 0, err
-    [result] = list(tmp_path.glob("sr4-paper-quick-cpu-*.md"))
+    [result] = list(tmp_path.glob("sr4-paper+default-quick-cpu-*.md"))
     text = result.read_text()
     assert "| baby |" in text and "| bird |" in text and "**average**" in text
+    assert "| image | dip paper | dip default |" in text
     assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
 
 
@@ -52,7 +53,8 @@ def test_time_to_quality_table(shared_data, tmp_path):
     assert code == 0, err
     text = next(tmp_path.glob("speed-cpu-*.md")).read_text()
     assert "Time to quality" in text
-    assert "| F16 | paper | 3 |" in text and "| F16 | paper-sigma50 | 3 |" in text
+    assert "| denoise | F16 64px | paper | 3 |" in text and "| denoise | F16 64px | paper-sigma50 | 3 |" in text
+    assert "`paper-sigma50` vs `paper`'s best" in text and "(target: >= -0.30 dB in <= 1/10)" in text
     code, _, err = run("bench", "speed", "--ttq", "--ttq-presets", "paper,nope", "--out", tmp_path)
     assert code == 1 and "unknown preset 'nope'" in err
 

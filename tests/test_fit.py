@@ -4,7 +4,7 @@ import numpy as np
 
 import torch
 
-from dip.fit import Callback, FitConfig, fit
+from dip.fit import Callback, FitConfig, FitState, fit
 from dip.nets import SkipSpec
 from dip.operators import Identity
 
@@ -127,3 +127,33 @@ def test_early_stopping_keeps_the_most_settled_iterate_and_stops():
     assert state.stop and "early stop" in state.stop_reason
     assert 50 <= state.selected_step <= 75
     assert state.step == stopper.best_step + 20
+
+
+def test_discrepancy_rule_stops_when_the_fit_reaches_the_noise_level():
+    from dip.callbacks import EarlyStopping
+
+    stopper = EarlyStopping(noise_variance=0.01, warmup=10, loss_decay=0.5)
+    state = FitState(net=None, optimizer=None, config=FitConfig(), z=torch.zeros(1), generator=None)
+    state.output = torch.zeros(1, 1, 2, 2)
+    losses = [0.05 * 0.97 ** step for step in range(200)]  # falls through 0.01 near step 53
+    for loss in losses:
+        state.step += 1
+        state.loss = loss
+        stopper.on_step(state)
+        if state.stop:
+            break
+    assert stopper.rule == "discrepancy"
+    assert 53 <= state.step <= 56 and "noise variance" in state.stop_reason
+
+
+def test_default_denoise_preset_stops_by_itself_and_beats_the_noise(astronaut_crop):
+    from conftest import add_noise
+    from dip.tasks import denoise
+
+    noisy = add_noise(astronaut_crop, 25)
+    out, info = denoise(noisy, sigma=25, device="cpu", return_info=True)
+    assert info.preset.name == "default" and "early stop" in info.fit.stop_reason
+    assert info.fit.steps_run < info.preset.fit.steps
+    from dip.metrics import psnr
+
+    assert psnr(out, astronaut_crop) > psnr(noisy, astronaut_crop) + 4

@@ -161,24 +161,53 @@ class Checkpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop without ground truth when the outputs stop settling (exponential-moving-variance rule).
+    """Stop without ground truth, keeping the best iterate by a rule that needs no clean image.
 
-    Tracks an exponential moving mean m and variance v of the iterates x_t, all on the device:
-    v <- a v + (1 - a) mean((x_t - m)^2). The fit first converges (v falls), then starts fitting
-    the noise (v rises again); the iterate at the lowest v is kept and the run stops once no new
-    minimum has appeared for `patience` steps (Wang et al., "Early stopping for deep image prior").
+    Two rules, both cheap (running numbers on the device, one image kept):
+    - discrepancy, when the observation's noise variance is known (or estimated): the fit has
+      explained the image and starts on the noise once the data term falls to the noise level.
+      A smoothed loss (EMA, `loss_decay`) is compared with `noise_variance`; the run stops there
+      and keeps the current estimate (Morozov's discrepancy principle).
+    - variance, otherwise: an exponential moving mean m and variance v of the iterates x_t,
+      v <- a v + (1 - a) mean((x_t - m)^2). The fit first converges (v falls), then starts fitting
+      the noise (v rises again); the estimate at the lowest v is kept and the run stops once no
+      new minimum has appeared for `patience` steps (Wang et al., "Early stopping for deep image
+      prior", with an exponential window instead of a buffer of the last W iterates).
     """
 
-    def __init__(self, patience: int = 1000, decay: float = 0.99, warmup: int = 100):
+    def __init__(self, patience: int = 1000, decay: float = 0.99, warmup: int = 100,
+                 noise_variance: float | None = None, loss_decay: float = 0.98):
         self.patience, self.decay, self.warmup = patience, decay, warmup
+        self.noise_variance, self.loss_decay = noise_variance, loss_decay
         self.mean: torch.Tensor | None = None
         self.variance = 0.0
+        self.loss_average: float | None = None
         self.best_variance = float("inf")
         self.best_step: int | None = None
+
+    @property
+    def rule(self) -> str:
+        return "variance" if self.noise_variance is None else "discrepancy"
 
     def on_step(self, state: FitState) -> None:
         if state.backtracked or state.output is None:
             return
+        if self.noise_variance is not None:
+            self._discrepancy(state)
+        else:
+            self._variance(state)
+
+    def _discrepancy(self, state: FitState) -> None:
+        self.loss_average = (state.loss if self.loss_average is None else
+                             self.loss_decay * self.loss_average + (1 - self.loss_decay) * state.loss)
+        state.logs["smoothed loss"] = self.loss_average
+        if state.step >= self.warmup and self.loss_average <= self.noise_variance:
+            self.best_step = state.step
+            state.stop = True
+            state.stop_reason = (f"early stop at step {state.step}: the smoothed loss "
+                                 f"{self.loss_average:.4g} reached the noise variance {self.noise_variance:.4g}")
+
+    def _variance(self, state: FitState) -> None:
         x = state.output
         if self.mean is None:
             self.mean = x.clone()
@@ -196,8 +225,17 @@ class EarlyStopping(Callback):
             state.selected_step = state.step
         elif state.step - self.best_step >= self.patience:
             state.stop = True
-            state.stop_reason = (f"early stop: outputs settled most at step {self.best_step}, "
-                                 f"no better in {self.patience} steps")
+            state.stop_reason = (f"early stop at step {state.step}: outputs settled most at step "
+                                 f"{self.best_step}, no better in {self.patience} steps")
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to continue the rule exactly."""
+        return {"mean": self.mean, "variance": self.variance, "loss_average": self.loss_average,
+                "best_variance": self.best_variance, "best_step": self.best_step}
+
+    def load_state_dict(self, data: dict) -> None:
+        for key, value in data.items():
+            setattr(self, key, value)
 
 
 class StuckDetector(Callback):

@@ -55,6 +55,11 @@ def _add_run_options(parser: argparse.ArgumentParser, task: str,
     parser.add_argument("-o", "--output", required=True, help="where to write the result (format from the extension)")
     parser.add_argument("--preset", default=names[0], help=f"settings to use: {', '.join(names)} (default {names[0]})")
     parser.add_argument("--steps", type=_number(int, 1), help="number of Adam steps (default: the preset's)")
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--early-stop", dest="early_stop", action="store_true", default=None,
+                      help="stop automatically, keeping the best iterate (on by default except for paper presets)")
+    stop.add_argument("--no-early-stop", dest="early_stop", action="store_false",
+                      help="run every step of the budget")
     parser.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     parser.add_argument("--reference", help="clean image: report PSNR/SSIM against it while fitting and at the end")
@@ -79,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default="dip-demo", help="folder for clean/noisy/restored PNGs "
                       "(default dip-demo; the demo's own files there are replaced)")
     demo.add_argument("--size", type=_number(int, 32, 512), default=128, help="crop size (default 128)")
-    demo.add_argument("--steps", type=_number(int, 1), default=400, help="Adam steps (default 400)")
+    demo.add_argument("--steps", type=_number(int, 1), help="cap on Adam steps (default: the preset's; it stops itself)")
+    demo.add_argument("--preset", default="default", help="default (fast, stops itself) or paper")
     demo.add_argument("--sigma", type=_number(float, 0, 255, low_open=True), default=25.0)
     demo.add_argument("--seed", type=_number(int, 0), default=0)
     demo.add_argument("--device", default="auto")
@@ -170,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--suite", required=True, choices=("sr4", "sr8", "denoise25", "denoise50", "inpaint50", "all"))
     quality.add_argument("--data", default=None, help="the paper's data folder (default $DIP_DATA/paper or "
                          "../shared/data/paper)")
-    quality.add_argument("--preset", default="paper", help="comma-separated presets to run side by side (default paper)")
+    quality.add_argument("--preset", default="paper,default", help="comma-separated presets to run side by side "
+                         "on the same pixels (default paper,default)")
     quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
     quality.add_argument("--steps", type=_number(int, 1), help="override the step budget")
     quality.add_argument("--images", help="only these image names, comma-separated")
@@ -183,13 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--steps", type=_number(int, 1), default=10, help="timed steps per size (default 10)")
     speed.add_argument("--device", default="auto")
     speed.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
-    speed.add_argument("--ttq", action="store_true", help="also time-to-quality: denoising presets run to "
-                       "completion on the same noisy crops of F16, peppers and baboon")
-    speed.add_argument("--ttq-presets", default="paper", help="denoising presets to compare, first = baseline "
-                       "(default paper)")
-    speed.add_argument("--ttq-crop", type=_number(int, 32), default=128, help="crop side (default 128)")
+    speed.add_argument("--ttq", action="store_true", help="also time-to-quality: presets run to completion on "
+                       "the same inputs (denoising: F16, peppers, baboon; SR x4: Set5; inpainting: kate's text mask)")
+    speed.add_argument("--ttq-tasks", default="denoise", help="comma-separated: denoise, super-resolve, inpaint "
+                       "(default denoise)")
+    speed.add_argument("--ttq-presets", default="paper,default", help="presets to compare, first = baseline; "
+                       "paper = the task's paper setting (default paper,default)")
+    speed.add_argument("--ttq-crop", type=_number(int, 32), help="crop side (default: denoise 128, super-resolve "
+                       "64, inpaint 96)")
     speed.add_argument("--ttq-steps", type=_number(int, 1), help="override every preset's steps (a quick look)")
-    speed.add_argument("--ttq-images", default="F16,peppers,baboon", help="published sigma-25 images to use")
+    speed.add_argument("--ttq-images", help="only these images (comma-separated; with one task)")
     speed.add_argument("--data", default=None, help="the paper's data folder (for --ttq)")
     speed.set_defaults(handler=cmd_bench_speed)
 
@@ -298,7 +308,8 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     reference = read_image(args.reference).pixels if args.reference else None
     callbacks, snapshots, losses = _callbacks(args, output, f"{task} {source.name}", _steps(args, task, args.preset))
     restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
-                         device=args.device, reference=reference, callbacks=callbacks, return_info=True)
+                         device=args.device, reference=reference, early_stop=args.early_stop,
+                         callbacks=callbacks, return_info=True)
     result = split_channels(restored)
     result.bit_depth = picture.bit_depth
     write_image(output, result)
@@ -506,12 +517,12 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     images = set(args.images.split(",")) if args.images else None
     command = " ".join(["dip", *sys.argv[1:]])
+    presets = args.preset.split(",")
     for suite in suites:
-        for preset in args.preset.split(","):
-            path = run_suite(suite, _data_folder(args.data), preset, quick=args.quick, steps=args.steps,
-                             device=args.device, images=images, max_minutes=args.max_minutes,
-                             out_dir=Path(args.out), command=command)
-            print(f"results: {path}")
+        path = run_suite(suite, _data_folder(args.data), presets, quick=args.quick, steps=args.steps,
+                         device=args.device, images=images, max_minutes=args.max_minutes,
+                         out_dir=Path(args.out), command=command)
+        print(f"results: {path}")
     return 0
 
 
@@ -526,13 +537,22 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         raise DipError(f"--sizes must be multiples of 32, at least 64 (the 5-level net's smallest input), got {args.sizes}")
     ttq = None
     if args.ttq:
+        from .bench.speed import PAPER_PRESETS, TTQ_IMAGES
         from .presets import get_preset
 
-        presets = args.ttq_presets.split(",")
-        for name in presets:
-            get_preset("denoise", name)  # unknown names fail before any measuring
-        ttq = {"data": _data_folder(args.data), "presets": presets, "crop": args.ttq_crop,
-               "steps": args.ttq_steps, "images": tuple(args.ttq_images.split(","))}
+        tasks = tuple(args.ttq_tasks.split(","))
+        for task in tasks:
+            if task not in TTQ_IMAGES:
+                raise DipError(f"--ttq-tasks: unknown task {task!r}; choose from {', '.join(TTQ_IMAGES)}")
+            for name in args.ttq_presets.split(","):  # unknown names fail before any measuring
+                get_preset(task, PAPER_PRESETS.get(task, name) if name == "paper" else name)
+        images = None
+        if args.ttq_images:
+            if len(tasks) != 1:
+                raise DipError("--ttq-images needs exactly one task in --ttq-tasks")
+            images = {tasks[0]: tuple(args.ttq_images.split(","))}
+        ttq = {"data": _data_folder(args.data).parent, "presets": args.ttq_presets.split(","), "crop": args.ttq_crop,
+               "steps": args.ttq_steps, "tasks": tasks, "images": images}
     path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]), ttq=ttq)
     print(f"results: {path}")
     return 0
@@ -605,9 +625,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_image(folder / "clean.png", Picture(clean))
     write_image(folder / "noisy.png", Picture(noisy))
     print(f"demo: astronaut crop {size}x{size}, Gaussian noise sigma {args.sigma:g}, "
-          f"paper denoising preset cut to {args.steps} steps")
+          f"denoising preset {args.preset}" + (f", at most {args.steps} steps" if args.steps else ""))
     started = time.perf_counter()
-    restored, info = denoise(noisy, sigma=args.sigma, steps=args.steps, seed=args.seed, device=args.device,
+    restored, info = denoise(noisy, sigma=args.sigma, preset=args.preset, steps=args.steps, seed=args.seed,
+                             device=args.device,
                              reference=clean, callbacks=[ProgressBar("denoise", disable=True if args.quiet else None)],
                              return_info=True)
     seconds = time.perf_counter() - started
@@ -615,7 +636,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"PSNR noisy {psnr(noisy, clean):.2f} dB -> restored {psnr(restored, clean):.2f} dB "
           f"(SSIM {ssim(noisy, clean):.3f} -> {ssim(restored, clean):.3f})")
     print(f"time {seconds:.1f} s on {info.device} for {info.fit.steps_run} steps of a "
-          f"{info.parameters:,}-parameter network; images in {folder}/")
+          f"{info.parameters:,}-parameter network ({info.fit.stop_reason}); images in {folder}/")
     return 0
 
 

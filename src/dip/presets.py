@@ -14,6 +14,16 @@ INPUT_KINDS = ("noise", "meshgrid", "image")
 
 
 @dataclass(frozen=True)
+class StopRule:
+    """Automatic early stopping (see `dip.callbacks.EarlyStopping`): the discrepancy rule when the
+    noise level is known or estimated, else the variance rule with this patience."""
+
+    patience: int = 300
+    warmup: int = 100
+    discrepancy: bool = True  # use the noise level when the task knows one
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a run needs besides the image: network, its input z, and the fit settings."""
 
@@ -24,6 +34,7 @@ class Preset:
     input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; image: a guide image
     input_channels: int = 32
     note: str = ""
+    stop: StopRule | None = None  # None: run the full step budget, as the paper did
 
     def parameters(self, out_channels: int = 3) -> int:
         """Trainable parameters of the network for an image with `out_channels` channels."""
@@ -40,18 +51,30 @@ def _register(preset: Preset) -> Preset:
     return preset
 
 
+FAST_NET = SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(4,) * 5, upsample="bilinear")
+_register(Preset("denoise", "default", FAST_NET,
+                 FitConfig(steps=4000, lr=0.01, reg_noise_std=1 / 30, ema=0.99), stop=StopRule(),
+                 note="fast: the paper's net at 32 channels, stops when the fit reaches the noise level"))
 _register(Preset("denoise", "paper", DENOISE_NET,
                  FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
                  note="paper, sigma <= 40 (denoising.ipynb)"))
 _register(Preset("denoise", "paper-sigma50", DENOISE_NET,
                  FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 20, ema=0.99),
                  note="paper, sigma > 40: more input noise"))
+DEBLOCK_NET = SkipSpec(channels_down=(8, 16, 32, 64, 128), channels_up=(8, 16, 32, 64, 128),
+                       channels_skip=(0, 0, 0, 4, 4), upsample="bilinear")
+_register(Preset("deblock", "default", DEBLOCK_NET,
+                 FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99), input_channels=3, stop=StopRule(),
+                 note="the paper's net (already small), stopping itself when the outputs settle"))
 _register(Preset("deblock", "paper",
-                 SkipSpec(channels_down=(8, 16, 32, 64, 128), channels_up=(8, 16, 32, 64, 128),
-                          channels_skip=(0, 0, 0, 4, 4), upsample="bilinear"),
+                 DEBLOCK_NET,
                  FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
                  input_channels=3, note="paper, JPEG artifact removal (snail)"))
 
+_register(Preset("inpaint", "default",
+                 SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(32,) * 5, upsample="nearest"),
+                 FitConfig(steps=3000, lr=0.01, reg_noise_std=0.03, ema=0.99), stop=StopRule(),
+                 note="fast: the text preset's net at 32 channels, stops itself"))
 _register(Preset("inpaint", "text",
                  SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(128,) * 5,
                           upsample="nearest"),
@@ -83,6 +106,9 @@ _register(Preset("flash", "paper",
                  FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
                  input="image", input_channels=3, note="paper, flash image as input z (cave)"))
 
+_register(Preset("super-resolve", "default", FAST_NET,
+                 FitConfig(steps=1200, lr=0.01, reg_noise_std=0.03, ema=None), stop=StopRule(),
+                 note="fast: the paper's net at 32 channels, x2/x4/x8, stops itself"))
 _register(Preset("super-resolve", "paper", DENOISE_NET,
                  FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=None),
                  note="paper, x2 and x4 (sr.ipynb)"))
@@ -90,7 +116,7 @@ _register(Preset("super-resolve", "paper-x8", DENOISE_NET,
                  FitConfig(steps=4000, lr=0.01, reg_noise_std=0.05, ema=None),
                  note="paper, x8: more steps, more input noise"))
 _register(Preset("deblur", "default", DENOISE_NET,
-                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99), stop=StopRule(),
                  note="not in the paper: the denoising net with A = known blur"))
 
 _register(Preset("invert", "paper",
@@ -125,10 +151,11 @@ def presets_for(task: str) -> list[Preset]:
 
 def table(out_channels: int = 3) -> str:
     """A plain-text table of every preset, as `dip presets` prints it."""
-    rows = [("task", "preset", "parameters", "steps", "lr", "reg_noise_std", "ema", "input", "network")]
+    rows = [("task", "preset", "parameters", "steps", "stop", "lr", "reg_noise_std", "ema", "input", "network")]
     for preset in PRESETS.values():
         ema = "-" if preset.fit.ema is None else f"{preset.fit.ema:g}"
         rows.append((preset.task, preset.name, f"{preset.parameters(out_channels):,}", str(preset.fit.steps),
+                     "auto" if preset.stop else "-",
                      f"{preset.fit.lr:g}", f"{preset.fit.reg_noise_std:.4g}", ema,
                      f"{preset.input} x{preset.input_channels}", preset.net.describe()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks import ReferenceMetrics, StuckDetector, to_numpy_image
+from .callbacks import EarlyStopping, ReferenceMetrics, StuckDetector, to_numpy_image
 from .errors import DipError
 from .fit import Callback, FitResult, fit, mse
 from .io import Picture, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
 from .operators import Activation, Blur, Downsampler, Features, Identity, Mask
-from .presets import Preset, get_preset
+from .presets import Preset, StopRule, get_preset
 
 NOISE_SCALE = 0.1  # z ~ U[0, 1) * 0.1, as in the paper
 
@@ -101,6 +101,7 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
             guide: np.ndarray | None = None, steps: int | None = None, seed: int = 0,
             device: str = "auto", reference: np.ndarray | None = None,
             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
+            noise_variance: float | None = None, early_stop: bool | None = None,
             callbacks: Sequence[Callback] = ()) -> Restoration:
     """Fit the preset's network so that A(f(z)) matches `observation`: a float (h, w, c) image,
     or a tensor already in A's output space (features, for inversion).
@@ -108,6 +109,9 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
     `image_size` and `out_channels` describe the image to produce (default: those of the
     observation). The network works on a canvas padded to a size it accepts; only the centre
     (the image) enters the loss, so no border is lost.
+
+    `early_stop` (default: the preset's choice) adds the preset's automatic stop; with a known
+    `noise_variance` of the observation (0-1 scale) it uses the discrepancy rule.
     """
     started = time.perf_counter()
     dev = resolve_device(device)
@@ -136,7 +140,7 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
             raise DipError(f"reference is {reference.shape[1]}x{reference.shape[0]}x{reference.shape[2]}, "
                            f"the result will be {width}x{height}x{channels}: they must match")
         metrics = ReferenceMetrics(to_tensor(reference).to(dev))
-    callbacks = ([metrics] if metrics else []) + list(callbacks)
+    callbacks = ([metrics] if metrics else []) + [*stopping(preset, early_stop, noise_variance)] + list(callbacks)
 
     def crop(tensor: torch.Tensor) -> torch.Tensor:
         return center_crop_to(tensor, height, width)
@@ -145,6 +149,16 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
                  callbacks=callbacks)
     return Restoration(to_numpy_image(result.image), preset, count_parameters(net), str(dev),
                        time.perf_counter() - started, result, metrics, seed=seed)
+
+
+def stopping(preset: Preset, early_stop: bool | None, noise_variance: float | None) -> list[EarlyStopping]:
+    """The automatic-stop callback a run gets: the preset's rule, on unless switched off; a preset
+    without a rule (the paper's) gets the default rule when `early_stop` is asked for."""
+    if early_stop is False or (early_stop is None and preset.stop is None):
+        return []
+    rule = preset.stop or StopRule()
+    return [EarlyStopping(patience=rule.patience, warmup=rule.warmup,
+                          noise_variance=noise_variance if rule.discrepancy else None)]
 
 
 def _run(pixels: np.ndarray, task: str, preset: str | Preset, reference: np.ndarray | None = None,
@@ -180,15 +194,26 @@ def denoise_preset(sigma: float | None, name: str) -> str:
     return name
 
 
-def denoise(image: np.ndarray, sigma: float | None = None, *, preset: str = "paper",
+def noise_variance(image: np.ndarray, sigma: float | None) -> float:
+    """The observation's noise variance on the 0-1 scale: from `sigma` (0-255 scale) when
+    given, else estimated from the image (wavelet median absolute deviation, per channel)."""
+    if sigma is not None:
+        return (sigma / 255) ** 2
+    from skimage.restoration import estimate_sigma
+
+    return float(np.mean(estimate_sigma(image, channel_axis=-1, average_sigmas=False)) ** 2)
+
+
+def denoise(image: np.ndarray, sigma: float | None = None, *, preset: str = "default",
             steps: int | None = None, seed: int = 0, device: str = "auto",
-            reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
-            return_info: bool = False):
+            reference: np.ndarray | None = None, early_stop: bool | None = None,
+            callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Remove noise with the Deep Image Prior.
 
     `image`: (H, W) or (H, W, C) array, C in 1-4 (alpha is kept as is); integers are scaled by
     their type's maximum, floats are taken in [0, 1]. `sigma` (on the 0-255 scale) is optional:
-    without it the run is blind, suited to real noise. Returns a float32 array of the same shape.
+    without it the run is blind (the noise level is estimated for the automatic stop), suited
+    to real noise. Returns a float32 array of the same shape.
 
     >>> from skimage import data
     >>> noisy = data.astronaut()[:64, :64] / 255 + 0.1 * np.random.default_rng(0).normal(size=(64, 64, 3))
@@ -197,17 +222,20 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, preset: str = "pap
     """
     if sigma is not None and not 0 < sigma <= 255:
         raise DipError(f"sigma must be in (0, 255] on the 0-255 scale, got {sigma:g}")
+    colour = split_channels(image).pixels
     return _restore_picture(image, "denoise", denoise_preset(sigma, preset) if isinstance(preset, str) else preset,
                             return_info, steps=steps, seed=seed, device=device, reference=reference,
+                            early_stop=early_stop, noise_variance=noise_variance(colour, sigma),
                             callbacks=callbacks)
 
 
 def deblock(image: np.ndarray, *, preset: str = "paper", steps: int | None = None, seed: int = 0,
             device: str = "auto", reference: np.ndarray | None = None,
-            callbacks: Sequence[Callback] = (), return_info: bool = False):
+            early_stop: bool | None = None,
+           callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Remove JPEG compression artifacts (blocking, ringing); same conventions as `denoise`."""
     return _restore_picture(image, "deblock", preset, return_info, steps=steps, seed=seed,
-                            device=device, reference=reference, callbacks=callbacks)
+                            device=device, reference=reference, early_stop=early_stop, callbacks=callbacks)
 
 
 def sr_preset(factor: int, name: str) -> str:
@@ -217,7 +245,8 @@ def sr_preset(factor: int, name: str) -> str:
 
 def super_resolve(image: np.ndarray, factor: int = 4, *, preset: str | Preset = "paper",
                   steps: int | None = None, seed: int = 0, device: str = "auto",
-                  reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+                  reference: np.ndarray | None = None, early_stop: bool | None = None,
+           callbacks: Sequence[Callback] = (),
                   return_info: bool = False):
     """Super-resolve a real low-resolution image by `factor` (2, 4 or 8).
 
@@ -235,7 +264,8 @@ def super_resolve(image: np.ndarray, factor: int = 4, *, preset: str | Preset = 
 
         picture.alpha = resize(picture.alpha, options["image_size"], order=3).clip(0, 1).astype(np.float32)
     done = _run(picture.pixels, "super-resolve", sr_preset(factor, preset) if isinstance(preset, str) else preset,
-                steps=steps, seed=seed, device=device, reference=reference, callbacks=callbacks, **options)
+                steps=steps, seed=seed, device=device, reference=reference, early_stop=early_stop,
+                callbacks=callbacks, **options)
     return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
 
 
@@ -258,7 +288,8 @@ def read_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text",
             steps: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, paste_known: bool = False,
-            callbacks: Sequence[Callback] = (), return_info: bool = False):
+            early_stop: bool | None = None,
+           callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Fill the holes of `image` where `mask` is black (0); white (1) marks known pixels.
 
     The loss sees known pixels only. Presets: text (thin scribbles), blob (one object),
@@ -268,7 +299,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text
     picture = split_channels(image)
     known = read_mask(mask, picture.size)
     done = _run(picture.pixels, "inpaint", preset, steps=steps, seed=seed, device=device,
-                reference=reference, callbacks=callbacks, operator=Mask(to_tensor(known)))
+                reference=reference, early_stop=early_stop, callbacks=callbacks, operator=Mask(to_tensor(known)))
     if paste_known:
         done.image = np.where(known > 0, picture.pixels, done.image).astype(np.float32)
     return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
@@ -276,7 +307,8 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text
 
 def deblur(image: np.ndarray, kernel: np.ndarray, *, preset: str | Preset = "default",
            steps: int | None = None, seed: int = 0, device: str = "auto",
-           reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+           reference: np.ndarray | None = None, early_stop: bool | None = None,
+           callbacks: Sequence[Callback] = (),
            return_info: bool = False):
     """Undo a known blur: A is convolution with `kernel` (2-D, normalised to sum 1)."""
     try:
@@ -284,12 +316,13 @@ def deblur(image: np.ndarray, kernel: np.ndarray, *, preset: str | Preset = "def
     except ValueError as error:
         raise DipError(str(error)) from None
     return _restore_picture(image, "deblur", preset, return_info, steps=steps, seed=seed, device=device,
-                            reference=reference, callbacks=callbacks, operator=operator)
+                            reference=reference, early_stop=early_stop, callbacks=callbacks, operator=operator)
 
 
 def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | Preset = "paper",
           steps: int | None = None, seed: int = 0, device: str = "auto", attempts: int = 3,
-          reference: np.ndarray | None = None, callbacks: Sequence[Callback] = (),
+          reference: np.ndarray | None = None, early_stop: bool | None = None,
+           callbacks: Sequence[Callback] = (),
           return_info: bool = False):
     """Restore a noisy no-flash photo using the flash photo of the same scene as the network's
     input z: the result has the no-flash lighting with the flash photo's detail.
@@ -309,7 +342,7 @@ def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | P
     for attempt in range(attempts):
         detector = StuckDetector(to_tensor(target.pixels), at_step=check_at if check_at >= 20 else 0)
         done = _run(target.pixels, "flash", chosen, guide=flash_picture.pixels, steps=steps,
-                    seed=seed + attempt, device=device, reference=reference,
+                    seed=seed + attempt, device=device, reference=reference, early_stop=early_stop,
                     callbacks=[detector, *callbacks])
         done.attempts = attempt + 1
         if not detector.stuck:

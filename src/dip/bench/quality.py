@@ -19,7 +19,8 @@ from ..degrade import downscale
 from ..errors import DipError
 from ..io import read_image
 from ..report.compare import Scoring
-from ..tasks import denoise, inpaint, super_resolve
+from ..presets import get_preset
+from ..tasks import denoise, denoise_preset, inpaint, sr_preset, super_resolve
 
 
 @dataclass(frozen=True)
@@ -63,46 +64,70 @@ def cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 @dataclass
-class ImageResult:
-    name: str
-    ours: float
+class Run:
+    """One preset's result on one benchmark image."""
+
+    preset: str
+    score: float
     steps: int
     seconds: float
+
+
+@dataclass
+class ImageResult:
+    name: str
+    runs: list[Run]
     published: dict[str, float]
 
 
-def run_image(suite: Suite, folder: Path, name: str, preset: str, quick: bool, steps: int | None,
+def budget(suite: Suite, preset: str, quick: bool, steps: int | None) -> int | None:
+    """Steps for one preset: --steps if given; in quick mode the suite's budget for presets that
+    run a fixed number of steps (the paper's), while presets that stop themselves keep their own
+    rule and cap; in full mode the preset's own settings."""
+    if steps:
+        return steps
+    if not quick:
+        return None
+    task_preset = {"super-resolve": sr_preset(suite.factor, preset), "denoise": denoise_preset(suite.sigma, preset),
+                   "inpaint": "pixels" if preset == "paper" else preset}[suite.task]
+    return None if get_preset(suite.task, task_preset).stop is not None else suite.quick_steps
+
+
+def run_image(suite: Suite, folder: Path, name: str, presets: list[str], quick: bool, steps: int | None,
               device: str, seed: int = 0) -> ImageResult:
-    """Restore one benchmark image the paper's way and score it with every published method."""
+    """Restore one benchmark image the paper's way with each preset, on the same pixels, and
+    score the results and every published method."""
     truth = read_image(folder / f"{name}_GT.png").pixels
     side = suite.quick_crop if quick else None
     multiple = 32 if suite.task == "super-resolve" else 1
     box = centre_box(*truth.shape[:2], side, multiple)
     reference = cut(truth, box)
-    budget = steps or (suite.quick_steps if quick else None)
-    started = time.perf_counter()
     if suite.task == "super-resolve":
         reference, low = downscale(reference, suite.factor)
-        out, info = super_resolve(low, suite.factor, preset=preset, steps=budget, seed=seed, device=device,
-                                  return_info=True)
     else:
         observed = cut(read_image(folder / f"{name}_{suite.input_name}.png").pixels, box)
-        if suite.task == "denoise":
-            out, info = denoise(observed, suite.sigma, preset=preset, steps=budget, seed=seed, device=device,
-                                return_info=True)
+    runs = []
+    for preset in presets:
+        options = dict(preset=preset, steps=budget(suite, preset, quick, steps), seed=seed, device=device,
+                       return_info=True)
+        started = time.perf_counter()
+        if suite.task == "super-resolve":
+            out, info = super_resolve(low, suite.factor, **options)
+        elif suite.task == "denoise":
+            out, info = denoise(observed, suite.sigma, **options)
         else:
-            mask = known_pixels(observed)
-            out, info = inpaint(observed, mask, preset="pixels" if preset == "paper" else preset, steps=budget,
-                                seed=seed, device=device, return_info=True)
-    seconds = time.perf_counter() - started
-    ours = suite.scoring(out.reshape(reference.shape), reference)[0]
+            options["preset"] = "pixels" if preset == "paper" else preset
+            out, info = inpaint(observed, known_pixels(observed), **options)
+        seconds = time.perf_counter() - started
+        runs.append(Run(preset, suite.scoring(out.reshape(reference.shape), reference)[0], info.fit.steps_run,
+                        seconds))
     published = {}
     for path in sorted(folder.glob(f"{name}_*.png")):
         method = path.stem[len(name) + 1:]
         if method != "GT":
             published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, :reference.shape[2]],
                                                reference)[0]
-    return ImageResult(name, ours, info.fit.steps_run, seconds, published)
+    return ImageResult(name, runs, published)
 
 
 def known_pixels(masked: np.ndarray) -> np.ndarray:
@@ -128,10 +153,11 @@ def machine() -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: int | None = None,
+def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, steps: int | None = None,
               device: str = "auto", images: set[str] | None = None, max_minutes: float | None = None,
               out_dir: Path = Path("benchmarks/results"), command: str = "", log=print) -> Path:
-    """Run a suite, appending one table row per finished image; returns the results file."""
+    """Run a suite with each preset side by side, appending one table row per finished image;
+    returns the results file."""
     from ..tasks import resolve_device
 
     suite = SUITES[suite_name]
@@ -139,7 +165,7 @@ def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: i
     date = datetime.date.today().isoformat()
     mode = "quick" if quick else "full"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = fresh_path(out_dir / f"{suite.name}-{preset}-{mode}-{device_name}-{date}.md")
+    path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets)}-{mode}-{device_name}-{date}.md")
     entries = []
     for relative in suite.folders:
         folder = data / relative
@@ -152,12 +178,13 @@ def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: i
     if not entries:
         raise DipError(f"no images selected in suite {suite_name}")
     crop = f"centre crops of {suite.quick_crop} px" if quick else "full images"
+    budgets = ", ".join(f"{p}: {budget(suite, p, quick, steps) or 'its own (stops itself)' if quick else 'its own'}"
+                        for p in presets)
     with open(path, "w") as out:
-        out.write(f"# {suite.name}: preset `{preset}`, {mode} mode\n\n"
+        out.write(f"# {suite.name}: presets {', '.join(f'`{p}`' for p in presets)}, {mode} mode\n\n"
                   f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}\n"
-                  f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: "
-                  f"{steps or (suite.quick_steps if quick else 'the preset`s')}\n"
-                  f"- published methods re-scored on the same pixels as this run\n\n")
+                  f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
+                  f"- every preset and every published method scored on the same pixels\n\n")
     started = time.perf_counter()
     results: list[ImageResult] = []
     methods: list[str] = []
@@ -166,23 +193,30 @@ def run_suite(suite_name: str, data: Path, preset: str, *, quick: bool, steps: i
             log(f"stopping: --max-minutes {max_minutes:g} reached before {name}")
             break
         log(f"[{len(results) + 1}/{len(entries)}] {folder.name}/{name} ...")
-        result = run_image(suite, folder, name, preset, quick, steps, device)
+        result = run_image(suite, folder, name, presets, quick, steps, device)
         if not methods:
             methods = list(result.published)
             with open(path, "a") as out:
-                out.write("| image | dip (this run) | " + " | ".join(methods) + " | steps | seconds |\n")
-                out.write("|---" * (len(methods) + 4) + "|\n")
+                out.write("| image | " + " | ".join(f"dip {p}" for p in presets) + " | " + " | ".join(methods)
+                          + " | " + " | ".join(f"steps {p}" for p in presets)
+                          + " | " + " | ".join(f"seconds {p}" for p in presets) + " |\n")
+                out.write("|---" * (1 + 3 * len(presets) + len(methods)) + "|\n")
         results.append(result)
-        row = [result.name, f"{result.ours:.2f}"] + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
+        row = ([result.name] + [f"{r.score:.2f}" for r in result.runs]
+               + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
+               + [str(r.steps) for r in result.runs] + [f"{r.seconds:.0f}" for r in result.runs])
         with open(path, "a") as out:
-            out.write("| " + " | ".join(row + [str(result.steps), f"{result.seconds:.0f}"]) + " |\n")
-        log(f"    dip {result.ours:.2f} dB in {result.seconds:.0f} s; "
+            out.write("| " + " | ".join(row) + " |\n")
+        log("    " + ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)"
+                               for r in result.runs) + "; "
             + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()))
     if results:
-        average = ["**average**", f"**{np.mean([r.ours for r in results]):.2f}**"] + [
-            f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
+        columns = range(len(presets))
+        average = (["**average**"] + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
+                   + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
+                   + [str(sum(r.runs[i].steps for r in results)) for i in columns]
+                   + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns])
         with open(path, "a") as out:
-            out.write("| " + " | ".join(average + [str(sum(r.steps for r in results)),
-                                                    f"{sum(r.seconds for r in results):.0f}"]) + " |\n")
+            out.write("| " + " | ".join(average) + " |\n")
             out.write(f"\n{len(results)} of {len(entries)} images; device {device_name}.\n")
     return path
