@@ -70,3 +70,14 @@ def test_results_are_never_overwritten(tmp_path):
 
 def test_suites_cover_the_papers_tables():
     assert set(SUITES) == {"sr4", "sr8", "denoise25", "denoise50", "inpaint50"}
+
+
+def test_densest_window_finds_the_text():
+    import numpy as np
+
+    from dip.bench.speed import densest_window
+
+    holes = np.zeros((100, 120), bool)
+    holes[70:80, 90:110] = True
+    top, left, h, w = densest_window(holes, 32)
+    assert (h, w) == (32, 32) and holes[top:top + 32, left:left + 32].sum() == 200

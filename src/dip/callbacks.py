@@ -39,6 +39,12 @@ class ReferenceMetrics(Callback):
         if self.best is None or value > self.best[1]:
             self.best = (state.step, value)
 
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "best": self.best}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.history, self.best = list(data["history"]), data["best"]
+
 
 class LossHistory(Callback):
     """Every step's loss, for curves."""
@@ -48,6 +54,12 @@ class LossHistory(Callback):
 
     def on_step(self, state: FitState) -> None:
         self.history.append((state.step, state.loss))
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.history = list(data["history"])
 
 
 class ProgressBar(Callback):
@@ -122,32 +134,58 @@ class Snapshots(Callback):
 
 @dataclass
 class Checkpoint(Callback):
-    """Save everything needed to continue a run every `every` steps; load it on start if asked."""
+    """Save everything needed to continue a run exactly (network, Adam, EMA, random generator,
+    step, the selected iterate and every callback's own state) every `every` steps, atomically;
+    load it on start if asked. `request()` (e.g. from a signal handler) makes the next step save
+    and stop the run, marked `interrupted`."""
 
     path: Path
     every: int = 100
     resume: bool = False
     saved: list[int] = field(default_factory=list)
+    requested: bool = False
+    interrupted: bool = False
+    resumed_from: int | None = None
+
+    def request(self, *_) -> None:
+        self.requested = True
 
     def on_start(self, state: FitState) -> None:
-        if self.resume and Path(self.path).exists():
-            data = torch.load(self.path, map_location=state.z.device, weights_only=False)
-            state.net.load_state_dict(data["net"])
-            state.optimizer.load_state_dict(data["optimizer"])
-            state.generator.set_state(data["generator"].to("cpu") if state.z.device.type == "cpu"
-                                      else data["generator"])
-            state.ema = data["ema"]
-            state.output = data["output"]
-            state.step, state.loss, state.backtracks = data["step"], data["loss"], data["backtracks"]
+        if not (self.resume and Path(self.path).exists()):
+            return
+        data = torch.load(self.path, map_location=state.z.device, weights_only=False)
+        state.net.load_state_dict(data["net"])
+        state.optimizer.load_state_dict(data["optimizer"])
+        state.generator.set_state(data["generator"].to("cpu") if state.z.device.type == "cpu"
+                                  else data["generator"])
+        state.ema, state.output = data["ema"], data["output"]
+        state.selected, state.selected_step = data["selected"], data["selected_step"]
+        state.step, state.loss, state.backtracks = data["step"], data["loss"], data["backtracks"]
+        if state.undo is not None and data["undo"] is not None:
+            state.undo.tensors, state.undo.loss = data["undo"]
+        for callback, saved in zip(self._others(state), data["callbacks"]):
+            if saved is not None:
+                callback.load_state_dict(saved)
+        self.resumed_from = state.step
+
+    def _others(self, state: FitState) -> list[Callback]:
+        return [c for c in state.callbacks if c is not self]
 
     def on_step(self, state: FitState) -> None:
-        if state.step % self.every == 0:
+        if self.requested:
+            self.save(state)
+            self.interrupted = state.stop = True
+            state.stop_reason = f"interrupted: state saved at step {state.step} in {self.path}"
+        elif state.step % self.every == 0:
             self.save(state)
 
     def save(self, state: FitState) -> None:
         data = {"net": state.net.state_dict(), "optimizer": state.optimizer.state_dict(),
                 "generator": state.generator.get_state(), "ema": state.ema, "output": state.output,
-                "step": state.step, "loss": state.loss, "backtracks": state.backtracks}
+                "selected": state.selected, "selected_step": state.selected_step,
+                "step": state.step, "loss": state.loss, "backtracks": state.backtracks,
+                "undo": (state.undo.tensors, state.undo.loss) if state.undo is not None else None,
+                "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self._others(state)]}
         path = Path(self.path)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(handle)

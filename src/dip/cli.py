@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -45,6 +46,9 @@ def _number(kind: type, low: float | None = None, high: float | None = None,
     return parse
 
 
+BATCH_TASKS = ("denoise", "deblock", "super-resolve", "inpaint", "deblur")
+
+
 def _add_run_options(parser: argparse.ArgumentParser, task: str,
                      inputs: Sequence[tuple[str, str]] = (("input", "image to restore"),)) -> None:
     from .presets import presets_for
@@ -62,6 +66,8 @@ def _add_run_options(parser: argparse.ArgumentParser, task: str,
                       help="run every step of the budget")
     parser.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
+    parser.add_argument("--deterministic", action="store_true", help="on CUDA: deterministic kernels, no cuDNN "
+                        "autotuning (slower; CPU runs are always reproducible)")
     parser.add_argument("--reference", help="clean image: report PSNR/SSIM against it while fitting and at the end")
     parser.add_argument("--save-every", type=_number(int, 1), metavar="N",
                         help="also save the estimate every N steps into OUTPUT's folder, in STEM_steps/")
@@ -69,6 +75,24 @@ def _add_run_options(parser: argparse.ArgumentParser, task: str,
                         "comparison with classical methods, settings) into DIR")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    if task not in BATCH_TASKS:
+        return
+    long_runs = parser.add_argument_group("long runs")
+    long_runs.add_argument("--checkpoint", metavar="DIR", help="save the whole fitting state into DIR every "
+                           "--checkpoint-every steps and on Ctrl-C/SIGTERM, to continue with --resume")
+    long_runs.add_argument("--checkpoint-every", type=_number(int, 1), default=100, metavar="N",
+                           help="steps between checkpoints (default 100)")
+    long_runs.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
+    big = parser.add_argument_group("big images")
+    big.add_argument("--tile", type=_number(int, 32), metavar="SIZE", help="restore tiles of SIZE x SIZE "
+                     "input pixels one by one and blend them (memory then depends on SIZE only)")
+    big.add_argument("--overlap", type=_number(int, 0), default=32, metavar="PX",
+                     help="pixels shared by neighbouring tiles, blended smoothly (default 32)")
+    batch = parser.add_argument_group("many images (INPUT a folder or a quoted glob, -o a folder)")
+    batch.add_argument("--workers", type=_number(int, 1), default=1, metavar="N",
+                       help="restore N images at once in separate processes, cores divided between them")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="send each image to a Dask cluster, "
+                       "e.g. tcp://host:8786 (needs the dask extra)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +309,41 @@ def _callbacks(args: argparse.Namespace, output: Path, label: str, steps: int) -
     return callbacks, snapshots, losses
 
 
+def _checkpoint(args: argparse.Namespace, output: Path):
+    """The checkpoint of this output with --checkpoint DIR (DIR/OUTPUT_STEM.ckpt), else None."""
+    from .callbacks import Checkpoint
+
+    if not getattr(args, "checkpoint", None):
+        if getattr(args, "resume", False):
+            raise DipError("--resume needs --checkpoint DIR (where the interrupted run saved its state)")
+        return None
+    folder = Path(args.checkpoint)
+    if folder.exists() and not folder.is_dir():
+        raise DipError(f"--checkpoint must be a folder: {folder} is a file")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{output.stem}.ckpt"
+    if path.exists() and not args.resume:
+        raise DipError(f"checkpoint {path} exists from an earlier run: pass --resume to continue it, or delete it")
+    return Checkpoint(path, every=args.checkpoint_every, resume=args.resume)
+
+
+@contextlib.contextmanager
+def _saving_on_signals(checkpoint):
+    """While fitting, Ctrl-C and SIGTERM ask the checkpoint to save and stop at the end of the step."""
+    import signal
+    import threading
+
+    if checkpoint is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, checkpoint.request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _steps(args: argparse.Namespace, task: str, preset_name: str | None) -> int:
     from .presets import get_preset, presets_for
 
@@ -296,28 +355,117 @@ def _steps(args: argparse.Namespace, task: str, preset_name: str | None) -> int:
 
 def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: Sequence[Path] = (),
               baseline: Callable[[np.ndarray], np.ndarray] | None = None, image_arg: str = "input",
-              problem=None) -> int:
+              problem=None, preset_name: str | None = None, scale: int = 1,
+              per_tile: dict[str, np.ndarray] | None = None) -> int:
     """Read, check, restore, write (and report): what every task command does. `run(image,
     **options)` is the task function; `baseline(input)` gives the image the result is compared
-    with ("before"); `problem` tells the report's baselines what is known."""
+    with ("before"); `problem` tells the report's baselines what is known; `preset_name` is the
+    preset actually run (when the task maps --preset), `scale` the output/input size ratio,
+    `per_tile` the full-size arrays `run` takes by keyword that --tile cuts with the image."""
     from .io import join_channels, read_image, split_channels, write_image
 
     source, output = Path(getattr(args, image_arg)), Path(args.output)
     picture = read_image(source)
     check_output(output, [source, *extra_inputs], args.force)
+    _configure_cuda(args)
+    tile = getattr(args, "tile", None)
+    if tile and (args.report or args.save_every or args.checkpoint or args.reference):
+        raise DipError("--tile cannot be combined with --report, --save-every, --checkpoint or --reference")
+    _check_budget(args, task, preset_name or args.preset, picture, scale)
+    if tile:
+        restored, info = _run_tiles(args, run, join_channels(picture), scale, per_tile or {})
+        result = split_channels(restored)
+        result.bit_depth = picture.bit_depth
+        write_image(output, result)
+        _print_summary(info, output, picture.pixels, result.pixels, None, None)
+        return 0
     reference = read_image(args.reference).pixels if args.reference else None
     callbacks, snapshots, losses = _callbacks(args, output, f"{task} {source.name}", _steps(args, task, args.preset))
-    restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
-                         device=args.device, reference=reference, early_stop=args.early_stop,
-                         callbacks=callbacks, return_info=True)
+    checkpoint = _checkpoint(args, output)
+    with _saving_on_signals(checkpoint):
+        restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
+                             device=args.device, reference=reference, early_stop=args.early_stop,
+                             callbacks=[checkpoint, *callbacks] if checkpoint else callbacks, return_info=True)
+    if checkpoint and checkpoint.interrupted:
+        print(f"dip: interrupted at step {info.fit.steps_run}; state saved in {checkpoint.path}; "
+              "run the same command with --resume to continue (no output written)", file=sys.stderr)
+        return 130
     result = split_channels(restored)
     result.bit_depth = picture.bit_depth
     write_image(output, result)
+    if checkpoint:
+        Path(checkpoint.path).unlink(missing_ok=True)  # the run is complete: nothing left to resume
     before = baseline(picture.pixels) if baseline else picture.pixels
     _print_summary(info, output, before, result.pixels, reference, snapshots)
     if args.report:
         _write_run_report(args, task, picture.pixels, result.pixels, info, snapshots, losses, reference, problem)
     return 0
+
+
+def _configure_cuda(args: argparse.Namespace) -> None:
+    """On CUDA, let cuDNN pick the fastest convolution for the (fixed) canvas size, unless
+    --deterministic asks for reproducible kernels instead."""
+    import torch
+
+    from .tasks import resolve_device
+
+    if resolve_device(args.device).type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = not args.deterministic
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def _check_budget(args: argparse.Namespace, task: str, preset_name: str, picture, scale: int) -> None:
+    """Estimate memory and time before the run; refuse with a tile suggestion if it cannot fit."""
+    from .budget import check_fits
+    from .presets import get_preset
+    from .tasks import padded_size, resolve_device
+
+    preset = get_preset(task, preset_name)
+    height, width = picture.size
+    if getattr(args, "tile", None):
+        height, width = min(height, args.tile), min(width, args.tile)
+    canvas = padded_size(height * scale, width * scale, preset.net.stride, preset.net.min_size)
+    needed = check_fits(preset, canvas, picture.pixels.shape[2], resolve_device(args.device), scale=scale,
+                        tile=args.tile if getattr(args, "tile", None) else None)
+    if not args.quiet:
+        what = f"each {args.tile}px tile" if getattr(args, "tile", None) else "this run"
+        print(f"estimate: {what} needs {needed.describe(args.steps or preset.fit.steps)}"
+              + (" at most (it stops itself)" if preset.stop and args.early_stop is not False else ""),
+              file=sys.stderr)
+
+
+def _run_tiles(args: argparse.Namespace, run: Callable, image: np.ndarray, scale: int,
+               per_tile: dict[str, np.ndarray]):
+    """Restore tile by tile (--tile, --overlap) and blend; the summary counts every tile's steps."""
+    import dataclasses
+
+    from .callbacks import ProgressBar
+    from .tiling import restore_tiled, tile_boxes
+
+    count = len(tile_boxes(image.shape[0], image.shape[1], args.tile, args.overlap))
+    infos = []
+
+    def one(pixels: np.ndarray, box, index: int) -> np.ndarray:
+        top, left, height, width = box
+        extra = {name: array[top:top + height, left:left + width] for name, array in per_tile.items()}
+        if "mask" in extra and extra["mask"].min() >= 0.5:
+            return pixels  # nothing missing in this tile
+        bar = ProgressBar(f"tile {index + 1}/{count}", disable=True if args.quiet else None)
+        out, info = run(pixels, **extra, preset=args.preset, steps=args.steps, seed=args.seed, device=args.device,
+                        early_stop=args.early_stop, callbacks=[bar], return_info=True)
+        infos.append(info)
+        return out.reshape(height * scale, width * scale, -1)
+
+    restored = restore_tiled(image, one, args.tile, args.overlap, scale)
+    if not infos:
+        raise DipError("the mask has no hole: nothing to inpaint")
+    last = infos[-1]
+    fit = dataclasses.replace(last.fit, steps_run=sum(i.fit.steps_run for i in infos),
+                              stop_reason=f"{count} tiles of up to {args.tile}px, {args.overlap}px overlap")
+    return restored, dataclasses.replace(last, seconds=sum(i.seconds for i in infos), fit=fit)
 
 
 def _shape(image: np.ndarray) -> str:
@@ -344,12 +492,11 @@ def _print_summary(info, output: Path, before: np.ndarray, restored: np.ndarray,
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .tasks import denoise
-
     from .baselines import Problem
+    from .tasks import denoise, denoise_preset
 
     return _run_task(args, "denoise", lambda image, **kw: denoise(image, sigma=args.sigma, **kw),
-                     problem=Problem(sigma=args.sigma))
+                     problem=Problem(sigma=args.sigma), preset_name=denoise_preset(args.sigma, args.preset))
 
 
 def cmd_deblock(args: argparse.Namespace) -> int:
@@ -360,10 +507,11 @@ def cmd_deblock(args: argparse.Namespace) -> int:
 
 def cmd_super_resolve(args: argparse.Namespace) -> int:
     from .baselines import Problem, upscale
-    from .tasks import super_resolve
+    from .tasks import sr_preset, super_resolve
 
     return _run_task(args, "super-resolve", lambda image, **kw: super_resolve(image, args.scale, **kw),
-                     baseline=lambda lr: upscale(lr, args.scale, "bicubic"), problem=Problem(factor=args.scale))
+                     baseline=lambda lr: upscale(lr, args.scale, "bicubic"), problem=Problem(factor=args.scale),
+                     preset_name=sr_preset(args.scale, args.preset), scale=args.scale)
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
@@ -377,8 +525,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             raise DipError(f"--net {args.net} is only for --preset large-holes (the paper's comparison)")
         args.preset = f"large-holes-{args.net}"
     known = read_mask(mask, mask.shape[:2])
-    return _run_task(args, "inpaint", lambda image, **kw: inpaint(image, mask, paste_known=args.paste_known, **kw),
-                     extra_inputs=[Path(args.mask)], problem=Problem(mask=known))
+    return _run_task(args, "inpaint", lambda image, mask=mask, **kw: inpaint(image, mask, paste_known=args.paste_known,
+                                                                             **kw),
+                     extra_inputs=[Path(args.mask)], problem=Problem(mask=known), per_tile={"mask": mask})
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
@@ -644,6 +793,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in BATCH_TASKS:
+            from .batch import is_batch, run_batch
+
+            if is_batch(args.input):
+                return run_batch(args)
+            if args.workers > 1 or args.scheduler:
+                raise DipError("--workers and --scheduler need a folder or a glob pattern as INPUT")
         return args.handler(args)
     except DipError as error:
         print(f"dip: error: {error}", file=sys.stderr)

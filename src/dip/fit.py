@@ -61,6 +61,8 @@ class FitState:
     selected: torch.Tensor | None = None  # set by a callback (early stopping) to override the result
     selected_step: int | None = None
     logs: dict = field(default_factory=dict)  # per-step numbers callbacks add (e.g. PSNR)
+    callbacks: list = field(default_factory=list)  # every callback of the run (checkpoints save their state)
+    undo: "_Snapshot | None" = None  # the last good weights and Adam state (checkpoints save them too)
 
     @property
     def estimate(self) -> torch.Tensor | None:
@@ -129,8 +131,8 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
     """
     generator = generator or torch.Generator(device=z.device).manual_seed(0)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    state = FitState(net, optimizer, config, z, generator)
     snapshot = _Snapshot(net, optimizer)
+    state = FitState(net, optimizer, config, z, generator, callbacks=list(callbacks), undo=snapshot)
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
     noise = torch.empty_like(z)
     net.train()

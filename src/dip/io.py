@@ -90,8 +90,11 @@ def read_image(path: str | os.PathLike) -> Picture:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise DipError(f"cannot read {path}: not an image file Pillow recognises ({exc.__class__.__name__})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DipError(f"cannot read {path}: damaged or unsupported image ({_first_line(exc)})") from None
+    except MemoryError:
+        raise DipError(f"cannot read {path}: not enough memory to decode it") from None
+    except Exception as exc:  # decoders raise anything on damaged data (struct.error, IndexError, ...)
+        raise DipError(f"cannot read {path}: damaged or unsupported image "
+                       f"({exc.__class__.__name__}: {_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -149,7 +152,9 @@ def _read_tiff(path: Path) -> Picture:
     with tifffile.TiffFile(path) as tiff:
         page = tiff.pages[0]
         shape = page.shape
-        _check_pixels(shape[1], shape[0], path)
+        _check_pixels(shape[1] if len(shape) > 1 else 1, shape[0], path)
+        if int(np.prod(shape, dtype=np.float64)) > 4 * MAX_PIXELS:
+            raise DipError(f"refusing {path}: its header claims a {'x'.join(map(str, shape))} array")
         array = page.asarray()
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
         array = np.moveaxis(array, 0, -1)

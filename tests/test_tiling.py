@@ -1,0 +1,84 @@
+"""Big images: tiles cover the image, blend without seams, and the memory estimate refuses
+what cannot fit with a tile size that can."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dip.budget import check_fits, estimate
+from dip.errors import DipError
+from dip.io import Picture, read_image, write_image
+from dip.presets import get_preset
+from dip.tiling import ramp, restore_tiled, tile_boxes, tile_starts
+
+
+@pytest.mark.parametrize("length, tile, overlap", [(100, 40, 10), (64, 64, 8), (257, 64, 32), (30, 64, 16)])
+def test_tiles_cover_with_at_least_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + min(tile, length) == length
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_blending_weights_reproduce_an_unchanged_image():
+    image = np.random.default_rng(0).random((70, 90, 3)).astype(np.float32)
+    out = restore_tiled(image, lambda pixels, box, index: pixels, tile=32, overlap=12)
+    assert np.allclose(out, image, atol=1e-6)
+    assert ramp(10, 4, True, True).min() > 0  # every pixel keeps some weight
+
+
+def test_scaled_tiles_land_in_place():
+    image = np.random.default_rng(1).random((40, 50, 1)).astype(np.float32)
+    out = restore_tiled(image, lambda pixels, box, index: np.kron(pixels, np.ones((2, 2, 1))), tile=24, overlap=8,
+                        scale=2)
+    assert np.allclose(out, np.kron(image, np.ones((2, 2, 1))), atol=1e-6)
+
+
+def test_tiled_denoising_has_no_seams(astronaut_crop):
+    from conftest import add_noise
+    from dip.tasks import denoise
+
+    clean = np.concatenate([astronaut_crop, astronaut_crop[:, ::-1]], axis=1)[:, :96]  # 64 x 96
+    noisy = add_noise(clean, 25)
+    out = restore_tiled(noisy, lambda pixels, box, index: denoise(pixels, sigma=25, steps=400, device="cpu"),
+                        tile=64, overlap=32)
+    error = ((out - clean) ** 2).mean(axis=(0, 2))
+    seam = np.zeros(96, bool)
+    seam[32:64] = True  # the band where the two tiles meet and are blended
+    assert error[seam].mean() <= error[~seam].mean() * 1.1
+    noisy_error = ((noisy - clean) ** 2).mean()
+    assert error.mean() < noisy_error / 2.5  # and the tiles were really denoised
+
+
+def test_memory_estimate_matches_the_measured_peak():
+    # dip bench speed, 2026-11-26, this CPU: peak resident memory 2315 MB (paper) and 1072 MB
+    # (default) for a 512x512 denoising step (benchmarks/results/speed-cpu-2026-11-26-4.md)
+    cpu = torch.device("cpu")
+    for name, measured in (("paper", 2315), ("default", 1072)):
+        mb = estimate(get_preset("denoise", name), (512, 512), 3, cpu).bytes / 2 ** 20
+        assert 0.7 * measured < mb < 1.3 * measured, (name, mb)
+
+
+def test_too_big_for_memory_is_refused_with_a_tile_size():
+    preset = get_preset("denoise", "paper")
+    with pytest.raises(DipError, match=r"needs about .* GB .* use --tile \d+") as caught:
+        check_fits(preset, (4096, 4096), 3, torch.device("cpu"), free=1.5 * 2 ** 30)
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_tiles_and_copies_tiles_without_holes(tmp_path):
+    image = np.random.default_rng(2).random((80, 100, 3)).astype(np.float32)
+    mask = np.ones((80, 100, 1), np.float32)
+    mask[5:15, 5:15] = 0  # one hole, in the first tile only
+    write_image(tmp_path / "in.png", Picture(image))
+    write_image(tmp_path / "mask.png", Picture(mask))
+    done = subprocess.run([sys.executable, "-m", "dip", "inpaint", str(tmp_path / "in.png"), "--mask",
+                           str(tmp_path / "mask.png"), "-o", str(tmp_path / "out.png"), "--tile", "48", "--overlap",
+                           "16", "--steps", "3", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "estimate: each 48px tile needs about" in done.stderr
+    out = read_image(tmp_path / "out.png").pixels
+    original = read_image(tmp_path / "in.png").pixels
+    assert out.shape == (80, 100, 3)
+    assert np.array_equal(out[60:, 60:], original[60:, 60:])  # far from the hole: copied untouched
