@@ -78,7 +78,7 @@ def test_arrow_keys_slider_and_comparison(browser, report, tmp_path):
     assert "result" in label.inner_text()  # the chosen step is marked
 
     captions = page.locator("figcaption").all_inner_texts()
-    for method in ("input", "dip (paper)", "NLM", "TV", "wavelet"):
+    for method in ("input", "dip (default)", "NLM", "TV", "wavelet"):
         caption = next(c for c in captions if c.startswith(method))
         assert "PSNR" in caption and "SSIM" in caption
     assert any(c.startswith("reference") for c in captions)

@@ -73,7 +73,7 @@ def test_denoise_command_end_to_end(folder):
     code, out, err = run("denoise", folder / "ok.png", "-o", folder / "o.png", "--steps", "3",
                          "--reference", folder / "ok.png", "--save-every", "2", "--sigma", "25")
     assert code == 0, err
-    assert "PSNR" in out and "2,217,831 parameters" in out
+    assert "PSNR" in out and "preset denoise/default, 152,199 parameters" in out
     assert Image.open(folder / "o.png").size == (37, 40)
     assert sorted(p.name for p in (folder / "o_steps").iterdir()) == ["step_000002.png", "step_000003.png"]
 

@@ -75,3 +75,15 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path, monkeypatch):
         write_image(target, Picture(np.zeros((4, 4, 3), np.float32)))
     assert target.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from dip.io import Picture, write_image
+
+    path = write_image(tmp_path / "o.png", Picture(np.zeros((4, 4, 3), np.float32)))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

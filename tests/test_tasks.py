@@ -52,7 +52,7 @@ def test_too_small_and_bad_sigma_are_refused():
 @pytest.mark.slow
 def test_denoising_gains_several_db(astronaut_crop):
     noisy = add_noise(astronaut_crop, 25)
-    out, info = dip.denoise(noisy, sigma=25, steps=300, device="cpu", reference=astronaut_crop, return_info=True)
+    out, info = dip.denoise(noisy, sigma=25, preset="paper", steps=300, device="cpu", reference=astronaut_crop, return_info=True)
     before, after = psnr(noisy, astronaut_crop), psnr(out, astronaut_crop)
     assert after - before > 4.0, (before, after)
     assert info.metrics.history[-1][1] == pytest.approx(after, abs=0.01)

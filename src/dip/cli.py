@@ -418,13 +418,21 @@ def _configure_cuda(args: argparse.Namespace) -> None:
 
 
 def _check_budget(args: argparse.Namespace, task: str, preset_name: str, picture, scale: int) -> None:
-    """Estimate memory and time before the run; refuse with a tile suggestion if it cannot fit."""
+    """Estimate memory and time before the run; refuse with a tile suggestion if it cannot fit.
+    The image's size and the reference's are checked first, so a bad input gets its one line."""
     from .budget import check_fits
+    from .io import read_image
     from .presets import get_preset
-    from .tasks import padded_size, resolve_device
+    from .tasks import check_size, padded_size, resolve_device
 
     preset = get_preset(task, preset_name)
     height, width = picture.size
+    check_size(height * scale, width * scale, preset.net.stride)
+    if getattr(args, "reference", None):
+        reference = read_image(args.reference).pixels
+        if reference.shape[:2] != (height * scale, width * scale):
+            raise DipError(f"reference is {reference.shape[1]}x{reference.shape[0]}x{reference.shape[2]}, the "
+                           f"result will be {width * scale}x{height * scale}x{picture.pixels.shape[2]}: they must match")
     if getattr(args, "tile", None):
         height, width = min(height, args.tile), min(width, args.tile)
     canvas = padded_size(height * scale, width * scale, preset.net.stride, preset.net.min_size)

@@ -177,6 +177,7 @@ def write_image(path: str | os.PathLike, picture: Picture) -> Path:
     deep = picture.bit_depth == 16 and fmt in ("PNG", "TIFF")
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
+    os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; an output gets the usual permissions
     try:
         if deep:
             _write_16bit(temp, array, fmt)
@@ -188,6 +189,17 @@ def write_image(path: str | os.PathLike, picture: Picture) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _pillow_image(array: np.ndarray) -> Image.Image:
