@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import DipError
+from .io import WRITABLE
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = tuple(WRITABLE)  # the formats dip reads and writes
 GLOB_CHARACTERS = set("*?[")
 
 
