@@ -41,19 +41,23 @@ def test_speed_bench_reports_flops_and_memory(tmp_path):
     [result] = list(tmp_path.glob("speed-cpu-*.md"))
     row = next(line for line in result.read_text().splitlines() if line.startswith("| denoise/paper"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "2,217,831" and cells[2] == "64"
-    assert float(cells[4]) > 1  # GFLOP per step at 64x64: forward + backward of a 2.2M-parameter net
-    assert float(cells[7]) > 50  # peak resident memory in MB
+    assert cells[1] == "2,217,831" and cells[2] == "64" and cells[3] == "fp32"
+    assert float(cells[5]) > 1  # GFLOP per step at 64x64: forward + backward of a 2.2M-parameter net
+    assert float(cells[8]) > 50  # peak resident memory in MB
+    code, _, err = run("bench", "speed", "--variants", "fp32,fp64", "--out", tmp_path)
+    assert code == 1 and "unknown precision 'fp64'" in err
 
 
 def test_time_to_quality_table(shared_data, tmp_path):
     code, out, err = run("bench", "speed", "--sizes", "64", "--steps", "1", "--out", tmp_path, "--device", "cpu",
                          "--ttq", "--ttq-steps", "3", "--ttq-crop", "64", "--ttq-images", "F16",
-                         "--ttq-presets", "paper,paper-sigma50", "--data", shared_data / "paper")
+                         "--ttq-presets", "paper,paper-sigma50,default@fp32+channels_last",
+                         "--data", shared_data / "paper")
     assert code == 0, err
     text = next(tmp_path.glob("speed-cpu-*.md")).read_text()
     assert "Time to quality" in text
     assert "| denoise | F16 64px | paper | 3 |" in text and "| denoise | F16 64px | paper-sigma50 | 3 |" in text
+    assert "| denoise | F16 64px | default@fp32+channels_last | 3 |" in text
     assert "`paper-sigma50` vs `paper`'s best" in text and "(target: >= -0.30 dB in <= 1/10)" in text
     code, _, err = run("bench", "speed", "--ttq", "--ttq-presets", "paper,nope", "--out", tmp_path)
     assert code == 1 and "unknown preset 'nope'" in err

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .accel import AUTO_PRECISION, PRECISIONS
 from .errors import DipError
 
 EXIT_FAILURE = 1
@@ -68,6 +69,12 @@ def _add_run_options(parser: argparse.ArgumentParser, task: str,
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     parser.add_argument("--deterministic", action="store_true", help="on CUDA: deterministic kernels, no cuDNN "
                         "autotuning (slower; CPU runs are always reproducible)")
+    speed = parser.add_argument_group("speed (results stay float32 images)")
+    speed.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+                       help="arithmetic of the network: fp32, tf32, bf16 or fp16 (mixed precision); the last "
+                       f"three need CUDA (default auto: {AUTO_PRECISION['cuda']} on CUDA, fp32 elsewhere)")
+    speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the network (compiling takes minutes)")
     parser.add_argument("--reference", help="clean image: report PSNR/SSIM against it while fitting and at the end")
     parser.add_argument("--save-every", type=_number(int, 1), metavar="N",
                         help="also save the estimate every N steps into OUTPUT's folder, in STEM_steps/")
@@ -219,9 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--ttq-tasks", default="denoise", help="comma-separated: denoise, super-resolve, inpaint "
                        "(default denoise)")
     speed.add_argument("--ttq-presets", default="paper,default", help="presets to compare, first = baseline; "
-                       "paper = the task's paper setting (default paper,default)")
+                       "paper = the task's paper setting; NAME@bf16 (any --variants entry) runs NAME in that "
+                       "arithmetic (default paper,default)")
+    speed.add_argument("--variants", help="arithmetic variants to time, comma-separated, each PRECISION"
+                       "[+channels_last][+compile] (default: fp32 on a CPU; every precision and NHWC on CUDA)")
+    speed.add_argument("--presets", help="TASK/PRESET pairs to time, comma-separated (default: denoise/paper, "
+                       "denoise/default, super-resolve/default, inpaint/default)")
     speed.add_argument("--ttq-crop", type=_number(int, 32), help="crop side (default: denoise 128, super-resolve "
-                       "64, inpaint 96)")
+                       "64, inpaint 64)")
+    speed.add_argument("--ttq-full", action="store_true", help="whole images instead of crops (for a GPU)")
     speed.add_argument("--ttq-steps", type=_number(int, 1), help="override every preset's steps (a quick look)")
     speed.add_argument("--ttq-images", help="only these images (comma-separated; with one task)")
     speed.add_argument("--data", default=None, help="the paper's data folder (for --ttq)")
@@ -368,6 +381,7 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     picture = read_image(source)
     check_output(output, [source, *extra_inputs], args.force)
     _configure_cuda(args)
+    acceleration = _acceleration(args)
     tile = getattr(args, "tile", None)
     if tile and (args.report or args.save_every or args.checkpoint or args.reference):
         raise DipError("--tile cannot be combined with --report, --save-every, --checkpoint or --reference")
@@ -385,6 +399,7 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     with _saving_on_signals(checkpoint):
         restored, info = run(join_channels(picture), preset=args.preset, steps=args.steps, seed=args.seed,
                              device=args.device, reference=reference, early_stop=args.early_stop,
+                             acceleration=acceleration,
                              callbacks=[checkpoint, *callbacks] if checkpoint else callbacks, return_info=True)
     if checkpoint and checkpoint.interrupted:
         print(f"dip: interrupted at step {info.fit.steps_run}; state saved in {checkpoint.path}; "
@@ -402,17 +417,27 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     return 0
 
 
+def _acceleration(args: argparse.Namespace):
+    """--precision (auto resolved for the device), --channels-last, --compile, --deterministic;
+    checked against the device before any work."""
+    from .accel import Acceleration
+    from .tasks import resolve_device
+
+    device = resolve_device(args.device)
+    precision = Acceleration.default(device).precision if args.precision == "auto" else args.precision
+    acceleration = Acceleration(precision, args.channels_last, args.compile, args.deterministic)
+    acceleration.check(device)
+    return acceleration
+
+
 def _configure_cuda(args: argparse.Namespace) -> None:
-    """On CUDA, let cuDNN pick the fastest convolution for the (fixed) canvas size, unless
-    --deterministic asks for reproducible kernels instead."""
+    """--deterministic on CUDA: reproducible kernels for every operation (torch's switch is
+    process-wide; the command runs one restoration, so that is what the user asked for)."""
     import torch
 
     from .tasks import resolve_device
 
-    if resolve_device(args.device).type != "cuda":
-        return
-    torch.backends.cudnn.benchmark = not args.deterministic
-    if args.deterministic:
+    if args.deterministic and resolve_device(args.device).type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
 
@@ -463,7 +488,8 @@ def _run_tiles(args: argparse.Namespace, run: Callable, image: np.ndarray, scale
             return pixels  # nothing missing in this tile
         bar = ProgressBar(f"tile {index + 1}/{count}", disable=True if args.quiet else None)
         out, info = run(pixels, **extra, preset=args.preset, steps=args.steps, seed=args.seed, device=args.device,
-                        early_stop=args.early_stop, callbacks=[bar], return_info=True)
+                        early_stop=args.early_stop, acceleration=_acceleration(args), callbacks=[bar],
+                        return_info=True)
         infos.append(info)
         return out.reshape(height * scale, width * scale, -1)
 
@@ -684,6 +710,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from .accel import Acceleration
     from .bench.speed import run_speed
 
     try:
@@ -702,15 +729,32 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             if task not in TTQ_IMAGES:
                 raise DipError(f"--ttq-tasks: unknown task {task!r}; choose from {', '.join(TTQ_IMAGES)}")
             for name in args.ttq_presets.split(","):  # unknown names fail before any measuring
+                name, _, variant = name.partition("@")
                 get_preset(task, PAPER_PRESETS.get(task, name) if name == "paper" else name)
+                if variant:
+                    Acceleration.parse(variant)
         images = None
         if args.ttq_images:
             if len(tasks) != 1:
                 raise DipError("--ttq-images needs exactly one task in --ttq-tasks")
             images = {tasks[0]: tuple(args.ttq_images.split(","))}
-        ttq = {"data": _data_folder(args.data).parent, "presets": args.ttq_presets.split(","), "crop": args.ttq_crop,
+        crop = 0 if args.ttq_full else args.ttq_crop
+        ttq = {"data": _data_folder(args.data).parent, "presets": args.ttq_presets.split(","), "crop": crop,
                "steps": args.ttq_steps, "tasks": tasks, "images": images}
-    path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]), ttq=ttq)
+    variants = args.variants.split(",") if args.variants else None
+    for variant in variants or ():
+        Acceleration.parse(variant)
+    pairs = None
+    if args.presets:
+        from .presets import get_preset
+
+        pairs = [tuple(pair.split("/", 1)) for pair in args.presets.split(",")]
+        for pair in pairs:
+            if len(pair) != 2:
+                raise DipError(f"--presets takes TASK/PRESET pairs, got {'/'.join(pair)!r}")
+            get_preset(*pair)
+    path = run_speed(sizes, args.steps, args.device, Path(args.out), " ".join(["dip", *sys.argv[1:]]), ttq=ttq,
+                     variants=variants, presets=pairs)
     print(f"results: {path}")
     return 0
 

@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .accel import Acceleration
+
 
 class Callback:
     """Hooks into the loop, doing nothing by default; any of them may set `state.stop = True`."""
@@ -122,19 +124,28 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
         crop: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
         generator: torch.Generator | None = None,
-        callbacks: Sequence[Callback] = ()) -> FitResult:
+        callbacks: Sequence[Callback] = (),
+        acceleration: Acceleration = Acceleration()) -> FitResult:
     """Minimise loss_fn(A(crop(net(z))), y) (by default the mean squared error) by Adam and
     return the restored image.
 
     The result is the image a callback selected (early stopping), else the EMA, else the
-    last output.
+    last output. `acceleration` sets precision, layout and compilation (not the result's
+    meaning: the loss and all state stay float32).
     """
+    with acceleration.arithmetic(z.device):
+        return _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, acceleration)
+
+
+def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, acceleration) -> FitResult:
+    forward, z = acceleration.prepare(net, z)
     generator = generator or torch.Generator(device=z.device).manual_seed(0)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     snapshot = _Snapshot(net, optimizer)
     state = FitState(net, optimizer, config, z, generator, callbacks=list(callbacks), undo=snapshot)
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
-    noise = torch.empty_like(z)
+    noise = torch.empty_like(z, memory_format=torch.contiguous_format)  # same draws in any layout
+    scaler = acceleration.scaler(z.device)
     net.train()
     for callback in callbacks:
         callback.on_start(state)
@@ -144,7 +155,8 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         net_input = z
         if config.reg_noise_std > 0:
             net_input = z + noise.normal_(generator=generator) * config.reg_noise_std
-        out = crop(net(net_input))
+        with acceleration.autocast(z.device):
+            out = crop(forward(net_input)).float()
         loss = loss_fn(operator(out), target)
         loss_value = loss.item()
         state.step += 1
@@ -160,8 +172,13 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         else:
             if config.backtrack_db is not None:
                 snapshot.save(loss_value)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             state.loss = loss_value
             state.output = out.detach()
             if config.ema is not None:

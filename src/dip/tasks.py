@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .accel import Acceleration
 from .callbacks import EarlyStopping, ReferenceMetrics, StuckDetector, to_numpy_image
 from .errors import DipError
 from .fit import Callback, FitResult, fit, mse
@@ -102,7 +103,7 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
             device: str = "auto", reference: np.ndarray | None = None,
             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
             noise_variance: float | None = None, early_stop: bool | None = None,
-            callbacks: Sequence[Callback] = ()) -> Restoration:
+            acceleration: Acceleration | None = None, callbacks: Sequence[Callback] = ()) -> Restoration:
     """Fit the preset's network so that A(f(z)) matches `observation`: a float (h, w, c) image,
     or a tensor already in A's output space (features, for inversion).
 
@@ -112,9 +113,13 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
 
     `early_stop` (default: the preset's choice) adds the preset's automatic stop; with a known
     `noise_variance` of the observation (0-1 scale) it uses the discrepancy rule.
+    `acceleration` (default: `Acceleration.default` for the device) sets precision, memory
+    layout and compilation.
     """
     started = time.perf_counter()
     dev = resolve_device(device)
+    acceleration = acceleration or Acceleration.default(dev)
+    acceleration.check(dev)
     height, width = image_size or observation.shape[:2]
     channels = out_channels or observation.shape[2]
     stride = preset.net.stride
@@ -146,7 +151,7 @@ def restore(observation: np.ndarray | torch.Tensor, preset: Preset, *, operator:
         return center_crop_to(tensor, height, width)
 
     result = fit(net, z, target, operator, config, loss_fn=loss_fn, crop=crop, generator=step_generator,
-                 callbacks=callbacks)
+                 callbacks=callbacks, acceleration=acceleration)
     return Restoration(to_numpy_image(result.image), preset, count_parameters(net), str(dev),
                        time.perf_counter() - started, result, metrics, seed=seed)
 
@@ -207,6 +212,7 @@ def noise_variance(image: np.ndarray, sigma: float | None) -> float:
 def denoise(image: np.ndarray, sigma: float | None = None, *, preset: str = "default",
             steps: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, early_stop: bool | None = None,
+            acceleration: Acceleration | None = None,
             callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Remove noise with the Deep Image Prior.
 
@@ -225,17 +231,19 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, preset: str = "def
     colour = split_channels(image).pixels
     return _restore_picture(image, "denoise", denoise_preset(sigma, preset) if isinstance(preset, str) else preset,
                             return_info, steps=steps, seed=seed, device=device, reference=reference,
-                            early_stop=early_stop, noise_variance=noise_variance(colour, sigma),
+                            early_stop=early_stop, acceleration=acceleration,
+                            noise_variance=noise_variance(colour, sigma),
                             callbacks=callbacks)
 
 
 def deblock(image: np.ndarray, *, preset: str = "paper", steps: int | None = None, seed: int = 0,
             device: str = "auto", reference: np.ndarray | None = None,
-            early_stop: bool | None = None,
+            early_stop: bool | None = None, acceleration: Acceleration | None = None,
            callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Remove JPEG compression artifacts (blocking, ringing); same conventions as `denoise`."""
     return _restore_picture(image, "deblock", preset, return_info, steps=steps, seed=seed,
-                            device=device, reference=reference, early_stop=early_stop, callbacks=callbacks)
+                            device=device, reference=reference, early_stop=early_stop, acceleration=acceleration,
+                            callbacks=callbacks)
 
 
 def sr_preset(factor: int, name: str) -> str:
@@ -246,7 +254,7 @@ def sr_preset(factor: int, name: str) -> str:
 def super_resolve(image: np.ndarray, factor: int = 4, *, preset: str | Preset = "paper",
                   steps: int | None = None, seed: int = 0, device: str = "auto",
                   reference: np.ndarray | None = None, early_stop: bool | None = None,
-           callbacks: Sequence[Callback] = (),
+            acceleration: Acceleration | None = None, callbacks: Sequence[Callback] = (),
                   return_info: bool = False):
     """Super-resolve a real low-resolution image by `factor` (2, 4 or 8).
 
@@ -265,6 +273,7 @@ def super_resolve(image: np.ndarray, factor: int = 4, *, preset: str | Preset = 
         picture.alpha = resize(picture.alpha, options["image_size"], order=3).clip(0, 1).astype(np.float32)
     done = _run(picture.pixels, "super-resolve", sr_preset(factor, preset) if isinstance(preset, str) else preset,
                 steps=steps, seed=seed, device=device, reference=reference, early_stop=early_stop,
+                acceleration=acceleration,
                 callbacks=callbacks, **options)
     return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
 
@@ -288,7 +297,7 @@ def read_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text",
             steps: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, paste_known: bool = False,
-            early_stop: bool | None = None,
+            early_stop: bool | None = None, acceleration: Acceleration | None = None,
            callbacks: Sequence[Callback] = (), return_info: bool = False):
     """Fill the holes of `image` where `mask` is black (0); white (1) marks known pixels.
 
@@ -299,7 +308,8 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text
     picture = split_channels(image)
     known = read_mask(mask, picture.size)
     done = _run(picture.pixels, "inpaint", preset, steps=steps, seed=seed, device=device,
-                reference=reference, early_stop=early_stop, callbacks=callbacks, operator=Mask(to_tensor(known)))
+                reference=reference, early_stop=early_stop, acceleration=acceleration, callbacks=callbacks,
+                operator=Mask(to_tensor(known)))
     if paste_known:
         done.image = np.where(known > 0, picture.pixels, done.image).astype(np.float32)
     return _assemble(done, picture.alpha, np.ndim(image) == 2, return_info)
@@ -308,7 +318,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, preset: str | Preset = "text
 def deblur(image: np.ndarray, kernel: np.ndarray, *, preset: str | Preset = "default",
            steps: int | None = None, seed: int = 0, device: str = "auto",
            reference: np.ndarray | None = None, early_stop: bool | None = None,
-           callbacks: Sequence[Callback] = (),
+            acceleration: Acceleration | None = None, callbacks: Sequence[Callback] = (),
            return_info: bool = False):
     """Undo a known blur: A is convolution with `kernel` (2-D, normalised to sum 1)."""
     try:
@@ -316,13 +326,14 @@ def deblur(image: np.ndarray, kernel: np.ndarray, *, preset: str | Preset = "def
     except ValueError as error:
         raise DipError(str(error)) from None
     return _restore_picture(image, "deblur", preset, return_info, steps=steps, seed=seed, device=device,
-                            reference=reference, early_stop=early_stop, callbacks=callbacks, operator=operator)
+                            reference=reference, early_stop=early_stop, acceleration=acceleration,
+                            callbacks=callbacks, operator=operator)
 
 
 def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | Preset = "paper",
           steps: int | None = None, seed: int = 0, device: str = "auto", attempts: int = 3,
           reference: np.ndarray | None = None, early_stop: bool | None = None,
-           callbacks: Sequence[Callback] = (),
+            acceleration: Acceleration | None = None, callbacks: Sequence[Callback] = (),
           return_info: bool = False):
     """Restore a noisy no-flash photo using the flash photo of the same scene as the network's
     input z: the result has the no-flash lighting with the flash photo's detail.
@@ -343,6 +354,7 @@ def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, preset: str | P
         detector = StuckDetector(to_tensor(target.pixels), at_step=check_at if check_at >= 20 else 0)
         done = _run(target.pixels, "flash", chosen, guide=flash_picture.pixels, steps=steps,
                     seed=seed + attempt, device=device, reference=reference, early_stop=early_stop,
+                    acceleration=acceleration,
                     callbacks=[detector, *callbacks])
         done.attempts = attempt + 1
         if not detector.stuck:

@@ -158,6 +158,7 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
               out_dir: Path = Path("benchmarks/results"), command: str = "", log=print) -> Path:
     """Run a suite with each preset side by side, appending one table row per finished image;
     returns the results file."""
+    from ..accel import Acceleration
     from ..tasks import resolve_device
 
     suite = SUITES[suite_name]
@@ -182,7 +183,8 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
                         for p in presets)
     with open(path, "w") as out:
         out.write(f"# {suite.name}: presets {', '.join(f'`{p}`' for p in presets)}, {mode} mode\n\n"
-                  f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}\n"
+                  f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
+                  f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
                   f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
                   f"- every preset and every published method scored on the same pixels\n\n")
     started = time.perf_counter()

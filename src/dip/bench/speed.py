@@ -6,6 +6,7 @@ is its own.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import multiprocessing
 import resource
@@ -16,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..accel import Acceleration
+from ..fit import Callback, fit
+from ..operators import Identity
 from ..presets import get_preset
 from ..tasks import resolve_device
 
@@ -37,62 +41,93 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _measure(task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str, queue) -> None:
+class _StepClock(Callback):
+    """Time stamps after each step (after the device finished it)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.stamps = device, []
+
+    def on_start(self, state) -> None:
+        _sync(self.device)
+        self.stamps.append(time.perf_counter())
+
+    def on_step(self, state) -> None:
+        _sync(self.device)
+        self.stamps.append(time.perf_counter())
+
+
+def _measure(task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str,
+             variant: str, queue=None) -> dict:
+    """Run the real fitting loop (`fit`, as every task runs it) for warm-up + timed steps."""
     from torch.utils.flop_counter import FlopCounterMode
 
     device = torch.device(device_name)
     preset = get_preset(task, preset_name)
-    torch.manual_seed(0)
-    net = preset.net.build(preset.input_channels, 3).to(device)
-    z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
-    target = torch.rand(1, 3, size, size, device=device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=preset.fit.lr)
+    acceleration = Acceleration.parse(variant)
+    acceleration.check(device)
 
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = torch.mean((net(z + 0.03 * torch.randn_like(z)) - target) ** 2)
-        loss.backward()
-        optimizer.step()
+    def run(count: int, callbacks=(), accel=acceleration) -> None:
+        torch.manual_seed(0)
+        net = preset.net.build(preset.input_channels, 3).to(device)
+        z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
+        target = torch.rand(1, 3, size, size, device=device)
+        config = dataclasses.replace(preset.fit, steps=count)
+        fit(net, z, target, Identity(), config, callbacks=callbacks, acceleration=accel)
 
     with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        started = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - started)
+        run(1, accel=Acceleration())  # the same arithmetic whatever the precision
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clock = _StepClock(device)
+    run(warmup + steps, [clock])
+    times = np.diff(clock.stamps)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    queue.put({"ms": statistics.median(times) * 1000, "gflop": flops / 1e9, "peak_mb": peak / 2 ** 20})
+    result = {"ms": statistics.median(times[warmup:]) * 1000, "gflop": counter.get_total_flops() / 1e9,
+              "peak_mb": peak / 2 ** 20, "first_s": float(times[0])}
+    if queue is not None:
+        queue.put(result)
+    return result
 
 
-def measure(task: str, preset: str, size: int, steps: int = 10, warmup: int = 2, device: str = "auto") -> dict:
-    """Median ms/step and the rest for one network at size x size, in a child process."""
+def measure(task: str, preset: str, size: int, steps: int = 10, warmup: int = 2, device: str = "auto",
+            variant: str = "fp32") -> dict:
+    """Median ms/step and the rest for one network at size x size. On a CPU in a child process,
+    so that the peak resident memory is this network's own; on CUDA in this process (the
+    allocator's peak is reset per measurement)."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return _measure(task, preset, size, steps, warmup, str(dev), variant)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_measure, args=(task, preset, size, steps, warmup,
-                                                   str(resolve_device(device)), queue))
+    child = context.Process(target=_measure, args=(task, preset, size, steps, warmup, str(dev), variant, queue))
     child.start()
     result = queue.get()
     child.join()
     return result
 
 
+def default_variants(device: torch.device) -> list[str]:
+    """What `dip bench speed` compares: on CUDA every precision and the NHWC layout; on a CPU
+    only fp32 (reduced precision needs CUDA; channels_last measured slower here)."""
+    if device.type == "cuda":
+        return ["fp32", "tf32", "bf16", "fp16", "tf32+channels_last", "bf16+channels_last"]
+    return ["fp32"]
+
+
 SPEED_PRESETS = [("denoise", "paper"), ("denoise", "default"), ("super-resolve", "default"), ("inpaint", "default")]
 
 
 def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command: str,
-              presets: list[tuple[str, str]] | None = None, ttq: dict | None = None, log=print) -> Path:
-    """Measure every (task, preset) at every size; append each row to the results file as it finishes."""
+              presets: list[tuple[str, str]] | None = None, ttq: dict | None = None,
+              variants: list[str] | None = None, log=print) -> Path:
+    """Measure every (task, preset) at every size in every variant (precision, layout); append
+    each row to the results file as it finishes."""
     from .quality import fresh_path, machine
 
     presets = presets or SPEED_PRESETS
     dev = resolve_device(device)
+    variants = variants or default_variants(dev)
     date = datetime.date.today().isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = fresh_path(out_dir / f"speed-{dev.type}-{date}.md")
@@ -100,20 +135,23 @@ def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command:
     with open(path, "w") as out:
         out.write(f"# Per-step speed\n\n- command: `{command}`\n- date: {date}; machine: {machine()}; "
                   f"torch {torch.__version__}\n- fp32 GEMM (2048x2048) measured: {peak:.0f} GFLOP/s\n"
-                  f"- median of {steps} steps after 2 warm-up steps; one Adam step = forward + backward + update\n\n"
-                  "| task/preset | parameters | size | ms/step | GFLOP/step | GFLOP/s | % of GEMM | peak memory MB |\n"
-                  "|---|---|---|---|---|---|---|---|\n")
+                  f"- median of {steps} steps after 2 warm-up steps of the fitting loop itself (`dip.fit`: "
+                  "forward, backward, Adam update, EMA, undo snapshot); first step = cuDNN autotuning or "
+                  "compilation included; peak memory: resident set (CPU) or allocated GPU memory (CUDA)\n\n"
+                  "| task/preset | parameters | size | arithmetic | ms/step | GFLOP/step | GFLOP/s | % of fp32 GEMM "
+                  "| peak memory MB | first step s |\n|---|---|---|---|---|---|---|---|---|---|\n")
     log(f"fp32 GEMM: {peak:.0f} GFLOP/s")
     for task, preset in presets:
         parameters = get_preset(task, preset).parameters(3)
         for size in sizes:
-            r = measure(task, preset, size, steps, device=device)
-            rate = r["gflop"] / (r["ms"] / 1000)
-            line = (f"| {task}/{preset} | {parameters:,} | {size} | {r['ms']:.0f} | {r['gflop']:.1f} | {rate:.0f} | "
-                    f"{100 * rate / peak:.0f}% | {r['peak_mb']:.0f} |")
-            with open(path, "a") as out:
-                out.write(line + "\n")
-            log(line)
+            for variant in variants:
+                r = measure(task, preset, size, steps, device=device, variant=variant)
+                rate = r["gflop"] / (r["ms"] / 1000)
+                line = (f"| {task}/{preset} | {parameters:,} | {size} | {variant} | {r['ms']:.1f} | {r['gflop']:.1f} | "
+                        f"{rate:.0f} | {100 * rate / peak:.0f}% | {r['peak_mb']:.0f} | {r['first_s']:.2f} |")
+                with open(path, "a") as out:
+                    out.write(line + "\n")
+                log(line)
     if ttq is not None:
         time_to_quality(path=path, device=device, log=log, **ttq)
     return path
@@ -136,8 +174,9 @@ def densest_window(holes: np.ndarray, side: int) -> tuple[int, int, int, int]:
     return int(top), int(left), side, side
 
 
-def ttq_cases(task: str, data: Path, crop: int, images: tuple[str, ...], device: str = "auto"):
-    """(name, clean crop, run(preset, steps) -> (restored, info)) for each time-to-quality image:
+def ttq_cases(task: str, data: Path, crop: int | None, images: tuple[str, ...], device: str = "auto"):
+    """(name, clean crop, run(preset, steps, acceleration) -> (restored, info)) for each
+    time-to-quality image (`crop` None: the whole image):
     denoising the paper's published sigma-25 noisy files, x4 super-resolution of Set5 (LR made
     the paper's way), inpainting the reference repo's text mask on kate (the crop with the most
     text)."""
@@ -152,20 +191,23 @@ def ttq_cases(task: str, data: Path, crop: int, images: tuple[str, ...], device:
             truth = read_image(folder / f"{name}_GT.png").pixels
             box = centre_box(*truth.shape[:2], crop, 1)
             clean, noisy = cut(truth, box), cut(read_image(folder / f"{name}_noisy.png").pixels, box)
-            yield name, clean, lambda preset, steps, clean=clean, noisy=noisy: denoise(
-                noisy, 25, preset=preset, steps=steps, reference=clean, device=device, return_info=True)
+            yield name, clean, lambda preset, steps, accel, clean=clean, noisy=noisy: denoise(
+                noisy, 25, preset=preset, steps=steps, reference=clean, device=device, acceleration=accel,
+                return_info=True)
         elif task == "super-resolve":
             truth = read_image(data / "paper" / "SR" / "Set5" / "x4" / f"{name}_GT.png").pixels
             clean, low = downscale(cut(truth, centre_box(*truth.shape[:2], crop, 32)), 4)
-            yield name, clean, lambda preset, steps, clean=clean, low=low: super_resolve(
-                low, 4, preset=preset, steps=steps, reference=clean, device=device, return_info=True)
+            yield name, clean, lambda preset, steps, accel, clean=clean, low=low: super_resolve(
+                low, 4, preset=preset, steps=steps, reference=clean, device=device, acceleration=accel,
+                return_info=True)
         else:
             folder = data / "dip" / "inpainting"
             truth, full_mask = read_image(folder / f"{name}.png").pixels, read_image(folder / f"{name}_mask.png").pixels
-            box = densest_window(full_mask[:, :, 0] < 0.5, crop)
+            box = densest_window(full_mask[:, :, 0] < 0.5, crop) if crop else centre_box(*truth.shape[:2], None, 1)
             clean, mask = cut(truth, box), cut(full_mask, box)
-            yield name, clean, lambda preset, steps, clean=clean, mask=mask: inpaint(
-                clean * (mask >= 0.5), mask, preset=preset, steps=steps, reference=clean, device=device, return_info=True)
+            yield name, clean, lambda preset, steps, accel, clean=clean, mask=mask: inpaint(
+                clean * (mask >= 0.5), mask, preset=preset, steps=steps, reference=clean, device=device,
+                acceleration=accel, return_info=True)
 
 
 def time_to_quality(data: Path, presets: list[str], crop: int | None, steps: int | None, device: str,
@@ -173,30 +215,39 @@ def time_to_quality(data: Path, presets: list[str], crop: int | None, steps: int
                     log=print) -> None:
     """Each preset, run to completion (or to its own stop) on the same inputs: the PSNR of its
     result, its best PSNR over the run (an oracle that knows the clean image), wall time, and
-    time relative to the first preset ("paper" means the task's paper setting). Rows are
+    time relative to the first preset ("paper" means the task's paper setting; "NAME@bf16"
+    runs NAME in that arithmetic). `crop` None: each task's usual crop; 0: whole images. Rows are
     appended to `path`, then per task the averages and the target (the first preset's best
     PSNR - 0.3 dB in 1/N of its wall time)."""
     from ..metrics import psnr
 
     with open(path, "a") as out:
-        out.write("\n## Time to quality\n\nRGB PSNR against the clean centre crop; every preset sees the same "
-                  "input; seconds include building the network.\n\n"
+        out.write("\n## Time to quality\n\nRGB PSNR against the clean image (crop: centre, or for inpainting the "
+                  "window with the most text); every preset sees the same input; seconds include building the "
+                  "network; PRESET@ARITHMETIC names a precision/layout other than the device's default.\n\n"
                   f"| task | image | preset | steps run | result PSNR | best PSNR over the run (step) | seconds | "
                   f"time vs {presets[0]} |\n|---|---|---|---|---|---|---|---|\n")
+    dev = resolve_device(device)
     for task in tasks:
-        names = [PAPER_PRESETS.get(task, p) if p == "paper" else p for p in presets]
+        names = []
+        for name in presets:
+            preset, at, variant = name.partition("@")
+            names.append((PAPER_PRESETS.get(task, preset) if preset == "paper" else preset) + at + variant)
         rows = []
-        side = crop or TTQ_CROPS[task]
+        side = TTQ_CROPS[task] if crop is None else crop or None
         for name, clean, run in ttq_cases(task, data, side, (images or TTQ_IMAGES)[task], device):
             first_seconds = None
-            for preset in names:
-                restored, info = run(preset, steps)
+            for label in names:
+                preset, _, variant = label.partition("@")
+                accel = Acceleration.parse(variant) if variant else Acceleration.default(dev)
+                restored, info = run(preset, steps, accel)
                 result = psnr(restored, clean)
                 best_step, best = info.metrics.best
                 first_seconds = first_seconds or info.seconds
-                rows.append((preset, result, best, info.seconds))
-                line = (f"| {task} | {name} {side}px | {preset} | {info.fit.steps_run} | {result:.2f} | "
-                        f"{best:.2f} ({best_step}) | {info.seconds:.0f} | {info.seconds / first_seconds:.2f} |")
+                rows.append((label, result, best, info.seconds))
+                size = f"{side}px" if side else f"{clean.shape[1]}x{clean.shape[0]}"
+                line = (f"| {task} | {name} {size} | {label} | {info.fit.steps_run} | {result:.2f} | "
+                        f"{best:.2f} ({best_step}) | {info.seconds:.1f} | {info.seconds / first_seconds:.2f} |")
                 with open(path, "a") as out:
                     out.write(line + "\n")
                 log(line)

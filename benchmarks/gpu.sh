@@ -1,0 +1,40 @@
+#!/bin/bash
+# Everything a lent GPU measures, in one call of the `device` tool (see benchmarks/README.md):
+#   run: bash benchmarks/gpu.sh   (carry .gpudata: a copy of the needed parts of ../shared/data)
+# Each phase has its own time limit and appends its rows as they finish, so a cut-off run
+# still returns what it measured. Results land in $OUT.
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src" DIP_DATA="${DIP_DATA:-$PWD/.gpudata}"
+OUT="${OUT:-/tmp/dip-gpu}"; mkdir -p "$OUT"
+DEVICE="${DEVICE:-cuda}"; T="${T:-1}"  # T: scale of the phase limits (a CPU dry run uses small ones)
+log="$OUT/log.txt"
+phase() { echo "== $(date -u +%T) $1" | tee -a "$log"; }
+limit() { awk -v t="$T" -v s="$1" 'BEGIN { printf "%d", s * t + 1 }'; }
+
+phase "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
+  python3 -c "import torch, numpy, skimage; print('torch', torch.__version__, 'numpy', numpy.__version__,
+'skimage', skimage.__version__, 'cuda', torch.cuda.is_available())"; nproc; } 2>&1 | tee -a "$log"
+
+phase "tests on $DEVICE (precision, layout, determinism, CLI)"
+timeout "$(limit 120)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py 2>&1 | tail -15 | tee -a "$log"
+
+phase "per-step speed: every precision and layout"
+timeout "$(limit 150)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
+    --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default ${VARIANTS:+--variants "$VARIANTS"} \
+    2>&1 | tee -a "$log"
+
+phase "time to quality at full size: paper vs default (and default in bf16)"
+timeout "$(limit 270)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --sizes "${TTQ_SPEED_SIZE:-512}" \
+    --steps 2 --presets denoise/default --variants "${TTQ_VARIANT:-tf32}" --ttq --ttq-tasks denoise \
+    --ttq-presets "${TTQ_PRESETS:-paper,default,default@bf16}" ${TTQ_FULL---ttq-full} ${TTQ_STEPS:+--ttq-steps "$TTQ_STEPS"} \
+    --data "$DIP_DATA/paper" 2>&1 | tee -a "$log"
+
+phase "paper's SR tables on Set5, full size: x4 then x8"
+for suite in sr4 sr8; do
+  timeout "$(limit "${QUALITY_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
+      --images baby,bird,butterfly,head,woman --data "$DIP_DATA/paper" --out "$OUT" ${QUALITY_FLAGS:-} \
+      2>&1 | tee -a "$log"
+done
+phase "done"
+ls -la "$OUT" | tee -a "$log"

@@ -1,0 +1,124 @@
+"""How the fitting step runs on its device: number precision, memory layout, compilation.
+
+These change speed, never the method: a preset says *what* to fit, `Acceleration` says how
+the arithmetic is done. Everything is scoped to one fit (context managers, a wrapped module),
+so no global switch is left behind.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import DipError
+
+if TYPE_CHECKING:  # torch is imported when used, so the command line starts fast
+    import torch
+    from torch import nn
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """fp32: exact float32 everywhere. tf32: float32 storage, convolutions and matrix products on
+    TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA); weights, Adam
+    state, BatchNorm statistics and the loss stay float32; fp16 adds loss scaling.
+    `channels_last`: NHWC memory layout. `compile`: torch.compile the network. CPU runs are
+    always reproducible; `deterministic` makes CUDA runs so too."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False  # reproducible cuDNN kernels, no autotuning (CUDA)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise DipError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+
+    def check(self, device: torch.device) -> None:
+        """Refuse what the device cannot do: reduced precision is for CUDA (on a CPU without
+        AVX-512/AMX bf16 autocast measured ~80x slower)."""
+        if self.precision != "fp32" and device.type != "cuda":
+            raise DipError(f"--precision {self.precision} needs a CUDA device; on {device.type} use fp32")
+
+    @classmethod
+    def default(cls, device: torch.device) -> "Acceleration":
+        """What runs unless asked otherwise: `AUTO_PRECISION` for the device type."""
+        return cls(AUTO_PRECISION.get(device.type, "fp32"))
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def prepare(self, net: nn.Module, z: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+        """The module to call and its input, in the chosen layout (the parameters stay shared
+        with `net`, which keeps its plain state_dict); deterministic runs get layers whose CUDA
+        gradients are reproducible."""
+        import torch
+
+        if self.deterministic:
+            from .nets.deterministic import make_deterministic
+
+            make_deterministic(net)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+            z = z.contiguous(memory_format=torch.channels_last)
+        forward = torch.compile(net) if self.compile else net
+        return forward, z
+
+    @contextlib.contextmanager
+    def arithmetic(self, device: torch.device):
+        """During the fit, on CUDA: TF32 on or off for convolutions and products (torch's default
+        is on for convolutions only), and cuDNN autotuning (the canvas size is fixed, so the
+        fastest kernel is found once) unless deterministic kernels are asked for."""
+        import torch
+
+        if device.type != "cuda":
+            yield
+            return
+        settings = {(torch.backends.cudnn, "allow_tf32"): self.precision != "fp32",
+                    (torch.backends.cuda.matmul, "allow_tf32"): self.precision != "fp32",
+                    (torch.backends.cudnn, "benchmark"): not self.deterministic,
+                    (torch.backends.cudnn, "deterministic"): self.deterministic}
+        previous = {key: getattr(*key) for key in settings}
+        for (backend, name), value in settings.items():
+            setattr(backend, name, value)
+        try:
+            yield
+        finally:
+            for (backend, name), value in previous.items():
+                setattr(backend, name, value)
+
+    def autocast(self, device: torch.device):
+        """Mixed precision for the network's forward pass (and so its backward), or nothing."""
+        import torch
+
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
+        """Loss scaling keeps fp16 gradients from underflowing; bf16 has float32's range."""
+        import torch
+
+        return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
+
+    def describe(self) -> str:
+        parts = [self.precision] + (["channels_last"] if self.channels_last else []) + \
+            (["compiled"] if self.compile else [])
+        return "+".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> "Acceleration":
+        """'bf16+channels_last+compile' -> Acceleration (the bench's variant names)."""
+        parts = text.split("+")
+        unknown = [p for p in parts[1:] if p not in ("channels_last", "compile")]
+        if unknown:
+            raise DipError(f"unknown acceleration option {unknown[0]!r} in {text!r} "
+                           f"(PRECISION[+channels_last][+compile])")
+        return cls(parts[0], "channels_last" in parts[1:], "compile" in parts[1:])

@@ -1,0 +1,126 @@
+"""Precision, memory layout and compilation: they change speed, not results.
+
+The CUDA tests run only where a GPU is present (the device machine); on a CPU they skip.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dip.accel import Acceleration
+from dip.errors import DipError
+from dip.metrics import psnr
+from dip.tasks import denoise
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _noisy(size: int = 64, sigma: float = 25, seed: int = 0):
+    from skimage import data
+
+    clean = data.astronaut()[100:100 + size, 180:180 + size].astype(np.float32) / 255
+    noise = np.random.default_rng(seed).normal(0, sigma / 255, clean.shape).astype(np.float32)
+    return clean, (clean + noise).clip(0, 1)
+
+
+def test_parse_names_variants():
+    assert Acceleration.parse("bf16+channels_last") == Acceleration("bf16", channels_last=True)
+    assert Acceleration.parse("fp32+compile").describe() == "fp32+compiled"
+    with pytest.raises(DipError, match="unknown precision 'fp64'"):
+        Acceleration.parse("fp64")
+    with pytest.raises(DipError, match="unknown acceleration option 'nhwc'"):
+        Acceleration.parse("fp32+nhwc")
+
+
+def test_reduced_precision_is_refused_on_cpu():
+    clean, noisy = _noisy(32)
+    with pytest.raises(DipError, match="--precision bf16 needs a CUDA device"):
+        denoise(noisy, 25, steps=2, device="cpu", acceleration=Acceleration("bf16"))
+
+
+def test_channels_last_gives_the_same_fit_on_cpu():
+    clean, noisy = _noisy(32)
+    for steps, tolerance in ((1, 1e-4), (30, 1e-2)):  # summation order differs; Adam amplifies it
+        plain = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False)
+        nhwc = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False,
+                       acceleration=Acceleration(channels_last=True))
+        assert np.abs(plain - nhwc).mean() < tolerance
+
+
+def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):
+    from dip.io import Picture, write_image
+
+    clean, noisy = _noisy(32)
+    write_image(tmp_path / "in.png", Picture(noisy))
+    done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
+                           str(tmp_path / "out.png"), "--device", "cpu", "--precision", "bf16", "-q"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr  # (a machine's own library warnings may come first)
+    assert done.stderr.strip().splitlines()[-1] == "dip: error: --precision bf16 needs a CUDA device; on cpu use fp32"
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("native", [torch.nn.ReflectionPad2d(1), torch.nn.ReflectionPad2d(2),
+                                    torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    torch.nn.Upsample(scale_factor=2, mode="nearest")], ids=str)
+def test_deterministic_twins_compute_the_same_values_and_gradients(native):
+    from dip.nets.deterministic import make_deterministic
+
+    x = torch.randn(2, 3, 7, 10, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    twin = make_deterministic(torch.nn.Sequential(native))
+    assert type(twin[0]) is not type(native)
+    gradient = torch.randn_like(native(x))
+    (expected,) = torch.autograd.grad(native(x), x, gradient)
+    (got,) = torch.autograd.grad(twin(x), x, gradient)
+    assert torch.allclose(twin(x), native(x), atol=1e-6) and torch.allclose(got, expected, atol=1e-5)
+
+
+def test_deterministic_fit_matches_the_plain_one_on_cpu():
+    clean, noisy = _noisy(32)
+    plain = denoise(noisy, 25, steps=1, device="cpu", early_stop=False)
+    twin = denoise(noisy, 25, steps=1, device="cpu", early_stop=False, acceleration=Acceleration(deterministic=True))
+    assert np.abs(plain - twin).max() < 1e-4
+
+
+@CUDA
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+def test_cuda_precisions_keep_psnr(precision):
+    """Mixed precision (BatchNorm included) must denoise about as well as float32."""
+    clean, noisy = _noisy(128)
+    exact = denoise(noisy, 25, device="cuda", acceleration=Acceleration("fp32"))
+    fast = denoise(noisy, 25, device="cuda", acceleration=Acceleration(precision, channels_last=precision != "fp32"))
+    assert psnr(fast, clean) > psnr(noisy, clean) + 5
+    assert abs(psnr(fast, clean) - psnr(exact, clean)) < 0.5
+
+
+@CUDA
+def test_cuda_deterministic_runs_repeat_bitwise(tmp_path):
+    """--deterministic twice from the command line: the same bytes."""
+    from dip.io import Picture, write_image
+
+    clean, noisy = _noisy(64)
+    write_image(tmp_path / "in.png", Picture(noisy))
+    outputs = []
+    for run in range(2):
+        outputs.append(tmp_path / f"out{run}.png")
+        done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
+                               str(outputs[-1]), "--device", "cuda", "--deterministic", "--sigma", "25", "--steps", "100", "-q"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+
+
+@CUDA
+def test_cuda_cli_runs_with_every_speed_option(tmp_path):
+    from dip.io import Picture, read_image, write_image
+
+    clean, noisy = _noisy(64)
+    write_image(tmp_path / "in.png", Picture(noisy))
+    done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
+                           str(tmp_path / "out.png"), "--device", "cuda", "--precision", "bf16", "--channels-last",
+                           "--sigma", "25", "--steps", "300", "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert psnr(read_image(tmp_path / "out.png").pixels, clean) > psnr(noisy, clean) + 3
