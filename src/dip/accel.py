@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
 
 from .errors import DipError
-
-if TYPE_CHECKING:  # torch is imported when used, so the command line starts fast
-    import torch
-    from torch import nn
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
@@ -50,16 +48,12 @@ class Acceleration:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        import torch
-
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     def prepare(self, net: nn.Module, z: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
         """The module to call and its input, in the chosen layout (the parameters stay shared
         with `net`, which keeps its plain state_dict); deterministic runs get layers whose CUDA
         gradients are reproducible."""
-        import torch
-
         if self.deterministic:
             from .nets.deterministic import make_deterministic
 
@@ -75,8 +69,6 @@ class Acceleration:
         """During the fit, on CUDA: TF32 on or off for convolutions and products (torch's default
         is on for convolutions only), and cuDNN autotuning (the canvas size is fixed, so the
         fastest kernel is found once) unless deterministic kernels are asked for."""
-        import torch
-
         if device.type != "cuda":
             yield
             return
@@ -95,8 +87,6 @@ class Acceleration:
 
     def autocast(self, device: torch.device):
         """Mixed precision for the network's forward pass (and so its backward), or nothing."""
-        import torch
-
         dtype = self.autocast_dtype
         if dtype is None:
             return contextlib.nullcontext()
@@ -104,8 +94,6 @@ class Acceleration:
 
     def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         """Loss scaling keeps fp16 gradients from underflowing; bf16 has float32's range."""
-        import torch
-
         return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
 
     def describe(self) -> str:

@@ -9,6 +9,7 @@ over a fraction of the device's measured matrix-multiply rate.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class Estimate:
                 f"(~{steps * self.seconds_per_step / 60:.0f} min for {steps} steps)")
 
 
+@functools.lru_cache(maxsize=32)
 def _probe(preset: Preset, channels: int) -> tuple[float, float, int]:
     """(activation elements per canvas pixel, FLOP per canvas pixel per step, parameters)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -73,12 +75,20 @@ def gemm_rate(device: torch.device, n: int = 512, repeats: int = 8) -> float:
     return 2 * n ** 3 * repeats / max(time.perf_counter() - started, 1e-9)
 
 
+def memory(preset: Preset, canvas: tuple[int, int], channels: int) -> float:
+    """Bytes a fit of `preset` on a `canvas` (h, w) needs."""
+    per_pixel, _, parameters = _probe(preset, channels)
+    return BASE_BYTES + per_pixel * canvas[0] * canvas[1] * BYTES_PER_ACTIVATION + parameters * 4 * 4
+
+
+def gflop_per_step(preset: Preset, canvas: tuple[int, int], channels: int) -> float:
+    """Arithmetic of one fitting step (forward + backward) on a `canvas` (h, w)."""
+    return _probe(preset, channels)[1] * canvas[0] * canvas[1] / 1e9
+
+
 def estimate(preset: Preset, canvas: tuple[int, int], channels: int, device: torch.device) -> Estimate:
-    per_pixel, flop_per_pixel, parameters = _probe(preset, channels)
-    pixels = canvas[0] * canvas[1]
-    memory = BASE_BYTES + per_pixel * pixels * BYTES_PER_ACTIVATION + parameters * 4 * 4
-    flop = flop_per_pixel * pixels
-    return Estimate(memory, flop / 1e9, flop / (gemm_rate(device) * EFFICIENCY))
+    gflop = gflop_per_step(preset, canvas, channels)
+    return Estimate(memory(preset, canvas, channels), gflop, gflop * 1e9 / (gemm_rate(device) * EFFICIENCY))
 
 
 def available(device: torch.device) -> float | None:
@@ -103,8 +113,7 @@ def check_fits(preset: Preset, canvas: tuple[int, int], channels: int, device: t
     free = available(device) if free is None else free
     if free is not None and needed.bytes > 0.9 * free:
         side = max(canvas)
-        while side > 128 and estimate(preset, (min(side, canvas[0]), min(side, canvas[1])), channels,
-                                      device).bytes > 0.9 * free:
+        while side > 128 and memory(preset, (min(side, canvas[0]), min(side, canvas[1])), channels) > 0.9 * free:
             side //= 2
         tile_side = max(32, side // scale)
         hint = (f"use --tile {tile_side} --overlap {max(8, tile_side // 8)}" if side < max(canvas)

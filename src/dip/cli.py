@@ -385,6 +385,7 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     tile = getattr(args, "tile", None)
     if tile and (args.report or args.save_every or args.checkpoint or args.reference):
         raise DipError("--tile cannot be combined with --report, --save-every, --checkpoint or --reference")
+    reference = _read_reference(args, picture, scale)
     _check_budget(args, task, preset_name or args.preset, picture, scale)
     if tile:
         restored, info = _run_tiles(args, run, join_channels(picture), scale, per_tile or {})
@@ -393,7 +394,6 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
         write_image(output, result)
         _print_summary(info, output, picture.pixels, result.pixels, None, None)
         return 0
-    reference = read_image(args.reference).pixels if args.reference else None
     callbacks, snapshots, losses = _callbacks(args, output, f"{task} {source.name}", _steps(args, task, args.preset))
     checkpoint = _checkpoint(args, output)
     with _saving_on_signals(checkpoint):
@@ -442,22 +442,30 @@ def _configure_cuda(args: argparse.Namespace) -> None:
         torch.use_deterministic_algorithms(True)
 
 
+def _read_reference(args: argparse.Namespace, picture, scale: int) -> np.ndarray | None:
+    """--reference, read once and checked against the result's size before any work."""
+    from .io import read_image
+
+    if not getattr(args, "reference", None):
+        return None
+    reference = read_image(args.reference).pixels
+    height, width = picture.size
+    if reference.shape[:2] != (height * scale, width * scale):
+        raise DipError(f"reference is {reference.shape[1]}x{reference.shape[0]}x{reference.shape[2]}, the "
+                       f"result will be {width * scale}x{height * scale}x{picture.pixels.shape[2]}: they must match")
+    return reference
+
+
 def _check_budget(args: argparse.Namespace, task: str, preset_name: str, picture, scale: int) -> None:
     """Estimate memory and time before the run; refuse with a tile suggestion if it cannot fit.
-    The image's size and the reference's are checked first, so a bad input gets its one line."""
+    The image's size is checked first, so a bad input gets its one line."""
     from .budget import check_fits
-    from .io import read_image
     from .presets import get_preset
     from .tasks import check_size, padded_size, resolve_device
 
     preset = get_preset(task, preset_name)
     height, width = picture.size
     check_size(height * scale, width * scale, preset.net.stride)
-    if getattr(args, "reference", None):
-        reference = read_image(args.reference).pixels
-        if reference.shape[:2] != (height * scale, width * scale):
-            raise DipError(f"reference is {reference.shape[1]}x{reference.shape[0]}x{reference.shape[2]}, the "
-                           f"result will be {width * scale}x{height * scale}x{picture.pixels.shape[2]}: they must match")
     if getattr(args, "tile", None):
         height, width = min(height, args.tile), min(width, args.tile)
     canvas = padded_size(height * scale, width * scale, preset.net.stride, preset.net.min_size)
