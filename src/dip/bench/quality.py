@@ -214,7 +214,8 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
             + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()))
     if results:
         columns = range(len(presets))
-        average = (["**average**"] + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
+        average = (["**average** (steps, seconds: totals)"]
+                   + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
                    + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
                    + [str(sum(r.runs[i].steps for r in results)) for i in columns]
                    + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns])
