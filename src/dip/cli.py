@@ -388,7 +388,7 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     reference = _read_reference(args, picture, scale)
     _check_budget(args, task, preset_name or args.preset, picture, scale)
     if tile:
-        restored, info = _run_tiles(args, run, join_channels(picture), scale, per_tile or {})
+        restored, info = _run_tiles(args, run, join_channels(picture), scale, per_tile or {}, acceleration)
         result = split_channels(restored)
         result.bit_depth = picture.bit_depth
         write_image(output, result)
@@ -479,7 +479,7 @@ def _check_budget(args: argparse.Namespace, task: str, preset_name: str, picture
 
 
 def _run_tiles(args: argparse.Namespace, run: Callable, image: np.ndarray, scale: int,
-               per_tile: dict[str, np.ndarray]):
+               per_tile: dict[str, np.ndarray], acceleration):
     """Restore tile by tile (--tile, --overlap) and blend; the summary counts every tile's steps."""
     import dataclasses
 
@@ -496,7 +496,7 @@ def _run_tiles(args: argparse.Namespace, run: Callable, image: np.ndarray, scale
             return pixels  # nothing missing in this tile
         bar = ProgressBar(f"tile {index + 1}/{count}", disable=True if args.quiet else None)
         out, info = run(pixels, **extra, preset=args.preset, steps=args.steps, seed=args.seed, device=args.device,
-                        early_stop=args.early_stop, acceleration=_acceleration(args), callbacks=[bar],
+                        early_stop=args.early_stop, acceleration=acceleration, callbacks=[bar],
                         return_info=True)
         infos.append(info)
         return out.reshape(height * scale, width * scale, -1)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..accel import Acceleration
+from ..budget import gflop_per_step
 from ..fit import Callback, fit
 from ..operators import Identity
 from ..presets import get_preset
@@ -58,32 +59,26 @@ class _StepClock(Callback):
 
 def _measure(task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str,
              variant: str, queue=None) -> dict:
-    """Run the real fitting loop (`fit`, as every task runs it) for warm-up + timed steps."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """Run the real fitting loop (`fit`, as every task runs it) for warm-up + timed steps; the
+    arithmetic per step comes from the budget's FLOP count (the same whatever the precision)."""
     device = torch.device(device_name)
     preset = get_preset(task, preset_name)
     acceleration = Acceleration.parse(variant)
     acceleration.check(device)
 
-    def run(count: int, callbacks=(), accel=acceleration) -> None:
-        torch.manual_seed(0)
-        net = preset.net.build(preset.input_channels, 3).to(device)
-        z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
-        target = torch.rand(1, 3, size, size, device=device)
-        config = dataclasses.replace(preset.fit, steps=count)
-        fit(net, z, target, Identity(), config, callbacks=callbacks, acceleration=accel)
-
-    with FlopCounterMode(display=False) as counter:
-        run(1, accel=Acceleration())  # the same arithmetic whatever the precision
+    torch.manual_seed(0)
+    net = preset.net.build(preset.input_channels, 3).to(device)
+    z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
+    target = torch.rand(1, 3, size, size, device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clock = _StepClock(device)
-    run(warmup + steps, [clock])
+    fit(net, z, target, Identity(), dataclasses.replace(preset.fit, steps=warmup + steps), callbacks=[clock],
+        acceleration=acceleration)
     times = np.diff(clock.stamps)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    result = {"ms": statistics.median(times[warmup:]) * 1000, "gflop": counter.get_total_flops() / 1e9,
+    result = {"ms": statistics.median(times[warmup:]) * 1000, "gflop": gflop_per_step(preset, (size, size), 3),
               "peak_mb": peak / 2 ** 20, "first_s": float(times[0])}
     if queue is not None:
         queue.put(result)
