@@ -4,7 +4,7 @@ import numpy as np
 
 import torch
 
-from dip.fit import Callback, FitConfig, FitState, fit
+from dip.fit import Callback, FitConfig, FitState, fit, make_adam
 from dip.nets import SkipSpec
 from dip.operators import Identity
 
@@ -42,6 +42,22 @@ def test_same_seed_same_result():
         gen = torch.Generator().manual_seed(3)
         results.append(fit(net, z, target, Identity(), FitConfig(steps=10, reg_noise_std=0.05), generator=gen).image)
     assert torch.equal(results[0], results[1])
+
+
+def test_fused_adam_takes_the_same_steps_as_plain_adam():
+    """The loop uses torch's fused Adam kernel for speed; its iterates must be Adam's (over a few
+    steps: rounding differences grow chaotically later, as between any two Adam builds)."""
+    images = []
+    for fused in (True, False):
+        net, z, target = tiny_problem()
+        optimizer = make_adam(net, 0.01, z.device) if fused else torch.optim.Adam(net.parameters(), lr=0.01)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for _ in range(5):
+            optimizer.zero_grad()
+            torch.mean((net(z) - target) ** 2).backward()
+            optimizer.step()
+        images.append(net(z).detach())
+    assert torch.allclose(images[0], images[1], atol=1e-5)
 
 
 class Saboteur(torch.nn.Module):

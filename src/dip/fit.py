@@ -119,6 +119,13 @@ def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((prediction - target) ** 2)
 
 
+def make_adam(net: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam over the network's weights; the fused kernel where torch has one (CPU, CUDA): one
+    call per step instead of a dozen small ops per weight tensor (measured 6.8 -> 1.3 ms a step
+    for the 32-channel skip net on the 2-core CPU)."""
+    return torch.optim.Adam(net.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
         operator: Callable[[torch.Tensor], torch.Tensor], config: FitConfig, *,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
@@ -140,7 +147,7 @@ def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
 def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, acceleration) -> FitResult:
     forward, z = acceleration.prepare(net, z)
     generator = generator or torch.Generator(device=z.device).manual_seed(0)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    optimizer = make_adam(net, config.lr, z.device)
     snapshot = _Snapshot(net, optimizer)
     state = FitState(net, optimizer, config, z, generator, callbacks=list(callbacks), undo=snapshot)
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
