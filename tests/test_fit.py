@@ -81,7 +81,8 @@ class Watch(Callback):
     def on_step(self, state):
         self.weights.append([p.detach().clone() for p in state.net.parameters()])
         first = next(state.net.parameters())
-        self.adam.append(state.optimizer.state[first]["exp_avg"].clone())
+        adam = state.optimizer.state.get(first, {})
+        self.adam.append(adam["exp_avg"].clone() if "exp_avg" in adam else None)  # None: no Adam state
 
 
 def test_backtracking_restores_weights_and_optimizer_and_skips_the_bad_step():
@@ -97,6 +98,19 @@ def test_backtracking_restores_weights_and_optimizer_and_skips_the_bad_step():
         assert torch.equal(restored, saved)
     assert torch.equal(watch.adam[5], watch.adam[3])
     assert not torch.equal(watch.adam[6], watch.adam[5])  # fitting goes on afterwards
+
+
+def test_a_jump_at_the_second_step_goes_back_to_a_fresh_optimizer():
+    """The snapshot before Adam's first step has no Adam state: undoing to it must still work."""
+    net, z, target = tiny_problem()
+    start = [p.detach().clone() for p in net.parameters()]
+    watch = Watch()
+    result = fit(net, z, target, Saboteur(at=2), FitConfig(steps=4, ema=None), callbacks=[watch])
+    assert result.backtracks == 1 and result.steps_run == 4
+    for restored, saved in zip(watch.weights[1], start):
+        assert torch.equal(restored, saved)
+    assert watch.adam[1] is None  # undone to before Adam's first step: no Adam state
+    assert torch.count_nonzero(watch.adam[2]) > 0  # Adam started afresh and went on
 
 
 def test_non_finite_loss_is_undone():

@@ -162,7 +162,7 @@ class Checkpoint(Callback):
         state.selected, state.selected_step = data["selected"], data["selected_step"]
         state.step, state.loss, state.backtracks = data["step"], data["loss"], data["backtracks"]
         if state.undo is not None and data["undo"] is not None:
-            state.undo.tensors, state.undo.loss = data["undo"]
+            state.undo.load_state_dict(data["undo"])
         for callback, saved in zip(self._others(state), data["callbacks"]):
             if saved is not None:
                 callback.load_state_dict(saved)
@@ -184,7 +184,7 @@ class Checkpoint(Callback):
                 "generator": state.generator.get_state(), "ema": state.ema, "output": state.output,
                 "selected": state.selected, "selected_step": state.selected_step,
                 "step": state.step, "loss": state.loss, "backtracks": state.backtracks,
-                "undo": (state.undo.tensors, state.undo.loss) if state.undo is not None else None,
+                "undo": state.undo.state_dict() if state.undo is not None else None,
                 "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self._others(state)]}
         path = Path(self.path)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -83,35 +83,49 @@ class FitResult:
 
 
 class _Snapshot:
-    """A copy of network weights and Adam state, kept on the device, to undo a bad step."""
+    """A copy of network weights and Adam state, kept on the device, to undo a bad step.
+
+    Adam creates its state at its first step, so a snapshot taken before it holds weights only;
+    undoing to it also empties Adam's state (a fresh optimizer, as it was then)."""
 
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer):
         self.net, self.optimizer = net, optimizer
         self.tensors: list[torch.Tensor] | None = None
+        self.with_state = False  # the copy includes Adam's state
         self.loss = math.inf
 
-    def _live(self) -> list[torch.Tensor]:
-        live = [p.data for p in self.net.parameters()] + list(self.net.buffers())
-        for p in self.net.parameters():
-            for value in self.optimizer.state.get(p, {}).values():
-                if torch.is_tensor(value):
-                    live.append(value)
-        return live
+    def _weights(self) -> list[torch.Tensor]:
+        return [p.data for p in self.net.parameters()] + list(self.net.buffers())
+
+    def _state(self) -> list[torch.Tensor]:
+        return [value for p in self.net.parameters()
+                for value in self.optimizer.state.get(p, {}).values() if torch.is_tensor(value)]
 
     def save(self, loss: float) -> None:
-        live = self._live()
+        live = self._weights() + self._state()
         if self.tensors is None or len(self.tensors) != len(live):
             self.tensors = [t.detach().clone() for t in live]
         else:
             torch._foreach_copy_(self.tensors, live)
+        self.with_state = bool(self.optimizer.state)
         self.loss = loss
 
     def restore(self) -> None:
-        live = self._live()
+        live = self._weights() + (self._state() if self.with_state else [])
         if self.tensors is None or len(self.tensors) != len(live):
             raise RuntimeError("nothing to go back to: the first step already failed")
         with torch.no_grad():
             torch._foreach_copy_(live, self.tensors)
+        if not self.with_state:
+            self.optimizer.state.clear()
+
+    def state_dict(self) -> dict:
+        return {"tensors": self.tensors, "loss": self.loss, "with_state": self.with_state}
+
+    def load_state_dict(self, data: dict | tuple) -> None:
+        if isinstance(data, tuple):  # checkpoints written before `with_state` existed
+            data = {"tensors": data[0], "loss": data[1], "with_state": True}
+        self.tensors, self.loss, self.with_state = data["tensors"], data["loss"], data["with_state"]
 
 
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
