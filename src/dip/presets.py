@@ -107,8 +107,8 @@ _register(Preset("flash", "paper",
                  input="image", input_channels=3, note="paper, flash image as input z (cave)"))
 
 _register(Preset("super-resolve", "default", FAST_NET,
-                 FitConfig(steps=1200, lr=0.01, reg_noise_std=0.03, ema=0.99), stop=StopRule(),
-                 note="fast: the paper's net at 32 channels with EMA 0.99, x2/x4/x8, stops itself"))
+                 FitConfig(steps=1000, lr=0.01, reg_noise_std=0.03, ema=0.99), input_channels=8, stop=StopRule(),
+                 note="fast: the paper's net at 32 channels, 8 input channels, EMA 0.99, x2/x4/x8, stops itself"))
 _register(Preset("super-resolve", "paper", DENOISE_NET,
                  FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=None),
                  note="paper, x2 and x4 (sr.ipynb)"))
