@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .accel import AUTO_PRECISION, PRECISIONS
+from .accel import AUTO_PRECISION, PRECISIONS, Acceleration
 from .errors import DipError
 
 EXIT_FAILURE = 1
@@ -417,10 +417,9 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     return 0
 
 
-def _acceleration(args: argparse.Namespace):
+def _acceleration(args: argparse.Namespace) -> Acceleration:
     """--precision (auto resolved for the device), --channels-last, --compile, --deterministic;
     checked against the device before any work."""
-    from .accel import Acceleration
     from .tasks import resolve_device
 
     device = resolve_device(args.device)
@@ -479,7 +478,7 @@ def _check_budget(args: argparse.Namespace, task: str, preset_name: str, picture
 
 
 def _run_tiles(args: argparse.Namespace, run: Callable, image: np.ndarray, scale: int,
-               per_tile: dict[str, np.ndarray], acceleration):
+               per_tile: dict[str, np.ndarray], acceleration: Acceleration):
     """Restore tile by tile (--tile, --overlap) and blend; the summary counts every tile's steps."""
     import dataclasses
 
@@ -718,7 +717,6 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_speed(args: argparse.Namespace) -> int:
-    from .accel import Acceleration
     from .bench.speed import run_speed
 
     try:

@@ -91,7 +91,6 @@ class _Snapshot:
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer):
         self.net, self.optimizer = net, optimizer
         self.tensors: list[torch.Tensor] | None = None
-        self.with_state = False  # the copy includes Adam's state
         self.loss = math.inf
 
     def _weights(self) -> list[torch.Tensor]:
@@ -107,25 +106,26 @@ class _Snapshot:
             self.tensors = [t.detach().clone() for t in live]
         else:
             torch._foreach_copy_(self.tensors, live)
-        self.with_state = bool(self.optimizer.state)
         self.loss = loss
 
     def restore(self) -> None:
-        live = self._weights() + (self._state() if self.with_state else [])
+        weights = self._weights()
+        with_state = self.tensors is not None and len(self.tensors) > len(weights)
+        live = weights + (self._state() if with_state else [])
         if self.tensors is None or len(self.tensors) != len(live):
             raise RuntimeError("nothing to go back to: the first step already failed")
         with torch.no_grad():
             torch._foreach_copy_(live, self.tensors)
-        if not self.with_state:
+        if not with_state:
             self.optimizer.state.clear()
 
     def state_dict(self) -> dict:
-        return {"tensors": self.tensors, "loss": self.loss, "with_state": self.with_state}
+        return {"tensors": self.tensors, "loss": self.loss}
 
     def load_state_dict(self, data: dict | tuple) -> None:
-        if isinstance(data, tuple):  # checkpoints written before `with_state` existed
-            data = {"tensors": data[0], "loss": data[1], "with_state": True}
-        self.tensors, self.loss, self.with_state = data["tensors"], data["loss"], data["with_state"]
+        if isinstance(data, tuple):  # checkpoints written as (tensors, loss)
+            data = {"tensors": data[0], "loss": data[1]}
+        self.tensors, self.loss = data["tensors"], data["loss"]
 
 
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
