@@ -1,6 +1,9 @@
 """Benchmarks run end to end on tiny budgets and write their tables as they go."""
 import subprocess
 import sys
+from datetime import date
+
+import pytest
 
 
 from dip.bench.quality import SUITES, centre_box, known_pixels
@@ -33,6 +36,29 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
     assert "| baby |" in text and "| bird |" in text and "**average**" in text
     assert "| image | dip paper | dip default |" in text
     assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
+
+
+def test_published_only_tables_give_the_papers_averages_per_set(shared_data, tmp_path):
+    """`--preset none` re-scores the published outputs with the full protocol: the paper's DIP
+    columns come back per set (Set5 29.90, Set14 27.01 in the paper; x8, input noise 0.05, 25.89 / 24.15)."""
+    for suite, method, expected in (("sr4", "deep_prior", {"Set5": 29.90, "Set14": 27.01}),
+                                    ("sr8", "deep_prior_005", {"Set5": 25.89, "Set14": 24.15})):
+        code, out, err = run("bench", "quality", "--suite", suite, "--preset", "none", "--data", shared_data / "paper",
+                             "--out", tmp_path, "--device", "cpu")
+        assert code == 0, err
+        lines = (tmp_path / f"{suite}-published-full-cpu-{date.today().isoformat()}.md").read_text().splitlines()
+        header = next(line for line in lines if line.startswith("| image |")).split(" | ")
+        column = header.index(method)
+        for group, value in expected.items():
+            row = next(line for line in lines if line.startswith(f"| **average {group}**")).split(" | ")
+            assert float(row[column]) == pytest.approx(value, abs=0.02)
+
+
+def test_unknown_preset_is_refused_before_anything_runs(shared_data, tmp_path):
+    code, out, err = run("bench", "quality", "--suite", "denoise25", "--quick", "--preset", "paper,fastest",
+                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    assert code == 1 and "unknown preset 'fastest'" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
 
 
 def test_speed_bench_reports_flops_and_memory(tmp_path):

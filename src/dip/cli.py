@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--data", default=None, help="the paper's data folder (default $DIP_DATA/paper or "
                          "../shared/data/paper)")
     quality.add_argument("--preset", default="paper,default", help="comma-separated presets to run side by side "
-                         "on the same pixels (default paper,default)")
+                         "on the same pixels (default paper,default); none: only re-score the published methods")
     quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
     quality.add_argument("--steps", type=_number(int, 1), help="override the step budget")
     quality.add_argument("--images", help="only these image names, comma-separated")
@@ -707,7 +707,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     images = set(args.images.split(",")) if args.images else None
     command = " ".join(["dip", *sys.argv[1:]])
-    presets = args.preset.split(",")
+    presets = [] if args.preset == "none" else args.preset.split(",")
     for suite in suites:
         path = run_suite(suite, _data_folder(args.data), presets, quick=args.quick, steps=args.steps,
                          device=args.device, images=images, max_minutes=args.max_minutes,

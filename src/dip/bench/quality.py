@@ -19,7 +19,7 @@ from ..degrade import downscale
 from ..errors import DipError
 from ..io import read_image
 from ..report.compare import Scoring
-from ..presets import get_preset
+from ..presets import Preset, get_preset
 from ..tasks import denoise, denoise_preset, inpaint, sr_preset, super_resolve
 
 
@@ -78,6 +78,7 @@ class ImageResult:
     name: str
     runs: list[Run]
     published: dict[str, float]
+    group: str = ""  # the benchmark set it belongs to (Set5, Set14): the paper averages per set
 
 
 def budget(suite: Suite, preset: str, quick: bool, steps: int | None) -> int | None:
@@ -88,9 +89,15 @@ def budget(suite: Suite, preset: str, quick: bool, steps: int | None) -> int | N
         return steps
     if not quick:
         return None
-    task_preset = {"super-resolve": sr_preset(suite.factor, preset), "denoise": denoise_preset(suite.sigma, preset),
-                   "inpaint": "pixels" if preset == "paper" else preset}[suite.task]
-    return None if get_preset(suite.task, task_preset).stop is not None else suite.quick_steps
+    return None if suite_preset(suite, preset).stop is not None else suite.quick_steps
+
+
+def suite_preset(suite: Suite, preset: str) -> Preset:
+    """The task preset that `preset` names in this suite (`paper` is the paper's setting for the
+    suite's factor, noise level or mask); a one-line error for an unknown name."""
+    name = {"super-resolve": sr_preset(suite.factor, preset), "denoise": denoise_preset(suite.sigma, preset),
+            "inpaint": "pixels" if preset == "paper" else preset}[suite.task]
+    return get_preset(suite.task, name)
 
 
 def run_image(suite: Suite, folder: Path, name: str, presets: list[str], quick: bool, steps: int | None,
@@ -127,7 +134,7 @@ def run_image(suite: Suite, folder: Path, name: str, presets: list[str], quick: 
         if method != "GT":
             published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, :reference.shape[2]],
                                                reference)[0]
-    return ImageResult(name, runs, published)
+    return ImageResult(name, runs, published, group=folder.parent.name if suite.task == "super-resolve" else "")
 
 
 def known_pixels(masked: np.ndarray) -> np.ndarray:
@@ -166,7 +173,8 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
     date = datetime.date.today().isoformat()
     mode = "quick" if quick else "full"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets)}-{mode}-{device_name}-{date}.md")
+    label = "+".join(presets) or "published"
+    path = fresh_path(out_dir / f"{suite.name}-{label}-{mode}-{device_name}-{date}.md")
     entries = []
     for relative in suite.folders:
         folder = data / relative
@@ -178,11 +186,14 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
                 entries.append((folder, name))
     if not entries:
         raise DipError(f"no images selected in suite {suite_name}")
+    for preset in presets:
+        suite_preset(suite, preset)
     crop = f"centre crops of {suite.quick_crop} px" if quick else "full images"
     budgets = ", ".join(f"{p}: {budget(suite, p, quick, steps) or 'its own (stops itself)' if quick else 'its own'}"
-                        for p in presets)
+                        for p in presets) or "none (no preset runs: the published methods only)"
+    title = f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
     with open(path, "w") as out:
-        out.write(f"# {suite.name}: presets {', '.join(f'`{p}`' for p in presets)}, {mode} mode\n\n"
+        out.write(f"# {suite.name}: {title}, {mode} mode\n\n"
                   f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
                   f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
                   f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
@@ -199,10 +210,9 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
         if not methods:
             methods = list(result.published)
             with open(path, "a") as out:
-                out.write("| image | " + " | ".join(f"dip {p}" for p in presets) + " | " + " | ".join(methods)
-                          + " | " + " | ".join(f"steps {p}" for p in presets)
-                          + " | " + " | ".join(f"seconds {p}" for p in presets) + " |\n")
-                out.write("|---" * (1 + 3 * len(presets) + len(methods)) + "|\n")
+                header = (["image"] + [f"dip {p}" for p in presets] + methods + [f"steps {p}" for p in presets]
+                          + [f"seconds {p}" for p in presets])
+                out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
         results.append(result)
         row = ([result.name] + [f"{r.score:.2f}" for r in result.runs]
                + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
@@ -213,13 +223,24 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
                                for r in result.runs) + "; "
             + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()))
     if results:
-        columns = range(len(presets))
-        average = (["**average** (steps, seconds: totals)"]
-                   + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
-                   + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
-                   + [str(sum(r.runs[i].steps for r in results)) for i in columns]
-                   + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns])
+        groups = list(dict.fromkeys(r.group for r in results))
         with open(path, "a") as out:
-            out.write("| " + " | ".join(average) + " |\n")
+            if len(groups) > 1:
+                for group in groups:
+                    members = [r for r in results if r.group == group]
+                    out.write("| " + " | ".join(average_row(f"**average {group}** ({len(members)})", members, methods))
+                              + " |\n")
+            label = "**average** (steps, seconds: totals)" if presets else "**average**"
+            out.write("| " + " | ".join(average_row(label, results, methods)) + " |\n")
             out.write(f"\n{len(results)} of {len(entries)} images; device {device_name}.\n")
     return path
+
+
+def average_row(label: str, results: list[ImageResult], methods: list[str]) -> list[str]:
+    """A table row: mean PSNR per preset and per published method, total steps and seconds per preset."""
+    columns = range(len(results[0].runs))
+    return ([label]
+            + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
+            + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
+            + [str(sum(r.runs[i].steps for r in results)) for i in columns]
+            + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns])
