@@ -27,11 +27,24 @@ def _noisy(size: int = 64, sigma: float = 25, seed: int = 0):
 
 def test_parse_names_variants():
     assert Acceleration.parse("bf16+channels_last") == Acceleration("bf16", channels_last=True)
-    assert Acceleration.parse("fp32+compile").describe() == "fp32+compiled"
+    for name in ("fp32+compile", "bf16+channels_last+compile", "tf32"):
+        assert Acceleration.parse(name).describe() == name  # describe and parse round-trip
     with pytest.raises(DipError, match="unknown precision 'fp64'"):
         Acceleration.parse("fp64")
     with pytest.raises(DipError, match="unknown acceleration option 'nhwc'"):
         Acceleration.parse("fp32+nhwc")
+
+
+def test_cuda_settings_last_only_for_the_fit():
+    """torch's switches are process-wide: a deterministic fit turns them on and puts them back
+    (no CUDA is needed to flip them, so this runs everywhere)."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cuda.matmul.allow_tf32)
+    with Acceleration("tf32", deterministic=True).arithmetic(torch.device("cuda")):
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+            torch.backends.cuda.matmul.allow_tf32) == before
 
 
 def test_reduced_precision_is_refused_on_cpu():

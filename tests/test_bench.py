@@ -38,6 +38,18 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
     assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
 
 
+def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):
+    """Full mode (for a GPU) takes the same path without the crop: here 2 steps on Set14's face at x8."""
+    code, out, err = run("bench", "quality", "--suite", "sr8", "--preset", "default", "--steps", "2", "--images", "face",
+                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    [result] = list(tmp_path.glob("sr8-default-full-cpu-*.md"))
+    text = result.read_text()
+    assert "protocol: full images" in text and "| image | dip default | LapSRN |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| face |")).split(" | ")
+    assert row[-2] == "2"  # steps
+
+
 def test_published_only_tables_give_the_papers_averages_per_set(shared_data, tmp_path):
     """`--preset none` re-scores the published outputs with the full protocol: the paper's DIP
     columns come back per set (Set5 29.90, Set14 27.01 in the paper; x8, input noise 0.05, 25.89 / 24.15)."""

@@ -7,6 +7,7 @@ so no global switch is left behind.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -67,8 +68,10 @@ class Acceleration:
     @contextlib.contextmanager
     def arithmetic(self, device: torch.device):
         """During the fit, on CUDA: TF32 on or off for convolutions and products (torch's default
-        is on for convolutions only), and cuDNN autotuning (the canvas size is fixed, so the
-        fastest kernel is found once) unless deterministic kernels are asked for."""
+        is on for convolutions only), cuDNN autotuning (the canvas size is fixed, so the fastest
+        kernel is found once) unless deterministic kernels are asked for, and then torch's
+        deterministic-algorithms switch. torch's switches are process-wide: each is restored on
+        exit, so one fit's settings never leak into the next."""
         if device.type != "cuda":
             yield
             return
@@ -77,13 +80,19 @@ class Acceleration:
                     (torch.backends.cudnn, "benchmark"): not self.deterministic,
                     (torch.backends.cudnn, "deterministic"): self.deterministic}
         previous = {key: getattr(*key) for key in settings}
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
         for (backend, name), value in settings.items():
             setattr(backend, name, value)
+        if self.deterministic:
+            # cuBLAS needs a fixed workspace for reproducible products; read when its handle is made.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         try:
             yield
         finally:
             for (backend, name), value in previous.items():
                 setattr(backend, name, value)
+            torch.use_deterministic_algorithms(deterministic_before)
 
     def autocast(self, device: torch.device):
         """Mixed precision for the network's forward pass (and so its backward), or nothing."""
@@ -97,8 +106,9 @@ class Acceleration:
         return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
 
     def describe(self) -> str:
+        """The variant's name in the form `parse` takes: 'bf16+channels_last+compile'."""
         parts = [self.precision] + (["channels_last"] if self.channels_last else []) + \
-            (["compiled"] if self.compile else [])
+            (["compile"] if self.compile else [])
         return "+".join(parts)
 
     @classmethod

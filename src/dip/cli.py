@@ -380,7 +380,6 @@ def _run_task(args: argparse.Namespace, task: str, run: Callable, extra_inputs: 
     source, output = Path(getattr(args, image_arg)), Path(args.output)
     picture = read_image(source)
     check_output(output, [source, *extra_inputs], args.force)
-    _configure_cuda(args)
     acceleration = _acceleration(args)
     tile = getattr(args, "tile", None)
     if tile and (args.report or args.save_every or args.checkpoint or args.reference):
@@ -427,18 +426,6 @@ def _acceleration(args: argparse.Namespace) -> Acceleration:
     acceleration = Acceleration(precision, args.channels_last, args.compile, args.deterministic)
     acceleration.check(device)
     return acceleration
-
-
-def _configure_cuda(args: argparse.Namespace) -> None:
-    """--deterministic on CUDA: reproducible kernels for every operation (torch's switch is
-    process-wide; the command runs one restoration, so that is what the user asked for)."""
-    import torch
-
-    from .tasks import resolve_device
-
-    if args.deterministic and resolve_device(args.device).type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
 
 
 def _read_reference(args: argparse.Namespace, picture, scale: int) -> np.ndarray | None:
