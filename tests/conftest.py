@@ -30,6 +30,3 @@ def astronaut_crop() -> np.ndarray:
     return (data.astronaut()[30:94, 190:254] / 255.0).astype(np.float32)
 
 
-def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(image + rng.normal(0, sigma / 255, image.shape), 0, 1).astype(np.float32)

@@ -54,12 +54,17 @@ def test_reduced_precision_is_refused_on_cpu():
 
 
 def test_channels_last_gives_the_same_fit_on_cpu():
+    """One step agrees to float rounding; later, Adam's normalised steps amplify the different
+    summation order (near-zero gradients change sign), so 30 steps agree in quality, not bits."""
     clean, noisy = _noisy(32)
-    for steps, tolerance in ((1, 1e-4), (30, 1e-2)):  # summation order differs; Adam amplifies it
-        plain = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False)
-        nhwc = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False,
-                       acceleration=Acceleration(channels_last=True))
-        assert np.abs(plain - nhwc).mean() < tolerance
+    runs = {}
+    for steps in (1, 30):
+        for layout in (False, True):
+            runs[steps, layout] = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False,
+                                          acceleration=Acceleration(channels_last=layout))
+    assert np.abs(runs[1, False] - runs[1, True]).mean() < 1e-4
+    assert abs(psnr(runs[30, False], clean) - psnr(runs[30, True], clean)) < 0.5
+    assert psnr(runs[30, True], clean) > psnr(runs[1, True], clean) + 5
 
 
 def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):

@@ -29,7 +29,7 @@ def browser():
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, astronaut_crop_module):
     from dip.io import Picture, write_image
-    from conftest import add_noise
+    from dip.degrade import add_noise
 
     folder = tmp_path_factory.mktemp("browser")
     write_image(folder / "clean.png", Picture(astronaut_crop_module))

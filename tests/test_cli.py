@@ -89,7 +89,7 @@ def test_presets_lists_the_paper_counts():
 def test_denoise_a_crop_of_the_paper_image_improves_psnr(shared_data, tmp_path):
     from dip.io import Picture, read_image, write_image
     from dip.metrics import psnr
-    from conftest import add_noise
+    from dip.degrade import add_noise
 
     clean = read_image(shared_data / "dip" / "denoising" / "F16_GT.png").pixels[200:264, 200:264]
     write_image(tmp_path / "clean.png", Picture(clean))

@@ -35,6 +35,32 @@ def test_loss_decreases_and_ema_is_returned():
     assert result.image.shape == (1, 3, 16, 16)
 
 
+def test_ema_ramp_averages_over_the_recent_steps():
+    """With ema_ramp the average's weight at step t is min(ema, (1 + t) / (ramp + t)): a short run
+    returns an average of its recent outputs, not of its first ones."""
+    class Outputs(Callback):
+        def __init__(self):
+            self.outputs = []
+
+        def on_step(self, state):
+            self.outputs.append(state.output.clone())
+
+    def run(ramp):
+        net, z, target = tiny_problem()
+        record = Outputs()
+        result = fit(net, z, target, Identity(), FitConfig(steps=30, ema=0.99, ema_ramp=ramp), callbacks=[record])
+        expected = record.outputs[0]
+        for step, out in enumerate(record.outputs[1:], start=2):
+            weight = 0.99 if ramp is None else min(0.99, (1 + step) / (ramp + step))
+            expected = weight * expected + (1 - weight) * out
+        torch.testing.assert_close(result.image, expected.clamp(0, 1))
+        return result.image, record.outputs[-1].clamp(0, 1)
+
+    plain, last = run(None)
+    ramped, _ = run(10)
+    assert (ramped - last).abs().mean() < 0.5 * (plain - last).abs().mean()
+
+
 def test_same_seed_same_result():
     results = []
     for _ in range(2):
@@ -177,7 +203,7 @@ def test_discrepancy_rule_stops_when_the_fit_reaches_the_noise_level():
 
 
 def test_default_denoise_preset_stops_by_itself_and_beats_the_noise(astronaut_crop):
-    from conftest import add_noise
+    from dip.degrade import add_noise
     from dip.tasks import denoise
 
     noisy = add_noise(astronaut_crop, 25)

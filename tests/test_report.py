@@ -66,7 +66,7 @@ def test_compare_single_image_and_bad_arguments(tmp_path):
 @pytest.mark.slow
 def test_run_report_from_a_real_denoising_run(tmp_path, astronaut_crop):
     from dip.io import Picture, write_image
-    from conftest import add_noise
+    from dip.degrade import add_noise
 
     write_image(tmp_path / "clean.png", Picture(astronaut_crop))
     write_image(tmp_path / "noisy.png", Picture(add_noise(astronaut_crop, 25)))

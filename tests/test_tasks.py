@@ -7,7 +7,7 @@ from dip.errors import DipError
 from dip.metrics import psnr
 from dip.tasks import padded_size
 
-from conftest import add_noise
+from dip.degrade import add_noise
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 1), (37, 53, 3), (53, 37, 4), (32, 32, 3)])
@@ -50,6 +50,24 @@ def test_too_small_and_bad_sigma_are_refused():
 
 
 @pytest.mark.slow
+def test_known_sigma_gives_the_noise_variance_left_after_clipping():
+    """The automatic stop waits for the data term to reach the noise level: with sigma given,
+    that is the variance of clipped noise, which clipping makes smaller than sigma^2."""
+    from skimage import data
+    from dip.tasks import noise_variance
+
+    clean = (data.astronaut()[:128, :128] / 255).astype(np.float32)
+    for sigma, nominal_excess in ((25, 1.05), (50, 1.15)):
+        noisy = add_noise(clean, sigma)
+        actual = float(np.mean((noisy - clean) ** 2))
+        assert noise_variance(noisy, sigma) == pytest.approx(actual, rel=0.02)
+        assert (sigma / 255) ** 2 > nominal_excess * actual
+
+    from dip.tasks import denoise_preset
+
+    assert [denoise_preset(s, "default") for s in (25, 50, None)] == ["default", "default-sigma50", "default"]
+
+
 def test_denoising_gains_several_db(astronaut_crop):
     noisy = add_noise(astronaut_crop, 25)
     out, info = dip.denoise(noisy, sigma=25, preset="paper", steps=300, device="cpu", reference=astronaut_crop, return_info=True)

@@ -36,7 +36,7 @@ def test_scaled_tiles_land_in_place():
 
 
 def test_tiled_denoising_has_no_seams(astronaut_crop):
-    from conftest import add_noise
+    from dip.degrade import add_noise
     from dip.tasks import denoise
 
     clean = np.concatenate([astronaut_crop, astronaut_crop[:, ::-1]], axis=1)[:, :96]  # 64 x 96

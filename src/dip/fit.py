@@ -39,6 +39,9 @@ class FitConfig:
     lr: float = 0.01
     reg_noise_std: float = 0.0
     ema: float | None = 0.99  # weight of the running average; None to keep only the last output
+    # The average's weight at step t is min(ema, (1 + t) / (ema_ramp + t)) when set: it spans about
+    # the last 1/ema_ramp of the run, so a run that stops early does not return its first outputs.
+    ema_ramp: float | None = None
     backtrack_db: float | None = 5.0  # undo a step whose loss rises by more than this (in dB)
     backtrack_lr_factor: float = 0.5  # lr shrinks after each undone step, so the retry differs
 
@@ -203,8 +206,10 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
             state.loss = loss_value
             state.output = out.detach()
             if config.ema is not None:
+                weight = config.ema if config.ema_ramp is None else \
+                    min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
                 state.ema = state.output.clone() if state.ema is None else \
-                    state.ema.mul_(config.ema).add_(state.output, alpha=1 - config.ema)
+                    state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
         for callback in callbacks:
             callback.on_step(state)
 

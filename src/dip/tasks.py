@@ -16,6 +16,7 @@ from torch import nn
 
 from .accel import Acceleration
 from .callbacks import EarlyStopping, ReferenceMetrics, StuckDetector, to_numpy_image
+from .degrade import clipped_noise_variance
 from .errors import DipError
 from .fit import Callback, FitResult, fit, mse
 from .io import Picture, join_channels, split_channels
@@ -193,17 +194,18 @@ def _restore_picture(image: np.ndarray, task: str, preset: str | Preset, return_
 
 
 def denoise_preset(sigma: float | None, name: str) -> str:
-    """The paper used more input noise for strong noise (sigma 50)."""
-    if name == "paper" and sigma is not None and sigma > 40:
-        return "paper-sigma50"
+    """The paper used more input noise for strong noise (sigma 50); so does the default."""
+    if name in ("paper", "default") and sigma is not None and sigma > 40:
+        return f"{name}-sigma50"
     return name
 
 
 def noise_variance(image: np.ndarray, sigma: float | None) -> float:
     """The observation's noise variance on the 0-1 scale: from `sigma` (0-255 scale) when
-    given, else estimated from the image (wavelet median absolute deviation, per channel)."""
+    given, less what clipping to [0, 1] took away; else estimated from the image (wavelet
+    median absolute deviation, per channel)."""
     if sigma is not None:
-        return (sigma / 255) ** 2
+        return clipped_noise_variance(image, sigma)
     from skimage.restoration import estimate_sigma
 
     return float(np.mean(estimate_sigma(image, channel_axis=-1, average_sigmas=False)) ** 2)
