@@ -1,4 +1,5 @@
 """Shared fixtures: small deterministic images, and the shared data folder when present."""
+
 from __future__ import annotations
 
 import os
@@ -28,5 +29,3 @@ def shared_data() -> Path:
 def astronaut_crop() -> np.ndarray:
     """64x64 float RGB crop of scikit-image's astronaut (face), in [0, 1]."""
     return (data.astronaut()[30:94, 190:254] / 255.0).astype(np.float32)
-
-

@@ -2,6 +2,7 @@
 
 The CUDA tests run only where a GPU is present (the device machine); on a CPU they skip.
 """
+
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 def _noisy(size: int = 64, sigma: float = 25, seed: int = 0):
     from skimage import data
 
-    clean = data.astronaut()[100:100 + size, 180:180 + size].astype(np.float32) / 255
+    clean = data.astronaut()[100 : 100 + size, 180 : 180 + size].astype(np.float32) / 255
     noise = np.random.default_rng(seed).normal(0, sigma / 255, clean.shape).astype(np.float32)
     return clean, (clean + noise).clip(0, 1)
 
@@ -38,19 +39,25 @@ def test_parse_names_variants():
 def test_cuda_settings_last_only_for_the_fit():
     """torch's switches are process-wide: a deterministic fit turns them on and puts them back
     (no CUDA is needed to flip them, so this runs everywhere)."""
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-              torch.backends.cuda.matmul.allow_tf32)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+    )
     with Acceleration("tf32", deterministic=True).arithmetic(torch.device("cuda")):
         assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
         assert torch.backends.cuda.matmul.allow_tf32
-    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-            torch.backends.cuda.matmul.allow_tf32) == before
+    assert (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+    ) == before
 
 
 def test_reduced_precision_is_refused_on_cpu():
     clean, noisy = _noisy(32)
-    with pytest.raises(DipError, match="--precision bf16 needs a CUDA device"):
-        denoise(noisy, 25, steps=2, device="cpu", acceleration=Acceleration("bf16"))
+    with pytest.raises(DipError, match="precision bf16 needs a CUDA device"):
+        denoise(noisy, 25, steps=2, device="cpu", **Acceleration("bf16").options())
 
 
 def test_channels_last_gives_the_same_fit_on_cpu():
@@ -60,8 +67,9 @@ def test_channels_last_gives_the_same_fit_on_cpu():
     runs = {}
     for steps in (1, 30):
         for layout in (False, True):
-            runs[steps, layout] = denoise(noisy, 25, steps=steps, device="cpu", early_stop=False,
-                                          acceleration=Acceleration(channels_last=layout))
+            runs[steps, layout] = denoise(
+                noisy, 25, steps=steps, device="cpu", early_stop=False, **Acceleration(channels_last=layout).options()
+            )
     assert np.abs(runs[1, False] - runs[1, True]).mean() < 1e-4
     assert abs(psnr(runs[30, False], clean) - psnr(runs[30, True], clean)) < 0.5
     assert psnr(runs[30, True], clean) > psnr(runs[1, True], clean) + 5
@@ -72,18 +80,40 @@ def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):
 
     clean, noisy = _noisy(32)
     write_image(tmp_path / "in.png", Picture(noisy))
-    done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
-                           str(tmp_path / "out.png"), "--device", "cpu", "--precision", "bf16", "-q"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dip",
+            "denoise",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr  # (a machine's own library warnings may come first)
-    assert done.stderr.strip().splitlines()[-1] == "dip: error: --precision bf16 needs a CUDA device; on cpu use fp32"
+    assert done.stderr.strip().splitlines()[-1] == "dip: error: precision bf16 needs a CUDA device; on cpu use fp32"
     assert not (tmp_path / "out.png").exists()
 
 
-@pytest.mark.parametrize("native", [torch.nn.ReflectionPad2d(1), torch.nn.ReflectionPad2d(2),
-                                    torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    torch.nn.Upsample(scale_factor=2, mode="nearest")], ids=str)
+@pytest.mark.parametrize(
+    "native",
+    [
+        torch.nn.ReflectionPad2d(1),
+        torch.nn.ReflectionPad2d(2),
+        torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        torch.nn.Upsample(scale_factor=2, mode="nearest"),
+    ],
+    ids=str,
+)
 def test_deterministic_twins_compute_the_same_values_and_gradients(native):
     from dip.nets.deterministic import make_deterministic
 
@@ -99,7 +129,7 @@ def test_deterministic_twins_compute_the_same_values_and_gradients(native):
 def test_deterministic_fit_matches_the_plain_one_on_cpu():
     clean, noisy = _noisy(32)
     plain = denoise(noisy, 25, steps=1, device="cpu", early_stop=False)
-    twin = denoise(noisy, 25, steps=1, device="cpu", early_stop=False, acceleration=Acceleration(deterministic=True))
+    twin = denoise(noisy, 25, steps=1, device="cpu", early_stop=False, **Acceleration(deterministic=True).options())
     assert np.abs(plain - twin).max() < 1e-4
 
 
@@ -108,9 +138,10 @@ def test_deterministic_fit_matches_the_plain_one_on_cpu():
 def test_cuda_precisions_keep_psnr(precision):
     """Mixed precision (BatchNorm included) must denoise about as well as float32."""
     clean, noisy = _noisy(96)
-    exact = denoise(noisy, 25, steps=600, device="cuda", acceleration=Acceleration("fp32"))
-    fast = denoise(noisy, 25, steps=600, device="cuda",
-                   acceleration=Acceleration(precision, channels_last=precision != "fp32"))
+    exact = denoise(noisy, 25, steps=600, device="cuda", **Acceleration("fp32").options())
+    fast = denoise(
+        noisy, 25, steps=600, device="cuda", **Acceleration(precision, channels_last=precision != "fp32").options()
+    )
     assert psnr(fast, clean) > psnr(noisy, clean) + 5
     assert abs(psnr(fast, clean) - psnr(exact, clean)) < 0.5
 
@@ -125,9 +156,27 @@ def test_cuda_deterministic_runs_repeat_bitwise(tmp_path):
     outputs = []
     for run in range(2):
         outputs.append(tmp_path / f"out{run}.png")
-        done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
-                               str(outputs[-1]), "--device", "cuda", "--deterministic", "--sigma", "25", "--steps", "100", "-q"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dip",
+                "denoise",
+                str(tmp_path / "in.png"),
+                "-o",
+                str(outputs[-1]),
+                "--device",
+                "cuda",
+                "--deterministic",
+                "--sigma",
+                "25",
+                "--steps",
+                "100",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
     assert outputs[0].read_bytes() == outputs[1].read_bytes()
 
@@ -138,8 +187,28 @@ def test_cuda_cli_runs_with_every_speed_option(tmp_path):
 
     clean, noisy = _noisy(64)
     write_image(tmp_path / "in.png", Picture(noisy))
-    done = subprocess.run([sys.executable, "-m", "dip", "denoise", str(tmp_path / "in.png"), "-o",
-                           str(tmp_path / "out.png"), "--device", "cuda", "--precision", "bf16", "--channels-last",
-                           "--sigma", "25", "--steps", "300", "-q"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dip",
+            "denoise",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--device",
+            "cuda",
+            "--precision",
+            "bf16",
+            "--channels-last",
+            "--sigma",
+            "25",
+            "--steps",
+            "300",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert psnr(read_image(tmp_path / "out.png").pixels, clean) > psnr(noisy, clean) + 3

@@ -1,5 +1,6 @@
 """Batches: folders and globs in, an output folder out, broken files skipped, re-runs resume;
 long runs: checkpoints survive SIGKILL and SIGTERM; clusters: a killed Dask worker loses nothing."""
+
 import os
 import signal
 import subprocess
@@ -16,8 +17,9 @@ from dip.io import Picture, read_image, write_image
 
 
 def dip(*args, timeout=600, **kwargs):
-    return subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def tiny_images(folder: Path, count: int, size: int = 32, broken: int = 0) -> list[Path]:
@@ -29,8 +31,11 @@ def tiny_images(folder: Path, count: int, size: int = 32, broken: int = 0) -> li
         path.parent.mkdir(parents=True, exist_ok=True)
         write_image(path, Picture(rng.random((size, size, 3)).astype(np.float32)))
         paths.append(path)
-    damaged = [("truncated.png", (folder / "img01.png").read_bytes()[:60]), ("text.png", b"not an image at all"),
-               ("empty.jpg", b"")]
+    damaged = [
+        ("truncated.png", (folder / "img01.png").read_bytes()[:60]),
+        ("text.png", b"not an image at all"),
+        ("empty.jpg", b""),
+    ]
     for name, data in damaged[:broken]:
         (folder / name).write_bytes(data)
     return paths
@@ -43,21 +48,22 @@ def test_batch_restores_the_good_images_reports_the_broken_and_resumes(tmp_path)
     assert done.returncode == 1
     outputs = sorted(out.rglob("*.png"))
     assert len(outputs) == 17 and (out / "sub" / "img00.png").is_file()
-    assert "17 restored, 0 skipped (already done), 3 failed" in done.stdout
+    assert "17 restored, 0 skipped (already done), 3 failed" in done.stderr
     for name in ("truncated.png", "text.png", "empty.jpg"):
-        assert f"failed: {source / name}:" in done.stdout
+        assert f"failed: {source / name}:" in done.stderr
     assert "Traceback" not in done.stderr
     stamps = {p: p.stat().st_mtime_ns for p in outputs}
     again = dip("denoise", source, "-o", out, "--steps", "2", "--device", "cpu", "-q")
-    assert again.returncode == 1 and "0 restored, 17 skipped (already done), 3 failed" in again.stdout
+    assert again.returncode == 1 and "0 restored, 17 skipped (already done), 3 failed" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in outputs} == stamps  # nothing redone, nothing rewritten
 
 
 def test_batch_with_workers_and_a_glob(tmp_path):
     source, out = tmp_path / "in", tmp_path / "out"
     tiny_images(source, 4)
-    done = dip("denoise", f"{source}/img0[123].png", "-o", out, "--steps", "2", "--device", "cpu", "-q",
-               "--workers", "2")
+    done = dip(
+        "denoise", f"{source}/img0[123].png", "-o", out, "--steps", "2", "--device", "cpu", "-q", "--workers", "2"
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.rglob("*.png")) == ["img01.png", "img02.png", "img03.png"]
 
@@ -91,7 +97,7 @@ def test_inpaint_batch_needs_a_mask_per_image(tmp_path):
     done = dip("inpaint", source, "--mask", masks, "-o", out, "--steps", "2", "--device", "cpu", "-q")
     assert done.returncode == 1
     assert (out / "img01.png").is_file() and not (out / "sub" / "img00.png").exists()
-    assert "no mask named img00" in done.stdout
+    assert "no mask named img00" in done.stderr
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -110,8 +116,20 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     assert whole.returncode == 0, whole.stderr
 
     ckpt = tmp_path / "ckpt"
-    argv = [sys.executable, "-m", "dip", "denoise", str(image), "-o", str(tmp_path / "resumed.png"), *common,
-            "--checkpoint", str(ckpt), "--checkpoint-every", "20"]
+    argv = [
+        sys.executable,
+        "-m",
+        "dip",
+        "denoise",
+        str(image),
+        "-o",
+        str(tmp_path / "resumed.png"),
+        *common,
+        "--checkpoint",
+        str(ckpt),
+        "--checkpoint-every",
+        "20",
+    ]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while _checkpoint_step(ckpt / "resumed.ckpt") < 40 and time.time() < deadline and process.poll() is None:
@@ -144,13 +162,36 @@ def test_dask_cluster_batch_survives_a_killed_worker(tmp_path):
     distributed = pytest.importorskip("distributed")
     source, out = tmp_path / "in", tmp_path / "out"
     tiny_images(source, 6, size=64)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    ) as cluster:
         with distributed.Client(cluster) as client:
             process = subprocess.Popen(
-                [sys.executable, "-m", "dip", "denoise", str(source), "-o", str(out), "--steps", "150",
-                 "--device", "cpu", "-q", "--scheduler", cluster.scheduler_address],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "dip",
+                    "denoise",
+                    str(source),
+                    "-o",
+                    str(out),
+                    "--steps",
+                    "150",
+                    "--device",
+                    "cpu",
+                    "-q",
+                    "--scheduler",
+                    cluster.scheduler_address,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.time() + 300
             while not client.processing() or not any(client.processing().values()):
                 assert time.time() < deadline and process.poll() is None
@@ -161,4 +202,16 @@ def test_dask_cluster_batch_survives_a_killed_worker(tmp_path):
             stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stdout + stderr
     assert len(list(out.rglob("*.png"))) == 6
-    assert "6 restored, 0 skipped (already done), 0 failed" in stdout
+    assert "6 restored, 0 skipped (already done), 0 failed" in stderr
+
+
+def test_a_job_is_an_outcome_not_captured_output(tmp_path):
+    """Jobs return structured outcomes: a run that logs nothing is still done."""
+    from dip.files import Job, Recipe, run_job
+
+    source = tiny_images(tmp_path, 2)[0]
+    recipe = Recipe("denoise", {"sigma": 25.0}, {"steps": 2, "device": "cpu"})
+    outcome = run_job(recipe, Job(source, tmp_path / "out" / "a.png"))
+    assert outcome.status == "done" and outcome.message.startswith(f"wrote {tmp_path / 'out' / 'a.png'}")
+    again = run_job(recipe, Job(source, tmp_path / "out" / "a.png"))
+    assert again.status == "failed" and "already exists" in again.message

@@ -1,17 +1,18 @@
 """Benchmarks run end to end on tiny budgets and write their tables as they go."""
+
 import subprocess
 import sys
 from datetime import date
 
 import pytest
 
-
 from dip.bench.quality import SUITES, centre_box, known_pixels
 
 
 def run(*args, cwd=None):
-    done = subprocess.run([sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True,
-                          timeout=900, cwd=cwd)
+    done = subprocess.run(
+        [sys.executable, "-m", "dip", *map(str, args)], capture_output=True, text=True, timeout=900, cwd=cwd
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -28,8 +29,23 @@ def test_inpainting_mask_is_recovered_at_about_half(shared_data):
 
 
 def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
-    code, out, err = run("bench", "quality", "--suite", "sr4", "--quick", "--steps", "2", "--images", "baby,bird",
-                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    code, out, err = run(
+        "bench",
+        "quality",
+        "--suite",
+        "sr4",
+        "--quick",
+        "--steps",
+        "2",
+        "--images",
+        "baby,bird",
+        "--data",
+        shared_data / "paper",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     [result] = list(tmp_path.glob("sr4-paper+default-quick-cpu-*.md"))
     text = result.read_text()
@@ -40,8 +56,24 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
 
 def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):
     """Full mode (for a GPU) takes the same path without the crop: here 2 steps on Set14's face at x8."""
-    code, out, err = run("bench", "quality", "--suite", "sr8", "--preset", "default", "--steps", "2", "--images", "face",
-                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    code, out, err = run(
+        "bench",
+        "quality",
+        "--suite",
+        "sr8",
+        "--preset",
+        "default",
+        "--steps",
+        "2",
+        "--images",
+        "face",
+        "--data",
+        shared_data / "paper",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     [result] = list(tmp_path.glob("sr8-default-full-cpu-*.md"))
     text = result.read_text()
@@ -53,10 +85,24 @@ def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):
 def test_published_only_tables_give_the_papers_averages_per_set(shared_data, tmp_path):
     """`--preset none` re-scores the published outputs with the full protocol: the paper's DIP
     columns come back per set (Set5 29.90, Set14 27.01 in the paper; x8, input noise 0.05, 25.89 / 24.15)."""
-    for suite, method, expected in (("sr4", "deep_prior", {"Set5": 29.90, "Set14": 27.01}),
-                                    ("sr8", "deep_prior_005", {"Set5": 25.89, "Set14": 24.15})):
-        code, out, err = run("bench", "quality", "--suite", suite, "--preset", "none", "--data", shared_data / "paper",
-                             "--out", tmp_path, "--device", "cpu")
+    for suite, method, expected in (
+        ("sr4", "deep_prior", {"Set5": 29.90, "Set14": 27.01}),
+        ("sr8", "deep_prior_005", {"Set5": 25.89, "Set14": 24.15}),
+    ):
+        code, out, err = run(
+            "bench",
+            "quality",
+            "--suite",
+            suite,
+            "--preset",
+            "none",
+            "--data",
+            shared_data / "paper",
+            "--out",
+            tmp_path,
+            "--device",
+            "cpu",
+        )
         assert code == 0, err
         lines = (tmp_path / f"{suite}-published-full-cpu-{date.today().isoformat()}.md").read_text().splitlines()
         header = next(line for line in lines if line.startswith("| image |")).split(" | ")
@@ -67,8 +113,21 @@ def test_published_only_tables_give_the_papers_averages_per_set(shared_data, tmp
 
 
 def test_unknown_preset_is_refused_before_anything_runs(shared_data, tmp_path):
-    code, out, err = run("bench", "quality", "--suite", "denoise25", "--quick", "--preset", "paper,fastest",
-                         "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu")
+    code, out, err = run(
+        "bench",
+        "quality",
+        "--suite",
+        "denoise25",
+        "--quick",
+        "--preset",
+        "paper,fastest",
+        "--data",
+        shared_data / "paper",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert code == 1 and "unknown preset 'fastest'" in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
 
@@ -87,10 +146,29 @@ def test_speed_bench_reports_flops_and_memory(tmp_path):
 
 
 def test_time_to_quality_table(shared_data, tmp_path):
-    code, out, err = run("bench", "speed", "--sizes", "64", "--steps", "1", "--out", tmp_path, "--device", "cpu",
-                         "--ttq", "--ttq-steps", "3", "--ttq-crop", "64", "--ttq-images", "F16",
-                         "--ttq-presets", "paper,paper-sigma50,default@fp32+channels_last",
-                         "--data", shared_data / "paper")
+    code, out, err = run(
+        "bench",
+        "speed",
+        "--sizes",
+        "64",
+        "--steps",
+        "1",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--ttq",
+        "--ttq-steps",
+        "3",
+        "--ttq-crop",
+        "64",
+        "--ttq-images",
+        "F16",
+        "--ttq-presets",
+        "paper,paper-sigma50,default@fp32+channels_last",
+        "--data",
+        shared_data / "paper",
+    )
     assert code == 0, err
     text = next(tmp_path.glob("speed-cpu-*.md")).read_text()
     assert "Time to quality" in text
@@ -122,4 +200,4 @@ def test_densest_window_finds_the_text():
     holes = np.zeros((100, 120), bool)
     holes[70:80, 90:110] = True
     top, left, h, w = densest_window(holes, 32)
-    assert (h, w) == (32, 32) and holes[top:top + 32, left:left + 32].sum() == 200
+    assert (h, w) == (32, 32) and holes[top : top + 32, left : left + 32].sum() == 200

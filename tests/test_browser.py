@@ -1,4 +1,5 @@
 """The report page in a real browser: Playwright driving Debian's headless Chromium."""
+
 import os
 import shutil
 import subprocess
@@ -9,8 +10,15 @@ import numpy as np
 import pytest
 
 CHROMIUM = os.environ.get("DIP_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +36,35 @@ def browser():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, astronaut_crop_module):
-    from dip.io import Picture, write_image
     from dip.degrade import add_noise
+    from dip.io import Picture, write_image
 
     folder = tmp_path_factory.mktemp("browser")
     write_image(folder / "clean.png", Picture(astronaut_crop_module))
     write_image(folder / "noisy.png", Picture(add_noise(astronaut_crop_module, 25)))
-    done = subprocess.run([sys.executable, "-m", "dip", "denoise", folder / "noisy.png", "-o", folder / "out.png",
-                           "--sigma", "25", "--steps", "40", "--reference", folder / "clean.png",
-                           "--report", folder / "report", "-q"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dip",
+            "denoise",
+            folder / "noisy.png",
+            "-o",
+            folder / "out.png",
+            "--sigma",
+            "25",
+            "--steps",
+            "40",
+            "--reference",
+            folder / "clean.png",
+            "--report",
+            folder / "report",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return folder / "report" / "index.html"
 
@@ -95,12 +123,15 @@ def test_swipe_and_zoom(browser, report):
     viewer = page.locator("#viewer")
     box = viewer.bounding_box()
     y = box["y"] + box["height"] / 2
-    page.evaluate("""([x0, x1, y]) => {
+    page.evaluate(
+        """([x0, x1, y]) => {
         const v = document.getElementById('viewer');
         const touch = (x) => new Touch({identifier: 1, target: v, clientX: x, clientY: y});
         v.dispatchEvent(new TouchEvent('touchstart', {changedTouches: [touch(x0)], bubbles: true}));
         v.dispatchEvent(new TouchEvent('touchend', {changedTouches: [touch(x1)], bubbles: true}));
-    }""", [box["x"] + box["width"] - 10, box["x"] + 10, y])
+    }""",
+        [box["x"] + box["width"] - 10, box["x"] + 10, y],
+    )
     assert page.locator("#label").inner_text().startswith("step 2 / 40")
     page.locator("#zoom").fill("4")
     transforms = page.locator(".zoombox img").evaluate_all("(imgs) => imgs.map((i) => i.style.transform)")

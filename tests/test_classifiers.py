@@ -1,4 +1,5 @@
 """Pretrained classifiers for feature inversion and activation maximisation, with real weights."""
+
 import io
 import os
 import pickle
@@ -13,7 +14,7 @@ import dip.tasks as T
 from dip import weights
 from dip.callbacks import LossHistory
 from dip.errors import DipError
-from dip.nets.classifiers import AlexNet, MobileNetV2, VGG16, normalize
+from dip.nets.classifiers import VGG16, AlexNet, MobileNetV2, normalize
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,9 @@ def installed():
 
 
 def chelsea_224():
-    return torch.from_numpy(resize(data.chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)).permute(2, 0, 1)[None]
+    return torch.from_numpy(resize(data.chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)).permute(2, 0, 1)[
+        None
+    ]
 
 
 def test_mobilenet_v2_sees_a_cat(installed):
@@ -42,7 +45,9 @@ def test_mobilenet_v2_sees_a_cat(installed):
 def test_alexnet_and_vgg_features_are_those_of_a_trained_net(installed):
     # trained first-layer filters respond far more to a photo than to its pixels shuffled
     photo = normalize(chelsea_224())
-    shuffled = photo.flatten(2)[:, :, torch.randperm(224 * 224, generator=torch.Generator().manual_seed(0))].view_as(photo)
+    shuffled = photo.flatten(2)[:, :, torch.randperm(224 * 224, generator=torch.Generator().manual_seed(0))].view_as(
+        photo
+    )
     for name, layer in (("alexnet", "conv5"), ("vgg16", "conv5_3")):
         net = weights.load_classifier(name)
         with torch.no_grad():
@@ -99,9 +104,10 @@ def test_feature_inversion_matches_features(installed):
 
 def test_activation_maximisation_raises_the_class_logit(installed):
     history = LossHistory()
-    out = T.visualize("mobilenet_v2", "logits", 285, steps=15, device="cpu", callbacks=[history])
+    out = T.visualize("mobilenet_v2", "logits", 285, steps=30, device="cpu", callbacks=[history])
     assert out.shape == (224, 224, 3)
-    assert -history.history[-1][1] > -history.history[0][1] + 3  # the logit rose by more than 3
+    logits = [-loss for _, loss in history.history]  # noisy step to step: the input is re-perturbed
+    assert sum(logits[-5:]) / 5 > logits[0] + 4  # the logit rose by more than 4
 
 
 def test_unknown_layer_or_unit(installed):

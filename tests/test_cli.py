@@ -25,21 +25,24 @@ def folder(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["missing.png", "-o", "o.png"], 1, "input file not found: missing.png"),
-    (["empty.png", "-o", "o.png"], 1, "input file is empty (0 bytes)"),
-    (["text.png", "-o", "o.png"], 1, "not an image file"),
-    (["trunc.png", "-o", "o.png"], 1, "damaged or unsupported image"),
-    (["small.png", "-o", "o.png"], 1, "too small"),
-    (["ok.png", "-o", "nowhere/o.png"], 1, "output folder does not exist"),
-    (["ok.png", "-o", "ok.png"], 1, "is the input file"),
-    (["ok.png", "-o", "o.xyz"], 1, "unknown extension"),
-    (["ok.png", "-o", "o.png", "--sigma", "-3"], 2, "argument --sigma: must be > 0"),
-    (["ok.png", "-o", "o.png", "--steps", "0"], 2, "argument --steps: must be >= 1"),
-    (["ok.png", "-o", "o.png", "--steps", "many"], 2, "argument --steps: must be an integer"),
-    (["ok.png", "-o", "o.png", "--preset", "nope"], 1, "unknown preset 'nope'"),
-    (["ok.png", "-o", "o.png", "--reference", "small.png"], 1, "must match"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["missing.png", "-o", "o.png"], 1, "input file not found: missing.png"),
+        (["empty.png", "-o", "o.png"], 1, "input file is empty (0 bytes)"),
+        (["text.png", "-o", "o.png"], 1, "not an image file"),
+        (["trunc.png", "-o", "o.png"], 1, "damaged or unsupported image"),
+        (["small.png", "-o", "o.png"], 1, "too small"),
+        (["ok.png", "-o", "nowhere/o.png"], 1, "output folder does not exist"),
+        (["ok.png", "-o", "ok.png"], 1, "is the input file"),
+        (["ok.png", "-o", "o.xyz"], 1, "unknown extension"),
+        (["ok.png", "-o", "o.png", "--sigma", "-3"], 2, "argument --sigma: must be > 0"),
+        (["ok.png", "-o", "o.png", "--steps", "0"], 2, "argument --steps: must be >= 1"),
+        (["ok.png", "-o", "o.png", "--steps", "many"], 2, "argument --steps: must be an integer"),
+        (["ok.png", "-o", "o.png", "--preset", "nope"], 1, "unknown preset 'nope'"),
+        (["ok.png", "-o", "o.png", "--reference", "small.png"], 1, "must match"),
+    ],
+)
 def test_bad_input_one_line_error(folder, monkeypatch, capsys, args, code, message):
     monkeypatch.chdir(folder)
     with pytest.raises(SystemExit) if code == 2 else _nothing():
@@ -70,10 +73,22 @@ def test_existing_output_is_kept_without_force(folder):
 
 
 def test_denoise_command_end_to_end(folder):
-    code, out, err = run("denoise", folder / "ok.png", "-o", folder / "o.png", "--steps", "3",
-                         "--reference", folder / "ok.png", "--save-every", "2", "--sigma", "25")
+    code, out, err = run(
+        "denoise",
+        folder / "ok.png",
+        "-o",
+        folder / "o.png",
+        "--steps",
+        "3",
+        "--reference",
+        folder / "ok.png",
+        "--save-every",
+        "2",
+        "--sigma",
+        "25",
+    )
     assert code == 0, err
-    assert "PSNR" in out and "preset denoise/default, 152,199 parameters" in out
+    assert "PSNR" in err and "preset denoise/default, 152,199 parameters" in err and out == ""
     assert Image.open(folder / "o.png").size == (37, 40)
     assert sorted(p.name for p in (folder / "o_steps").iterdir()) == ["step_000002.png", "step_000003.png"]
 
@@ -87,17 +102,54 @@ def test_presets_lists_the_paper_counts():
 
 @pytest.mark.slow
 def test_denoise_a_crop_of_the_paper_image_improves_psnr(shared_data, tmp_path):
+    from dip.degrade import add_noise
     from dip.io import Picture, read_image, write_image
     from dip.metrics import psnr
-    from dip.degrade import add_noise
 
     clean = read_image(shared_data / "dip" / "denoising" / "F16_GT.png").pixels[200:264, 200:264]
     write_image(tmp_path / "clean.png", Picture(clean))
     write_image(tmp_path / "noisy.png", Picture(add_noise(clean, 25)))
-    code, out, err = run("denoise", tmp_path / "noisy.png", "-o", tmp_path / "out.png", "--sigma", "25",
-                         "--steps", "250", "--reference", tmp_path / "clean.png", "--device", "cpu")
+    code, out, err = run(
+        "denoise",
+        tmp_path / "noisy.png",
+        "-o",
+        tmp_path / "out.png",
+        "--sigma",
+        "25",
+        "--steps",
+        "250",
+        "--reference",
+        tmp_path / "clean.png",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     noisy = read_image(tmp_path / "noisy.png").pixels
     restored = read_image(tmp_path / "out.png").pixels
     assert psnr(restored, clean) > psnr(noisy, clean) + 3
-    assert "PSNR" in out
+    assert "PSNR" in err
+
+
+def test_every_registered_problem_is_a_subcommand():
+    import dip
+    from dip.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(dip.REGISTRY) <= set(commands)
+    assert "--sigma" in commands["denoise"].format_help() and "--mask" in commands["inpaint"].format_help()
+    assert "--workers" not in commands["flash"].format_help()  # two images per job: no folder batches
+
+
+@pytest.mark.parametrize("task", ["denoise", "super-resolve", "inpaint", "deblur", "flash"])
+def test_demo_runs_every_task_on_a_built_in_photo(tmp_path, task):
+    code, out, err = run("demo", "--task", task, "--size", "64", "--steps", "3", "--device", "cpu", "-o", tmp_path)
+    assert code == 0, err
+    assert "PSNR input" in err and "dip" in err and out == ""
+    assert (tmp_path / task / "restored.png").is_file() and (tmp_path / task / "clean.png").is_file()
+
+
+def test_quiet_leaves_only_warnings_and_verbose_is_accepted(folder):
+    code, out, err = run("denoise", folder / "ok.png", "-o", folder / "q.png", "--steps", "2", "-q")
+    assert code == 0 and out == "" and err == ""
+    code, _, err = run("denoise", folder / "ok.png", "-o", folder / "v.png", "--steps", "2", "-v")
+    assert code == 0 and "wrote" in err

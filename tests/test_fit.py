@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-
 import torch
 
 from dip.fit import Callback, FitConfig, FitState, fit, make_adam
@@ -38,6 +37,7 @@ def test_loss_decreases_and_ema_is_returned():
 def test_ema_ramp_averages_over_the_recent_steps():
     """With ema_ramp the average's weight at step t is min(ema, (1 + t) / (ramp + t)): a short run
     returns an average of its recent outputs, not of its first ones."""
+
     class Outputs(Callback):
         def __init__(self):
             self.outputs = []
@@ -170,8 +170,17 @@ def test_early_stopping_keeps_the_most_settled_iterate_and_stops():
     from dip.callbacks import EarlyStopping
 
     stopper = EarlyStopping(patience=20, decay=0.9, warmup=5)
-    state = SimpleNamespace(backtracked=False, output=None, estimate=None, logs={}, selected=None,
-                            selected_step=None, stop=False, stop_reason="", step=0)
+    state = SimpleNamespace(
+        backtracked=False,
+        output=None,
+        estimate=None,
+        logs={},
+        selected=None,
+        selected_step=None,
+        stop=False,
+        stop_reason="",
+        step=0,
+    )
     rng = np.random.default_rng(0)
     while not state.stop and state.step < 500:
         state.step += 1
@@ -191,7 +200,7 @@ def test_discrepancy_rule_stops_when_the_fit_reaches_the_noise_level():
     stopper = EarlyStopping(noise_variance=0.01, warmup=10, loss_decay=0.5)
     state = FitState(net=None, optimizer=None, config=FitConfig(), z=torch.zeros(1), generator=None)
     state.output = torch.zeros(1, 1, 2, 2)
-    losses = [0.05 * 0.97 ** step for step in range(200)]  # falls through 0.01 near step 53
+    losses = [0.05 * 0.97**step for step in range(200)]  # falls through 0.01 near step 53
     for loss in losses:
         state.step += 1
         state.loss = loss

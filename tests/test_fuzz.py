@@ -1,5 +1,6 @@
 """Hostile input: damaged and random files never crash the loader, odd argument lists never
 crash the command line, and a decompression bomb is refused before anything is allocated."""
+
 import io
 import struct
 import time
@@ -27,8 +28,15 @@ def _encoded(fmt: str, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
-SEEDS = [_encoded("PNG"), _encoded("JPEG"), _encoded("TIFF"), _encoded("BMP"), _encoded("JPEG", "CMYK"),
-         _encoded("PNG", "P"), _encoded("WEBP")]
+SEEDS = [
+    _encoded("PNG"),
+    _encoded("JPEG"),
+    _encoded("TIFF"),
+    _encoded("BMP"),
+    _encoded("JPEG", "CMYK"),
+    _encoded("PNG", "P"),
+    _encoded("WEBP"),
+]
 FUZZ = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -46,10 +54,13 @@ def _load(tmp_path, data: bytes, name: str = "x.img"):
 
 
 @FUZZ
-@given(seed=st.sampled_from(SEEDS), cut=st.integers(0, 10_000), flips=st.lists(
-    st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8))
+@given(
+    seed=st.sampled_from(SEEDS),
+    cut=st.integers(0, 10_000),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+)
 def test_damaged_files_load_or_fail_with_one_line(tmp_path, seed, cut, flips):
-    data = bytearray(seed[:max(1, cut % (len(seed) + 1))])
+    data = bytearray(seed[: max(1, cut % (len(seed) + 1))])
     for position, value in flips:
         data[position % len(data)] = value
     _load(tmp_path, bytes(data))
@@ -64,8 +75,13 @@ def test_random_bytes_fail_with_one_line(tmp_path, data):
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("depth_byte", [8, 16])
@@ -80,11 +96,56 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, depth_byte):
     assert time.perf_counter() - started < 1.0
 
 
-WORDS = ["denoise", "deblock", "super-resolve", "inpaint", "deblur", "compare", "degrade", "presets", "--steps",
-         "--sigma", "--preset", "-o", "--mask", "--tile", "--overlap", "--workers", "--resume", "--checkpoint",
-         "--scale", "-s", "--kernel", "--device", "--seed", "--force", "-q", "--early-stop", "--no-early-stop",
-         "0", "-1", "3", "1e9", "nan", "inf", "abc", "paper", "default", "gaussian:2", "box:0", "cpu", "cuda:7",
-         "missing.png", "out.png", "out.xyz", "", "--", "=", "--steps=5", "\x00"]
+WORDS = [
+    "denoise",
+    "deblock",
+    "super-resolve",
+    "inpaint",
+    "deblur",
+    "compare",
+    "degrade",
+    "presets",
+    "--steps",
+    "--sigma",
+    "--preset",
+    "-o",
+    "--mask",
+    "--tile",
+    "--overlap",
+    "--workers",
+    "--resume",
+    "--checkpoint",
+    "--scale",
+    "-s",
+    "--kernel",
+    "--device",
+    "--seed",
+    "--force",
+    "-q",
+    "--early-stop",
+    "--no-early-stop",
+    "0",
+    "-1",
+    "3",
+    "1e9",
+    "nan",
+    "inf",
+    "abc",
+    "paper",
+    "default",
+    "gaussian:2",
+    "box:0",
+    "cpu",
+    "cuda:7",
+    "missing.png",
+    "out.png",
+    "out.xyz",
+    "",
+    "--",
+    "=",
+    "--steps=5",
+    "\x00",
+]
 
 
 @settings(max_examples=1500, deadline=None)

@@ -19,7 +19,7 @@ def test_png_round_trip_keeps_values_depth_and_alpha(tmp_path, channels, depth):
     back = read_image(path)
     assert back.bit_depth == depth
     assert back.pixels.shape == (7, 9, 1 if channels == 1 else 3)
-    assert np.array_equal(np.round(back.pixels * top), ints[:, :, :back.pixels.shape[2]])
+    assert np.array_equal(np.round(back.pixels * top), ints[:, :, : back.pixels.shape[2]])
     if channels == 4:
         assert np.array_equal(np.round(back.alpha * top), ints[:, :, 3])
 
@@ -42,11 +42,14 @@ def test_palette_and_exif_rotation(tmp_path):
     assert read_image(tmp_path / "r.jpg").pixels.shape == (6, 4, 3)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "not found"),
-    (b"", "empty"),
-    (b"hello, not an image", "not an image"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        (b"", "empty"),
+        (b"hello, not an image", "not an image"),
+    ],
+)
 def test_bad_files_give_one_line_errors(tmp_path, content, message):
     path = tmp_path / "x.png"
     if content is not None:

@@ -5,12 +5,15 @@ from dip.nets import SkipSpec, count_parameters
 from dip.presets import get_preset
 
 
-@pytest.mark.parametrize("task, name, expected", [
-    ("denoise", "paper", 2_217_831),
-    ("inpaint", "text", 3_002_627),
-    ("inpaint", "blob", 2_157_955),
-    ("flash", "paper", 2_184_307),
-])
+@pytest.mark.parametrize(
+    "task, name, expected",
+    [
+        ("denoise", "paper", 2_217_831),
+        ("inpaint", "text", 3_002_627),
+        ("inpaint", "blob", 2_157_955),
+        ("flash", "paper", 2_184_307),
+    ],
+)
 def test_paper_parameter_counts(task, name, expected):
     assert get_preset(task, name).parameters(3) == expected
 
@@ -21,11 +24,22 @@ def test_denoise_net_count_matches_builder_directly():
     assert net.stride == 32
 
 
-@pytest.mark.parametrize("spec", [
-    SkipSpec(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(4, 0), downsample="avg", pad="zero"),
-    SkipSpec(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(0, 2), downsample="max",
-             upsample=("nearest", "bilinear"), filter_down=(5, 3), filter_up=(3, 5), need1x1_up=False),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SkipSpec(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(4, 0), downsample="avg", pad="zero"),
+        SkipSpec(
+            channels_down=(8, 16),
+            channels_up=(8, 16),
+            channels_skip=(0, 2),
+            downsample="max",
+            upsample=("nearest", "bilinear"),
+            filter_down=(5, 3),
+            filter_up=(3, 5),
+            need1x1_up=False,
+        ),
+    ],
+)
 def test_variants_keep_size_and_range(spec):
     net = spec.build(3, 2)
     out = net(torch.rand(1, 3, 16, 24))
@@ -44,7 +58,7 @@ def test_bad_spec_is_rejected():
 def test_large_hole_comparison_nets_build_and_keep_size(name, stride):
     preset = get_preset("inpaint", name)
     net = preset.net.build(preset.input_channels, 3)
-    assert preset.net.stride == stride == getattr(net, "stride")
+    assert preset.net.stride == stride == net.stride
     side = preset.net.min_size
     out = net(torch.rand(1, preset.input_channels, side, side + stride))
     assert out.shape == (1, 3, side, side + stride)

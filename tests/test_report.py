@@ -1,4 +1,5 @@
 """Reports and comparisons: the paper's published results re-scored, pages built from real runs."""
+
 import json
 import re
 import subprocess
@@ -7,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from dip.report.compare import Scoring, compare_folder
 from dip.metrics import rgb_to_y
+from dip.report.compare import Scoring, compare_folder
 
 
 def test_y_channel_is_bt601_studio_range():
@@ -39,8 +40,19 @@ def run(*args):
 
 
 def test_compare_command_writes_table_and_page(shared_data, tmp_path):
-    code, out, err = run("compare", "--folder", shared_data / "paper" / "SR" / "Set5" / "x4", "--metric", "y-psnr",
-                         "--shave", "4", "--crop", "32", "--report", tmp_path / "set5")
+    code, out, err = run(
+        "compare",
+        "--folder",
+        shared_data / "paper" / "SR" / "Set5" / "x4",
+        "--metric",
+        "y-psnr",
+        "--shave",
+        "4",
+        "--crop",
+        "32",
+        "--report",
+        tmp_path / "set5",
+    )
     assert code == 0, err
     average = next(line for line in out.splitlines() if line.startswith("| average"))
     assert "29.89" in average or "29.90" in average or "29.91" in average
@@ -65,13 +77,25 @@ def test_compare_single_image_and_bad_arguments(tmp_path):
 
 @pytest.mark.slow
 def test_run_report_from_a_real_denoising_run(tmp_path, astronaut_crop):
-    from dip.io import Picture, write_image
     from dip.degrade import add_noise
+    from dip.io import Picture, write_image
 
     write_image(tmp_path / "clean.png", Picture(astronaut_crop))
     write_image(tmp_path / "noisy.png", Picture(add_noise(astronaut_crop, 25)))
-    code, out, err = run("denoise", tmp_path / "noisy.png", "-o", tmp_path / "out.png", "--sigma", "25",
-                         "--steps", "60", "--reference", tmp_path / "clean.png", "--report", tmp_path / "report")
+    code, out, err = run(
+        "denoise",
+        tmp_path / "noisy.png",
+        "-o",
+        tmp_path / "out.png",
+        "--sigma",
+        "25",
+        "--steps",
+        "60",
+        "--reference",
+        tmp_path / "clean.png",
+        "--report",
+        tmp_path / "report",
+    )
     assert code == 0, err
     page = (tmp_path / "report" / "index.html").read_text()
     data = json.loads(re.search(r"const DATA = (\{.*\});", page).group(1))

@@ -3,11 +3,10 @@ import pytest
 
 import dip
 from dip.callbacks import Checkpoint, Snapshots
+from dip.degrade import add_noise
 from dip.errors import DipError
 from dip.metrics import psnr
-from dip.tasks import padded_size
-
-from dip.degrade import add_noise
+from dip.run import padded_size
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 1), (37, 53, 3), (53, 37, 4), (32, 32, 3)])
@@ -21,9 +20,20 @@ def test_output_has_the_input_shape(shape):
         assert np.array_equal(out[:, :, 3], image[:, :, 3])  # alpha untouched
 
 
-def test_integer_images_are_scaled():
-    image = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
-    assert dip.denoise(image, steps=1, device="cpu").max() <= 1
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_images_are_scaled(dtype):
+    """An integer image restores exactly as the same image in [0, 1] (not clipped to white)."""
+    top = np.iinfo(dtype).max
+    image = (np.random.default_rng(0).random((40, 40, 3)) * top).astype(dtype)
+    as_float = image.astype(np.float64) / top
+    assert np.allclose(
+        dip.denoise(image, steps=3, device="cpu"), dip.denoise(as_float, steps=3, device="cpu"), atol=1e-6
+    )
+    assert np.allclose(
+        dip.run(dip.Denoising(25), image, method="wavelet").image,
+        dip.run(dip.Denoising(25), as_float, method="wavelet").image,
+        atol=1e-6,
+    )
 
 
 def test_padding_is_to_the_next_multiple_of_the_stride():
@@ -54,23 +64,26 @@ def test_known_sigma_gives_the_noise_variance_left_after_clipping():
     """The automatic stop waits for the data term to reach the noise level: with sigma given,
     that is the variance of clipped noise, which clipping makes smaller than sigma^2."""
     from skimage import data
-    from dip.tasks import noise_variance
 
     clean = (data.astronaut()[:128, :128] / 255).astype(np.float32)
     for sigma, nominal_excess in ((25, 1.05), (50, 1.15)):
         noisy = add_noise(clean, sigma)
         actual = float(np.mean((noisy - clean) ** 2))
-        assert noise_variance(noisy, sigma) == pytest.approx(actual, rel=0.02)
+        assert dip.Denoising(sigma).known_noise_variance(noisy) == pytest.approx(actual, rel=0.02)
         assert (sigma / 255) ** 2 > nominal_excess * actual
 
-    from dip.tasks import denoise_preset
-
-    assert [denoise_preset(s, "default") for s in (25, 50, None)] == ["default", "default-sigma50", "default"]
+    assert [dip.Denoising(s).preset_name("default") for s in (25, 50, None)] == [
+        "default",
+        "default-sigma50",
+        "default",
+    ]
 
 
 def test_denoising_gains_several_db(astronaut_crop):
     noisy = add_noise(astronaut_crop, 25)
-    out, info = dip.denoise(noisy, sigma=25, preset="paper", steps=300, device="cpu", reference=astronaut_crop, return_info=True)
+    out, info = dip.denoise(
+        noisy, sigma=25, preset="paper", steps=300, device="cpu", reference=astronaut_crop, return_info=True
+    )
     before, after = psnr(noisy, astronaut_crop), psnr(out, astronaut_crop)
     assert after - before > 4.0, (before, after)
     assert info.metrics.history[-1][1] == pytest.approx(after, abs=0.01)

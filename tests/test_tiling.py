@@ -1,5 +1,6 @@
 """Big images: tiles cover the image, blend without seams, and the memory estimate refuses
 what cannot fit with a tile size that can."""
+
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from dip.budget import check_fits, estimate
 from dip.errors import DipError
 from dip.io import Picture, read_image, write_image
 from dip.presets import get_preset
-from dip.tiling import ramp, restore_tiled, tile_boxes, tile_starts
+from dip.tiling import ramp, restore_tiled, tile_starts
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(100, 40, 10), (64, 64, 8), (257, 64, 32), (30, 64, 16)])
@@ -30,8 +31,9 @@ def test_blending_weights_reproduce_an_unchanged_image():
 
 def test_scaled_tiles_land_in_place():
     image = np.random.default_rng(1).random((40, 50, 1)).astype(np.float32)
-    out = restore_tiled(image, lambda pixels, box, index: np.kron(pixels, np.ones((2, 2, 1))), tile=24, overlap=8,
-                        scale=2)
+    out = restore_tiled(
+        image, lambda pixels, box, index: np.kron(pixels, np.ones((2, 2, 1))), tile=24, overlap=8, scale=2
+    )
     assert np.allclose(out, np.kron(image, np.ones((2, 2, 1))), atol=1e-6)
 
 
@@ -41,8 +43,9 @@ def test_tiled_denoising_has_no_seams(astronaut_crop):
 
     clean = np.concatenate([astronaut_crop, astronaut_crop[:, ::-1]], axis=1)[:, :96]  # 64 x 96
     noisy = add_noise(clean, 25)
-    out = restore_tiled(noisy, lambda pixels, box, index: denoise(pixels, sigma=25, steps=400, device="cpu"),
-                        tile=64, overlap=32)
+    out = restore_tiled(
+        noisy, lambda pixels, box, index: denoise(pixels, sigma=25, steps=400, device="cpu"), tile=64, overlap=32
+    )
     error = ((out - clean) ** 2).mean(axis=(0, 2))
     seam = np.zeros(96, bool)
     seam[32:64] = True  # the band where the two tiles meet and are blended
@@ -56,14 +59,14 @@ def test_memory_estimate_matches_the_measured_peak():
     # (default) for a 512x512 denoising step (benchmarks/results/speed-cpu-2026-11-26-4.md)
     cpu = torch.device("cpu")
     for name, measured in (("paper", 2315), ("default", 1072)):
-        mb = estimate(get_preset("denoise", name), (512, 512), 3, cpu).bytes / 2 ** 20
+        mb = estimate(get_preset("denoise", name), (512, 512), 3, cpu).bytes / 2**20
         assert 0.7 * measured < mb < 1.3 * measured, (name, mb)
 
 
 def test_too_big_for_memory_is_refused_with_a_tile_size():
     preset = get_preset("denoise", "paper")
-    with pytest.raises(DipError, match=r"needs about .* GB .* use --tile \d+") as caught:
-        check_fits(preset, (4096, 4096), 3, torch.device("cpu"), free=1.5 * 2 ** 30)
+    with pytest.raises(DipError, match=r"needs about .* GB .* restore it in tiles of \d+ px") as caught:
+        check_fits(preset, (4096, 4096), 3, torch.device("cpu"), free=1.5 * 2**30)
     assert "\n" not in str(caught.value)
 
 
@@ -73,9 +76,30 @@ def test_cli_tiles_and_copies_tiles_without_holes(tmp_path):
     mask[5:15, 5:15] = 0  # one hole, in the first tile only
     write_image(tmp_path / "in.png", Picture(image))
     write_image(tmp_path / "mask.png", Picture(mask))
-    done = subprocess.run([sys.executable, "-m", "dip", "inpaint", str(tmp_path / "in.png"), "--mask",
-                           str(tmp_path / "mask.png"), "-o", str(tmp_path / "out.png"), "--tile", "48", "--overlap",
-                           "16", "--steps", "3", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dip",
+            "inpaint",
+            str(tmp_path / "in.png"),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--tile",
+            "48",
+            "--overlap",
+            "16",
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "estimate: each 48px tile needs about" in done.stderr
     out = read_image(tmp_path / "out.png").pixels

@@ -1,6 +1,48 @@
-"""dip: restore images with the Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, 2018)."""
-from .errors import DipError
-from .tasks import Restoration, deblock, denoise, restore
+"""dip: restore images with the Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, 2018).
 
-__all__ = ["DipError", "Restoration", "deblock", "denoise", "restore"]
+`dip.run(problem, observation)` restores with any Problem (`Denoising`, `SuperResolution`,
+`Inpainting`, ... or your own `Problem(operator=...)`); `dip.denoise`, `dip.super_resolve`, ...
+are one-line conveniences over it.
+"""
+
+from .errors import DipError
+from .problems import (
+    REGISTRY,
+    ActivationMaximisation,
+    Deblocking,
+    Deblurring,
+    Denoising,
+    FeatureInversion,
+    FlashNoFlash,
+    Inpainting,
+    Problem,
+    SuperResolution,
+)
+from .run import Interrupted, Restoration, run
+from .tasks import deblock, deblur, denoise, flash, inpaint, invert, super_resolve, visualize
+
+__all__ = [
+    "REGISTRY",
+    "ActivationMaximisation",
+    "Deblocking",
+    "Deblurring",
+    "Denoising",
+    "DipError",
+    "FeatureInversion",
+    "FlashNoFlash",
+    "Inpainting",
+    "Interrupted",
+    "Problem",
+    "Restoration",
+    "SuperResolution",
+    "deblock",
+    "deblur",
+    "denoise",
+    "flash",
+    "inpaint",
+    "invert",
+    "run",
+    "super_resolve",
+    "visualize",
+]
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ These change speed, never the method: a preset says *what* to fit, `Acceleration
 the arithmetic is done. Everything is scoped to one fit (context managers, a wrapped module),
 so no global switch is left behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,12 +41,28 @@ class Acceleration:
         """Refuse what the device cannot do: reduced precision is for CUDA (on a CPU without
         AVX-512/AMX bf16 autocast measured ~80x slower)."""
         if self.precision != "fp32" and device.type != "cuda":
-            raise DipError(f"--precision {self.precision} needs a CUDA device; on {device.type} use fp32")
+            raise DipError(f"precision {self.precision} needs a CUDA device; on {device.type} use fp32")
 
     @classmethod
-    def default(cls, device: torch.device) -> "Acceleration":
+    def default(cls, device: torch.device) -> Acceleration:
         """What runs unless asked otherwise: `AUTO_PRECISION` for the device type."""
         return cls(AUTO_PRECISION.get(device.type, "fp32"))
+
+    @classmethod
+    def resolve(
+        cls,
+        device: torch.device,
+        precision: str = "auto",
+        channels_last: bool = False,
+        compile: bool = False,
+        deterministic: bool = False,
+    ) -> Acceleration:
+        """The options of a run, 'auto' precision resolved for `device`, checked against it."""
+        if precision == "auto":
+            precision = cls.default(device).precision
+        acceleration = cls(precision, channels_last, compile, deterministic)
+        acceleration.check(device)
+        return acceleration
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -75,10 +92,12 @@ class Acceleration:
         if device.type != "cuda":
             yield
             return
-        settings = {(torch.backends.cudnn, "allow_tf32"): self.precision != "fp32",
-                    (torch.backends.cuda.matmul, "allow_tf32"): self.precision != "fp32",
-                    (torch.backends.cudnn, "benchmark"): not self.deterministic,
-                    (torch.backends.cudnn, "deterministic"): self.deterministic}
+        settings = {
+            (torch.backends.cudnn, "allow_tf32"): self.precision != "fp32",
+            (torch.backends.cuda.matmul, "allow_tf32"): self.precision != "fp32",
+            (torch.backends.cudnn, "benchmark"): not self.deterministic,
+            (torch.backends.cudnn, "deterministic"): self.deterministic,
+        }
         previous = {key: getattr(*key) for key in settings}
         deterministic_before = torch.are_deterministic_algorithms_enabled()
         for (backend, name), value in settings.items():
@@ -107,16 +126,27 @@ class Acceleration:
 
     def describe(self) -> str:
         """The variant's name in the form `parse` takes: 'bf16+channels_last+compile'."""
-        parts = [self.precision] + (["channels_last"] if self.channels_last else []) + \
-            (["compile"] if self.compile else [])
+        parts = (
+            [self.precision] + (["channels_last"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        )
         return "+".join(parts)
 
+    def options(self) -> dict:
+        """The `dip.run` keywords that give this arithmetic."""
+        return {
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "compile": self.compile,
+            "deterministic": self.deterministic,
+        }
+
     @classmethod
-    def parse(cls, text: str) -> "Acceleration":
+    def parse(cls, text: str) -> Acceleration:
         """'bf16+channels_last+compile' -> Acceleration (the bench's variant names)."""
         parts = text.split("+")
         unknown = [p for p in parts[1:] if p not in ("channels_last", "compile")]
         if unknown:
-            raise DipError(f"unknown acceleration option {unknown[0]!r} in {text!r} "
-                           f"(PRECISION[+channels_last][+compile])")
+            raise DipError(
+                f"unknown acceleration option {unknown[0]!r} in {text!r} (PRECISION[+channels_last][+compile])"
+            )
         return cls(parts[0], "channels_last" in parts[1:], "compile" in parts[1:])

@@ -1,27 +1,18 @@
 """Classical methods to compare with. Every baseline is called the same way,
-`method(observation, problem) -> image` (numpy in, numpy out, float (H, W, C) in [0, 1]), so a
-report or benchmark can run DIP and the baselines of a task without special cases."""
+`method(observation, problem) -> image` (numpy in, numpy out, float (H, W, C) in [0, 1]); the
+problem (`dip.problems`) says what is known (sigma, factor, mask, kernel). `dip.run(problem,
+observation, method=NAME)` runs them as it runs the Deep Image Prior."""
+
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from skimage import restoration
 from skimage.transform import resize
 
 ORDERS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
-
-
-@dataclass
-class Problem:
-    """What is known about the degradation, beside the observation itself."""
-
-    sigma: float | None = None  # noise level on the 0-255 scale
-    factor: int = 1  # super-resolution factor
-    mask: np.ndarray | None = None  # (H, W, 1), 1 = known
-    kernel: np.ndarray | None = None  # blur kernel
 
 
 def upscale(image: np.ndarray, factor: int, method: str = "bicubic") -> np.ndarray:
@@ -37,15 +28,11 @@ def upscale(image: np.ndarray, factor: int, method: str = "bicubic") -> np.ndarr
     return resize(image, shape, order=ORDERS[method], mode="edge", anti_aliasing=False).clip(0, 1).astype(np.float32)
 
 
-def no_op(image: np.ndarray, problem: Problem | None = None) -> np.ndarray:
-    """The input itself: the trivial baseline."""
-    return image
-
-
-def _sigma01(image: np.ndarray, problem: Problem) -> float:
+def _sigma01(image: np.ndarray, problem) -> float:
     """Noise standard deviation on [0, 1]: the given one, or scikit-image's wavelet estimate."""
-    if problem.sigma is not None:
-        return problem.sigma / 255
+    sigma = getattr(problem, "sigma", None)  # deblocking knows no level: estimated
+    if sigma is not None:
+        return sigma / 255
     return float(np.mean(restoration.estimate_sigma(image, channel_axis=-1)))
 
 
@@ -53,22 +40,24 @@ def _channels(function: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -
     return np.stack([function(image[:, :, c]) for c in range(image.shape[2])], axis=2)
 
 
-def nlm(image: np.ndarray, problem: Problem) -> np.ndarray:
+def nlm(image: np.ndarray, problem) -> np.ndarray:
     sigma = _sigma01(image, problem)
-    return restoration.denoise_nl_means(image, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6,
-                                        fast_mode=True, channel_axis=-1)
+    return restoration.denoise_nl_means(
+        image, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
+    )
 
 
-def tv(image: np.ndarray, problem: Problem) -> np.ndarray:
+def tv(image: np.ndarray, problem) -> np.ndarray:
     return restoration.denoise_tv_chambolle(image, weight=0.7 * _sigma01(image, problem), channel_axis=-1)
 
 
-def wavelet(image: np.ndarray, problem: Problem) -> np.ndarray:
-    return restoration.denoise_wavelet(image, sigma=_sigma01(image, problem), channel_axis=-1,
-                                       convert2ycbcr=image.shape[2] == 3, rescale_sigma=True)
+def wavelet(image: np.ndarray, problem) -> np.ndarray:
+    return restoration.denoise_wavelet(
+        image, sigma=_sigma01(image, problem), channel_axis=-1, convert2ycbcr=image.shape[2] == 3, rescale_sigma=True
+    )
 
 
-def cbm3d(image: np.ndarray, problem: Problem) -> np.ndarray:
+def cbm3d(image: np.ndarray, problem) -> np.ndarray:
     import bm3d
 
     sigma = _sigma01(image, problem)
@@ -77,34 +66,35 @@ def cbm3d(image: np.ndarray, problem: Problem) -> np.ndarray:
     return bm3d.bm3d(image[:, :, 0], sigma)[:, :, None]
 
 
-def bicubic(image: np.ndarray, problem: Problem) -> np.ndarray:
+def bicubic(image: np.ndarray, problem) -> np.ndarray:
     return upscale(image, problem.factor, "bicubic")
 
 
-def lanczos(image: np.ndarray, problem: Problem) -> np.ndarray:
+def lanczos(image: np.ndarray, problem) -> np.ndarray:
     return upscale(image, problem.factor, "lanczos")
 
 
-def biharmonic(image: np.ndarray, problem: Problem) -> np.ndarray:
+def biharmonic(image: np.ndarray, problem) -> np.ndarray:
     return restoration.inpaint_biharmonic(image, problem.mask[:, :, 0] == 0, channel_axis=-1)
 
 
-def _opencv(flag_name: str) -> Callable[[np.ndarray, Problem], np.ndarray]:
-    def method(image: np.ndarray, problem: Problem) -> np.ndarray:
+def _opencv(flag_name: str) -> Callable:
+    def method(image: np.ndarray, problem) -> np.ndarray:
         import cv2
 
         ints = np.round(image * 255).astype(np.uint8)
         holes = (problem.mask[:, :, 0] == 0).astype(np.uint8)
         out = cv2.inpaint(ints, holes, 3, getattr(cv2, flag_name))
         return (out.reshape(image.shape) / 255.0).astype(np.float32)
+
     return method
 
 
-def wiener(image: np.ndarray, problem: Problem) -> np.ndarray:
+def wiener(image: np.ndarray, problem) -> np.ndarray:
     return _channels(lambda c: restoration.wiener(c, problem.kernel, balance=0.01, clip=False), image)
 
 
-def richardson_lucy(image: np.ndarray, problem: Problem) -> np.ndarray:
+def richardson_lucy(image: np.ndarray, problem) -> np.ndarray:
     return _channels(lambda c: restoration.richardson_lucy(c, problem.kernel, num_iter=30, clip=False), image)
 
 
@@ -112,7 +102,7 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def for_task(task: str) -> dict[str, Callable[[np.ndarray, Problem], np.ndarray]]:
+def for_task(task: str) -> dict[str, Callable]:
     """The baselines that fit `task` and can run here (optional packages only when installed)."""
     denoisers = {"NLM": nlm, "TV": tv, "wavelet": wavelet}
     if _has("bm3d"):
@@ -121,21 +111,10 @@ def for_task(task: str) -> dict[str, Callable[[np.ndarray, Problem], np.ndarray]
         "denoise": denoisers,
         "deblock": denoisers,
         "super-resolve": {"bicubic": bicubic, "Lanczos": lanczos},
-        "inpaint": {"biharmonic": biharmonic,
-                    **({"OpenCV Telea": _opencv("INPAINT_TELEA"), "OpenCV NS": _opencv("INPAINT_NS")}
-                       if _has("cv2") else {})},
+        "inpaint": {
+            "biharmonic": biharmonic,
+            **({"OpenCV Telea": _opencv("INPAINT_TELEA"), "OpenCV NS": _opencv("INPAINT_NS")} if _has("cv2") else {}),
+        },
         "deblur": {"Wiener": wiener, "Richardson-Lucy": richardson_lucy},
     }
     return table.get(task, {})
-
-
-def run(task: str, observation: np.ndarray, problem: Problem) -> dict[str, np.ndarray | str]:
-    """Every baseline of `task` on `observation`, clipped to [0, 1] float32; a baseline that
-    fails gives its one-line error message instead of an image."""
-    results: dict[str, np.ndarray | str] = {}
-    for name, method in for_task(task).items():
-        try:
-            results[name] = np.clip(method(observation, problem), 0, 1).astype(np.float32)
-        except Exception as error:  # a comparison must not sink the run it compares
-            results[name] = f"failed: {error.__class__.__name__}: {(str(error).splitlines() or [''])[0]}"
-    return results

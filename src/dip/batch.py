@@ -1,28 +1,31 @@
-"""Many images in one command: a folder (recursive) or a glob as INPUT, an output folder.
+"""Many images: a folder (recursive) or a glob in, an output folder out.
 
-Each image is one job: the single-image command itself, run with that image's input, output
-(and mask) filled in, so a batch behaves exactly like running the images one by one. Jobs run
-in this process, in `--workers` local processes (torch threads divided between them), or on a
-Dask cluster (`--scheduler`). An image whose output already exists is skipped, so re-running a
-batch resumes it; a failing image is reported and the rest still run.
+Each image is one `dip.files.Job`, restored by the same `Recipe` and the same code as a single
+image, so a batch behaves exactly like running the images one by one. Jobs run in this process,
+in worker processes (torch threads divided between them), or on a Dask cluster. An image whose
+output already exists is skipped, so re-running a batch resumes it; a failing image is reported
+with its one-line reason and the rest still run.
 """
+
 from __future__ import annotations
 
-import argparse
-import contextlib
-import copy
 import glob
-import io
+import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import DipError
+from .files import Job, Outcome, Recipe, run_job
 from .io import WRITABLE
+
+log = logging.getLogger("dip")
 
 IMAGE_SUFFIXES = tuple(WRITABLE)  # the formats dip reads and writes
 GLOB_CHARACTERS = set("*?[")
@@ -59,11 +62,12 @@ def _fixed_prefix(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def find_mask(masks: Path, relative: Path) -> Path | None:
-    """The mask for an image, matched by name in the mask folder: same relative path and stem,
-    any image extension, optionally with a `_mask` suffix (kate.png -> kate.png or kate_mask.png)."""
+def find_mask(masks: Path, relative: Path, name: str = "mask") -> Path | None:
+    """The mask (or other image) for an image, matched by name in its folder: same relative path
+    and stem, any image extension, optionally with a `_mask` suffix (kate.png -> kate.png or
+    kate_mask.png)."""
     folder = masks / relative.parent
-    for stem in (relative.stem, f"{relative.stem}_mask"):
+    for stem in (relative.stem, f"{relative.stem}_{name}"):
         for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
             candidate = folder / f"{stem}{suffix}"
             if candidate.is_file():
@@ -71,51 +75,56 @@ def find_mask(masks: Path, relative: Path) -> Path | None:
     return None
 
 
-@dataclass
-class Job:
-    source: Path
-    output: Path
-    mask: Path | None = None
-
-
-@dataclass
-class Outcome:
-    job: Job
-    status: str  # done, skipped, failed
-    message: str = ""
-    seconds: float = 0.0
-
-
-def plan(args: argparse.Namespace, image_arg: str = "input") -> tuple[list[Job], list[Outcome]]:
-    """Jobs for every input image; images without a mask or with a finished output are settled
-    at once (failed / skipped)."""
-    root, files = collect_inputs(getattr(args, image_arg))
-    out_dir = Path(args.output)
+def plan(
+    spec: str,
+    out_dir: Path,
+    image_folders: dict[str, Path],
+    force: bool = False,
+    report: Path | None = None,
+    checkpoint: Path | None = None,
+) -> tuple[list[Job], list[Outcome]]:
+    """Jobs for every image of a folder or glob; outputs mirror the input tree as PNG (lossless,
+    16-bit capable) in `out_dir`. The problem's image fields (a mask) come from `image_folders`,
+    matched by name; reports and checkpoints get a place per image. Images without their mask,
+    or whose output exists (unless `force`), are settled at once (failed / skipped)."""
+    root, files = collect_inputs(spec)
     if out_dir.exists() and not out_dir.is_dir():
-        raise DipError(f"with a folder or pattern as input, -o must be a folder; {out_dir} is a file")
-    masks = Path(args.mask) if getattr(args, "mask", None) else None
-    if masks is not None and not masks.is_dir():
-        raise DipError(f"with a folder or pattern as input, --mask must be a folder of masks matched by name: {masks}")
+        raise DipError(f"with a folder or pattern as input, the output must be a folder; {out_dir} is a file")
+    for name, folder in image_folders.items():
+        if not folder.is_dir():
+            raise DipError(
+                f"with a folder or pattern as input, the {name} must be a folder of images matched by name: {folder}"
+            )
     jobs, settled = [], []
     for source in files:
         try:
             relative = source.relative_to(root)
         except ValueError:
             relative = Path(source.name)
-        if masks is not None and _inside(source, masks):
+        if any(_inside(source, folder) for folder in image_folders.values()):
             continue  # the masks may live under the input folder
-        output = out_dir / relative.with_suffix(".png")  # lossless, 16-bit capable
-        job = Job(source, output)
-        if masks is not None:
-            job.mask = find_mask(masks, relative)
-            if job.mask is None:
-                settled.append(Outcome(job, "failed", f"no mask named {relative.stem}.* or "
-                                                      f"{relative.stem}_mask.* in {masks / relative.parent}"))
-                continue
-        if _finished(output) and not args.force:
+        output = out_dir / relative.with_suffix(".png")
+        job = Job(
+            source,
+            output,
+            report=report / relative.with_suffix("") if report else None,
+            checkpoint_dir=checkpoint / relative.parent if checkpoint else None,
+        )
+        missing = []
+        for name, folder in image_folders.items():
+            found = find_mask(folder, relative, name)
+            if found is None:
+                missing.append(
+                    f"no {name} named {relative.stem}.* or {relative.stem}_{name}.* in {folder / relative.parent}"
+                )
+            else:
+                job.images[name] = found
+        if missing:
+            settled.append(Outcome(job, "failed", "; ".join(missing)))
+        elif _finished(output) and not force:
             settled.append(Outcome(job, "skipped", "output exists"))
-            continue
-        jobs.append(job)
+        else:
+            jobs.append(job)
     return jobs, settled
 
 
@@ -142,43 +151,6 @@ def _finished(output: Path) -> bool:
         return False
 
 
-def run_job(args: argparse.Namespace, job: Job, image_arg: str = "input", threads: int | None = None) -> Outcome:
-    """One image through the single-image command; its output and errors are captured, never raised."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    one = copy.copy(args)
-    setattr(one, image_arg, str(job.source))
-    one.output = str(job.output)
-    if job.mask is not None:
-        one.mask = str(job.mask)
-    one.quiet = True
-    if getattr(one, "checkpoint", None):
-        one.checkpoint = str(Path(one.checkpoint) / job.output.parent.relative_to(Path(args.output)))
-    if getattr(one, "report", None):
-        one.report = str(Path(one.report) / job.output.relative_to(Path(args.output)).with_suffix(""))
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(captured):
-            code = args.handler(one)
-        if code == 130:  # Ctrl-C or SIGTERM with --checkpoint: state saved, the batch stops here
-            status, message = "interrupted", "state saved; run again with --resume"
-        else:
-            status, message = ("done", captured.getvalue().strip().splitlines()[0]) if code == 0 else \
-                ("failed", f"exit status {code}")
-    except DipError as error:
-        status, message = "failed", str(error)
-    except KeyboardInterrupt:
-        raise
-    except Exception as error:  # one bad image must not end the batch
-        text = (str(error).strip().splitlines() or [""])[0]
-        status, message = "failed", f"unexpected {error.__class__.__name__}: {text}"
-    return Outcome(job, status, message, time.perf_counter() - started)
-
-
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch threads for each of `workers` processes so that together they use every core once."""
     if cores is None:
@@ -186,30 +158,34 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, cores // max(1, workers))
 
 
-def execute(args: argparse.Namespace, jobs: list[Job], image_arg: str = "input",
-            on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Run the jobs here, in worker processes, or on a Dask cluster; outcomes in finishing order."""
-    workers = getattr(args, "workers", 1) or 1
-    scheduler = getattr(args, "scheduler", None)
+def execute(
+    recipe: Recipe,
+    jobs: list[Job],
+    workers: int = 1,
+    scheduler: str | None = None,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Run the jobs here, in `workers` processes, or on a Dask cluster; outcomes in finishing order."""
     outcomes = []
     if scheduler:
-        for outcome in run_on_dask(args, jobs, scheduler, image_arg):
+        for outcome in run_on_dask(recipe, jobs, scheduler):
             on_outcome(outcome)
             outcomes.append(outcome)
     elif workers > 1 and len(jobs) > 1:
         import multiprocessing
 
         threads = threads_per_worker(workers)
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_job, args, job, image_arg, threads) for job in jobs]
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            futures = [pool.submit(run_job, recipe, job, threads) for job in jobs]
             for future in as_completed(futures):
                 outcome = future.result()
                 on_outcome(outcome)
                 outcomes.append(outcome)
     else:
         for job in jobs:
-            outcome = run_job(args, job, image_arg)
+            outcome = run_job(recipe, job)
             on_outcome(outcome)
             outcomes.append(outcome)
             if outcome.status == "interrupted":
@@ -217,23 +193,27 @@ def execute(args: argparse.Namespace, jobs: list[Job], image_arg: str = "input",
     return outcomes
 
 
-def run_on_dask(args: argparse.Namespace, jobs: list[Job], scheduler: str, image_arg: str) -> Iterable[Outcome]:
+def run_on_dask(recipe: Recipe, jobs: list[Job], scheduler: str) -> Iterable[Outcome]:
     """Each image is a task on an existing Dask cluster, retried if its worker dies; with a
     CUDA device each task asks for one `GPU` resource, so a worker started with
     `--resources GPU=1` runs one image at a time per GPU."""
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
     except ImportError:
-        raise DipError("--scheduler needs Dask: pip install 'dip[dask]'") from None
+        raise DipError("a Dask scheduler needs Dask: pip install 'dip-restore[dask]'") from None
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as error:
         raise DipError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
-    resources = {"GPU": 1} if str(getattr(args, "device", "auto")).startswith("cuda") else None
+    resources = {"GPU": 1} if str(recipe.options.get("device", "auto")).startswith("cuda") else None
     try:
-        futures = [client.submit(run_job, args, job, image_arg, key=f"dip-{i}-{job.source.name}",
-                                 retries=3, resources=resources, pure=False)
-                   for i, job in enumerate(jobs)]
+        futures = [
+            client.submit(
+                run_job, recipe, job, key=f"dip-{i}-{job.source.name}", retries=3, resources=resources, pure=False
+            )
+            for i, job in enumerate(jobs)
+        ]
         for future in dask_completed(futures):
             try:
                 yield future.result()
@@ -244,37 +224,54 @@ def run_on_dask(args: argparse.Namespace, jobs: list[Job], scheduler: str, image
         client.close()
 
 
-def run_batch(args: argparse.Namespace, image_arg: str = "input") -> int:
-    """Plan, run and summarise a batch; exit status 1 if any image failed."""
+@dataclass
+class Summary:
+    """How a batch went: every outcome, and the counts by status."""
+
+    outcomes: list[Outcome]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    def describe(self) -> str:
+        return (
+            f"batch: {self.count('done')} restored, {self.count('skipped')} skipped (already done), "
+            f"{self.count('failed')} failed, in {self.seconds:.0f} s"
+        )
+
+
+def run_batch(
+    recipe: Recipe,
+    jobs: list[Job],
+    settled: list[Outcome],
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Run planned jobs with a progress bar, logging each outcome as it comes."""
     from tqdm import tqdm
 
     started = time.perf_counter()
-    jobs, settled = plan(args, image_arg)
-    total = len(jobs) + len(settled)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    print(f"batch: {total} images, {len(jobs)} to restore, "
-          f"{sum(o.status == 'skipped' for o in settled)} already done, "
-          f"{sum(o.status == 'failed' for o in settled)} unusable; output in {args.output}", file=sys.stderr)
-    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=True if args.quiet else None,
-               file=sys.stderr, dynamic_ncols=True)
+    log.info(
+        "batch: %d images, %d to restore, %d already done, %d unusable",
+        len(jobs) + len(settled),
+        len(jobs),
+        sum(o.status == "skipped" for o in settled),
+        sum(o.status == "failed" for o in settled),
+    )
+    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def report(outcome: Outcome) -> None:
-        line = f"{outcome.status}: {outcome.job.source}" + (f": {outcome.message}" if outcome.message else "")
-        bar.write(line, file=sys.stderr)
+        level = logging.WARNING if outcome.status == "failed" else logging.INFO
+        with logging_redirect_tqdm():
+            log.log(
+                level, "%s: %s%s", outcome.status, outcome.job.source, f": {outcome.message}" if outcome.message else ""
+            )
         bar.update(1)
 
     try:
-        outcomes = settled + execute(args, jobs, image_arg, report)
+        outcomes = settled + execute(recipe, jobs, workers, scheduler, report)
     finally:
         bar.close()
-    counts = {status: sum(o.status == status for o in outcomes)
-              for status in ("done", "skipped", "failed", "interrupted")}
-    print(f"batch: {counts['done']} restored, {counts['skipped']} skipped (already done), "
-          f"{counts['failed']} failed, in {time.perf_counter() - started:.0f} s")
-    for outcome in outcomes:
-        if outcome.status == "failed":
-            print(f"  failed: {outcome.job.source}: {outcome.message}")
-    if counts["interrupted"]:
-        print("batch: interrupted; run the same command with --resume to continue")
-        return 130
-    return 1 if counts["failed"] else 0
+    return Summary(outcomes, time.perf_counter() - started)

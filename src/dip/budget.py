@@ -7,6 +7,7 @@ peak resident memory on CPU at 128, 256 and 512 px for the paper and default den
 (benchmarks/results/speed-cpu-2026-11-26-4.md), within 10%. Time per step is rough: GFLOP per step
 over a fraction of the device's measured matrix-multiply rate.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,7 @@ from .presets import Preset
 
 PROBE = 64  # side of the probe canvas
 BYTES_PER_ACTIVATION = 3.74  # per activation element in a training step (fitted, see module doc)
-BASE_BYTES = 461 * 2 ** 20  # the process itself: Python, torch, the image (fitted)
+BASE_BYTES = 461 * 2**20  # the process itself: Python, torch, the image (fitted)
 EFFICIENCY = 0.25  # achieved fraction of GEMM rate by a DIP step (measured 11-38% on CPU)
 
 
@@ -32,8 +33,10 @@ class Estimate:
     seconds_per_step: float
 
     def describe(self, steps: int) -> str:
-        return (f"about {self.bytes / 2 ** 30:.1f} GB of memory and roughly {self.seconds_per_step:.2g} s a step "
-                f"(~{steps * self.seconds_per_step / 60:.0f} min for {steps} steps)")
+        return (
+            f"about {self.bytes / 2**30:.1f} GB of memory and roughly {self.seconds_per_step:.2g} s a step "
+            f"(~{steps * self.seconds_per_step / 60:.0f} min for {steps} steps)"
+        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -58,7 +61,7 @@ def _probe(preset: Preset, channels: int) -> tuple[float, float, int]:
     for hook in hooks:
         hook.remove()
     parameters = sum(p.numel() for p in net.parameters())
-    return elements / size ** 2, flops.get_total_flops() / size ** 2, parameters
+    return elements / size**2, flops.get_total_flops() / size**2, parameters
 
 
 def gemm_rate(device: torch.device, n: int = 512, repeats: int = 8) -> float:
@@ -72,7 +75,7 @@ def gemm_rate(device: torch.device, n: int = 512, repeats: int = 8) -> float:
         torch.mm(a, a)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return 2 * n ** 3 * repeats / max(time.perf_counter() - started, 1e-9)
+    return 2 * n**3 * repeats / max(time.perf_counter() - started, 1e-9)
 
 
 def memory(preset: Preset, canvas: tuple[int, int], channels: int) -> float:
@@ -104,8 +107,15 @@ def available(device: torch.device) -> float | None:
     return None
 
 
-def check_fits(preset: Preset, canvas: tuple[int, int], channels: int, device: torch.device,
-               tile: int | None = None, free: float | None = None, scale: int = 1) -> Estimate:
+def check_fits(
+    preset: Preset,
+    canvas: tuple[int, int],
+    channels: int,
+    device: torch.device,
+    tile: int | None = None,
+    free: float | None = None,
+    scale: int = 1,
+) -> Estimate:
     """The estimate for one run (or one tile); a one-line error with a tile size that would fit
     when it needs more memory than is free. `canvas` is in output pixels, `scale` times the
     input's (super-resolution); the suggested tile is in input pixels."""
@@ -116,9 +126,14 @@ def check_fits(preset: Preset, canvas: tuple[int, int], channels: int, device: t
         while side > 128 and memory(preset, (min(side, canvas[0]), min(side, canvas[1])), channels) > 0.9 * free:
             side //= 2
         tile_side = max(32, side // scale)
-        hint = (f"use --tile {tile_side} --overlap {max(8, tile_side // 8)}" if side < max(canvas)
-                else "free some memory")
+        hint = (
+            f"restore it in tiles of {tile_side} px with {max(8, tile_side // 8)} px overlap"
+            if side < max(canvas)
+            else "free some memory"
+        )
         what = f"a {tile}px tile" if tile else f"this {canvas[1]}x{canvas[0]} image"
-        raise DipError(f"{what} needs about {needed.bytes / 2 ** 30:.1f} GB with preset {preset.name}, only "
-                       f"{free / 2 ** 30:.1f} GB are free on {device.type}: {hint}, or use a device with more memory")
+        raise DipError(
+            f"{what} needs about {needed.bytes / 2**30:.1f} GB with preset {preset.name}, only "
+            f"{free / 2**30:.1f} GB are free on {device.type}: {hint}, or use a device with more memory"
+        )
     return needed

@@ -1,15 +1,17 @@
 """Extras that hang off the fitting loop: progress, metrics, snapshots, checkpoints."""
+
 from __future__ import annotations
 
 import os
+import pickle
 import sys
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .errors import DipError
 from .fit import Callback, FitState
 from .metrics import psnr_torch
 
@@ -72,8 +74,15 @@ class ProgressBar(Callback):
     def on_start(self, state: FitState) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=state.config.steps, initial=state.step, desc=self.description,
-                        file=self.file, disable=self.disable, dynamic_ncols=True, unit="step")
+        self.bar = tqdm(
+            total=state.config.steps,
+            initial=state.step,
+            desc=self.description,
+            file=self.file,
+            disable=self.disable,
+            dynamic_ncols=True,
+            unit="step",
+        )
 
     def on_step(self, state: FitState) -> None:
         fields = {"loss": f"{state.loss:.5f}"}
@@ -132,41 +141,83 @@ class Snapshots(Callback):
         self._take(state)
 
 
-@dataclass
+CHECKPOINT_FORMAT = 2
+
+
 class Checkpoint(Callback):
     """Save everything needed to continue a run exactly (network, Adam, EMA, random generator,
     step, the selected iterate and every callback's own state) every `every` steps, atomically;
-    load it on start if asked. `request()` (e.g. from a signal handler) makes the next step save
-    and stop the run, marked `interrupted`."""
+    with `resume`, continue from the file.
 
-    path: Path
-    every: int = 100
-    resume: bool = False
-    saved: list[int] = field(default_factory=list)
-    requested: bool = False
-    interrupted: bool = False
-    resumed_from: int | None = None
+    The file holds tensors and plain data only and is read with `torch.load(weights_only=True)`,
+    so loading it cannot run code; `meta` (plain data: the observation's hash, problem, preset,
+    seed, options) names the run it belongs to, and resuming a different run is refused.
+    `request()` (e.g. from a signal handler) makes the next step save and stop the run, marked
+    `interrupted`."""
+
+    def __init__(self, path: str | os.PathLike, every: int = 100, meta: dict | None = None, resume: bool = False):
+        self.path, self.every, self.meta = Path(path), every, meta or {}
+        self.saved: list[int] = []
+        self.requested = self.interrupted = False
+        self.resumed_from: int | None = None
+        self.data = self._load() if resume else None
+        if not resume and self.path.exists():
+            raise DipError(f"checkpoint {self.path} exists from an earlier run: resume it, or delete it")
+        if self.path.parent and not self.path.parent.is_dir():
+            raise DipError(f"checkpoint folder does not exist: {self.path.parent}")
+
+    def _load(self) -> dict:
+        """The saved state, checked to be safe plain data that belongs to this run."""
+        if not self.path.is_file():
+            raise DipError(f"no checkpoint to resume at {self.path}")
+        try:
+            data = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise DipError(
+                f"refusing checkpoint {self.path}: it holds objects other than tensors and plain "
+                "data (loading it could run code)"
+            ) from None
+        except Exception as error:
+            raise DipError(f"cannot read checkpoint {self.path}: {error.__class__.__name__}") from None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise DipError(f"{self.path} is not a dip checkpoint of this version")
+        differ = sorted(
+            key for key in set(self.meta) | set(data["meta"]) if self.meta.get(key) != data["meta"].get(key)
+        )
+        if differ:
+            raise DipError(
+                f"checkpoint {self.path} belongs to another run: its {', '.join(differ)} "
+                f"differ{'s' if len(differ) == 1 else ''} from this one's"
+            )
+        return data
 
     def request(self, *_) -> None:
         self.requested = True
 
     def on_start(self, state: FitState) -> None:
-        if not (self.resume and Path(self.path).exists()):
+        if self.data is None:
             return
-        data = torch.load(self.path, map_location=state.z.device, weights_only=False)
+        data, device = self.data, state.z.device
         state.net.load_state_dict(data["net"])
         state.optimizer.load_state_dict(data["optimizer"])
-        state.generator.set_state(data["generator"].to("cpu") if state.z.device.type == "cpu"
-                                  else data["generator"])
-        state.ema, state.output = data["ema"], data["output"]
-        state.selected, state.selected_step = data["selected"], data["selected_step"]
+        state.generator.set_state(data["generator"])  # a CPU byte tensor for either device's generator
+        moved = {
+            key: data[key].to(device) if torch.is_tensor(data[key]) else data[key]
+            for key in ("ema", "output", "selected")
+        }
+        state.ema, state.output, state.selected = moved["ema"], moved["output"], moved["selected"]
+        state.selected_step = data["selected_step"]
         state.step, state.loss, state.backtracks = data["step"], data["loss"], data["backtracks"]
         if state.undo is not None and data["undo"] is not None:
-            state.undo.load_state_dict(data["undo"])
+            undo = dict(data["undo"])
+            if undo["tensors"] is not None:
+                undo["tensors"] = [t.to(device) for t in undo["tensors"]]
+            state.undo.load_state_dict(undo)
         for callback, saved in zip(self._others(state), data["callbacks"]):
             if saved is not None:
-                callback.load_state_dict(saved)
+                callback.load_state_dict(_to_device(saved, device))
         self.resumed_from = state.step
+        self.data = None
 
     def _others(self, state: FitState) -> list[Callback]:
         return [c for c in state.callbacks if c is not self]
@@ -180,22 +231,38 @@ class Checkpoint(Callback):
             self.save(state)
 
     def save(self, state: FitState) -> None:
-        data = {"net": state.net.state_dict(), "optimizer": state.optimizer.state_dict(),
-                "generator": state.generator.get_state(), "ema": state.ema, "output": state.output,
-                "selected": state.selected, "selected_step": state.selected_step,
-                "step": state.step, "loss": state.loss, "backtracks": state.backtracks,
-                "undo": state.undo.state_dict() if state.undo is not None else None,
-                "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self._others(state)]}
-        path = Path(self.path)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(handle)
-        try:
+        from .io import atomic_path
+
+        data = {
+            "format": CHECKPOINT_FORMAT,
+            "meta": self.meta,
+            "net": state.net.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "generator": state.generator.get_state(),
+            "ema": state.ema,
+            "output": state.output,
+            "selected": state.selected,
+            "selected_step": state.selected_step,
+            "step": state.step,
+            "loss": state.loss,
+            "backtracks": state.backtracks,
+            "undo": state.undo.state_dict() if state.undo is not None else None,
+            "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self._others(state)],
+        }
+        with atomic_path(self.path, mode=None) as temp:
             torch.save(data, temp)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         self.saved.append(state.step)
+
+
+def _to_device(value, device: torch.device):
+    """Tensors inside plain containers, moved to `device`."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
 
 
 class EarlyStopping(Callback):
@@ -213,8 +280,14 @@ class EarlyStopping(Callback):
       prior", with an exponential window instead of a buffer of the last W iterates).
     """
 
-    def __init__(self, patience: int = 1000, decay: float = 0.99, warmup: int = 100,
-                 noise_variance: float | None = None, loss_decay: float = 0.98):
+    def __init__(
+        self,
+        patience: int = 1000,
+        decay: float = 0.99,
+        warmup: int = 100,
+        noise_variance: float | None = None,
+        loss_decay: float = 0.98,
+    ):
         self.patience, self.decay, self.warmup = patience, decay, warmup
         self.noise_variance, self.loss_decay = noise_variance, loss_decay
         self.mean: torch.Tensor | None = None
@@ -236,14 +309,19 @@ class EarlyStopping(Callback):
             self._variance(state)
 
     def _discrepancy(self, state: FitState) -> None:
-        self.loss_average = (state.loss if self.loss_average is None else
-                             self.loss_decay * self.loss_average + (1 - self.loss_decay) * state.loss)
+        self.loss_average = (
+            state.loss
+            if self.loss_average is None
+            else self.loss_decay * self.loss_average + (1 - self.loss_decay) * state.loss
+        )
         state.logs["smoothed loss"] = self.loss_average
         if state.step >= self.warmup and self.loss_average <= self.noise_variance:
             self.best_step = state.step
             state.stop = True
-            state.stop_reason = (f"early stop at step {state.step}: the smoothed loss "
-                                 f"{self.loss_average:.4g} reached the noise variance {self.noise_variance:.4g}")
+            state.stop_reason = (
+                f"early stop at step {state.step}: the smoothed loss "
+                f"{self.loss_average:.4g} reached the noise variance {self.noise_variance:.4g}"
+            )
 
     def _variance(self, state: FitState) -> None:
         x = state.output
@@ -258,18 +336,24 @@ class EarlyStopping(Callback):
             return
         if self.variance < self.best_variance:
             self.best_variance, self.best_step = self.variance, state.step
-            state.selected = (state.estimate.clone() if state.selected is None
-                              else state.selected.copy_(state.estimate))
+            state.selected = state.estimate.clone() if state.selected is None else state.selected.copy_(state.estimate)
             state.selected_step = state.step
         elif state.step - self.best_step >= self.patience:
             state.stop = True
-            state.stop_reason = (f"early stop at step {state.step}: outputs settled most at step "
-                                 f"{self.best_step}, no better in {self.patience} steps")
+            state.stop_reason = (
+                f"early stop at step {state.step}: outputs settled most at step "
+                f"{self.best_step}, no better in {self.patience} steps"
+            )
 
     def state_dict(self) -> dict:
         """What a checkpoint needs to continue the rule exactly."""
-        return {"mean": self.mean, "variance": self.variance, "loss_average": self.loss_average,
-                "best_variance": self.best_variance, "best_step": self.best_step}
+        return {
+            "mean": self.mean,
+            "variance": self.variance,
+            "loss_average": self.loss_average,
+            "best_variance": self.best_variance,
+            "best_step": self.best_step,
+        }
 
     def load_state_dict(self, data: dict) -> None:
         for key, value in data.items():
@@ -289,5 +373,7 @@ class StuckDetector(Callback):
     def on_step(self, state: FitState) -> None:
         if state.step == self.at_step and state.loss > self.ratio * self.baseline:
             self.stuck = state.stop = True
-            state.stop_reason = (f"stuck: loss {state.loss:.4g} at step {state.step} is "
-                                 f"{state.loss / self.baseline:.0%} of a flat image's")
+            state.stop_reason = (
+                f"stuck: loss {state.loss:.4g} at step {state.step} is "
+                f"{state.loss / self.baseline:.0%} of a flat image's"
+            )

@@ -1,4 +1,5 @@
 """Make test inputs the paper's way: Lanczos-downscaled, noisy, or with pixels dropped."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ def crop_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
         raise DipError(f"image {image.shape[1]}x{image.shape[0]} is smaller than the factor {factor}")
     top = (image.shape[0] - height) // 2
     left = (image.shape[1] - width) // 2
-    return image[top:top + height, left:left + width]
+    return image[top : top + height, left : left + width]
 
 
 def downscale(image: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,11 +49,14 @@ def clipped_noise_variance(noisy: np.ndarray, sigma: float) -> float:
     s = sigma / 255
     grid = np.linspace(0.0, 1.0, 2001)
     low, high = -grid / s, (1 - grid) / s  # the clip's bounds for n / s
-    pdf_low, pdf_high = np.exp(-low ** 2 / 2) / np.sqrt(2 * np.pi), np.exp(-high ** 2 / 2) / np.sqrt(2 * np.pi)
+    pdf_low, pdf_high = np.exp(-(low**2) / 2) / np.sqrt(2 * np.pi), np.exp(-(high**2) / 2) / np.sqrt(2 * np.pi)
     cdf_low, cdf_high = ndtr(low), ndtr(high)
     mean = grid + s * (pdf_low - pdf_high) - grid * cdf_low + (1 - grid) * (1 - cdf_high)
-    second = (s ** 2 * (cdf_high - cdf_low - (high * pdf_high - low * pdf_low))
-              + grid ** 2 * cdf_low + (1 - grid) ** 2 * (1 - cdf_high))
+    second = (
+        s**2 * (cdf_high - cdf_low - (high * pdf_high - low * pdf_low))
+        + grid**2 * cdf_low
+        + (1 - grid) ** 2 * (1 - cdf_high)
+    )
     local = gaussian_filter(np.asarray(noisy, dtype=np.float64), sigma=(1.5, 1.5) + (0,) * (noisy.ndim - 2))
     clean = np.interp(local, mean, grid)  # mean(x) rises with x: invert it
     return float(np.mean(np.interp(clean, grid, second)))

@@ -6,11 +6,12 @@ exponential moving average (EMA) of outputs is kept, and a step whose loss jumps
 finite) is undone: weights and optimizer state go back to the last good step and the bad
 gradient is never applied.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,13 +22,13 @@ from .accel import Acceleration
 class Callback:
     """Hooks into the loop, doing nothing by default; any of them may set `state.stop = True`."""
 
-    def on_start(self, state: "FitState") -> None:
+    def on_start(self, state: FitState) -> None:
         pass
 
-    def on_step(self, state: "FitState") -> None:
+    def on_step(self, state: FitState) -> None:
         pass
 
-    def on_end(self, state: "FitState") -> None:
+    def on_end(self, state: FitState) -> None:
         pass
 
 
@@ -67,7 +68,7 @@ class FitState:
     selected_step: int | None = None
     logs: dict = field(default_factory=dict)  # per-step numbers callbacks add (e.g. PSNR)
     callbacks: list = field(default_factory=list)  # every callback of the run (checkpoints save their state)
-    undo: "_Snapshot | None" = None  # the last good weights and Adam state (checkpoints save them too)
+    undo: _Snapshot | None = None  # the last good weights and Adam state (checkpoints save them too)
 
     @property
     def estimate(self) -> torch.Tensor | None:
@@ -100,8 +101,12 @@ class _Snapshot:
         return [p.data for p in self.net.parameters()] + list(self.net.buffers())
 
     def _state(self) -> list[torch.Tensor]:
-        return [value for p in self.net.parameters()
-                for value in self.optimizer.state.get(p, {}).values() if torch.is_tensor(value)]
+        return [
+            value
+            for p in self.net.parameters()
+            for value in self.optimizer.state.get(p, {}).values()
+            if torch.is_tensor(value)
+        ]
 
     def save(self, loss: float) -> None:
         live = self._weights() + self._state()
@@ -143,13 +148,19 @@ def make_adam(net: nn.Module, lr: float, device: torch.device) -> torch.optim.Ad
     return torch.optim.Adam(net.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
-def fit(net: nn.Module, z: torch.Tensor, target: torch.Tensor,
-        operator: Callable[[torch.Tensor], torch.Tensor], config: FitConfig, *,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
-        crop: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
-        generator: torch.Generator | None = None,
-        callbacks: Sequence[Callback] = (),
-        acceleration: Acceleration = Acceleration()) -> FitResult:
+def fit(
+    net: nn.Module,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    operator: Callable[[torch.Tensor], torch.Tensor],
+    config: FitConfig,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse,
+    crop: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    generator: torch.Generator | None = None,
+    callbacks: Sequence[Callback] = (),
+    acceleration: Acceleration = Acceleration(),
+) -> FitResult:
     """Minimise loss_fn(A(crop(net(z))), y) (by default the mean squared error) by Adam and
     return the restored image.
 
@@ -206,10 +217,16 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
             state.loss = loss_value
             state.output = out.detach()
             if config.ema is not None:
-                weight = config.ema if config.ema_ramp is None else \
-                    min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
-                state.ema = state.output.clone() if state.ema is None else \
-                    state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
+                weight = (
+                    config.ema
+                    if config.ema_ramp is None
+                    else min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
+                )
+                state.ema = (
+                    state.output.clone()
+                    if state.ema is None
+                    else state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
+                )
         for callback in callbacks:
             callback.on_step(state)
 

@@ -3,10 +3,13 @@
 Pixels travel through `dip` as float32 arrays in [0, 1], shaped (H, W, C) with C = 1 (grey)
 or 3 (colour). An alpha channel is split off on reading and put back on writing, untouched.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +21,15 @@ from .errors import DipError
 MAX_PIXELS = 50_000 * 50_000
 """Images whose header claims more pixels than this are refused before decoding."""
 
-WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-            ".bmp": "BMP", ".webp": "WEBP"}
+WRITABLE = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
 
@@ -93,8 +103,9 @@ def read_image(path: str | os.PathLike) -> Picture:
     except MemoryError:
         raise DipError(f"cannot read {path}: not enough memory to decode it") from None
     except Exception as exc:  # decoders raise anything on damaged data (struct.error, IndexError, ...)
-        raise DipError(f"cannot read {path}: damaged or unsupported image "
-                       f"({exc.__class__.__name__}: {_first_line(exc)})") from None
+        raise DipError(
+            f"cannot read {path}: damaged or unsupported image ({exc.__class__.__name__}: {_first_line(exc)})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -104,8 +115,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_pixels(width: int, height: int, path: Path) -> None:
     if width * height > MAX_PIXELS:
-        raise DipError(f"refusing {path}: its header claims {width}x{height} pixels, "
-                       f"more than the limit of {MAX_PIXELS:,}")
+        raise DipError(
+            f"refusing {path}: its header claims {width}x{height} pixels, more than the limit of {MAX_PIXELS:,}"
+        )
     if width < 1 or height < 1:
         raise DipError(f"cannot read {path}: image has no pixels ({width}x{height})")
 
@@ -163,31 +175,52 @@ def _read_tiff(path: Path) -> Picture:
     return picture
 
 
-def write_image(path: str | os.PathLike, picture: Picture) -> Path:
-    """Write atomically (temporary file in the same folder, then rename) so a crash never
-    leaves a half-written file and an existing file is replaced only once the new one is whole."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, mode: int | None = 0o666) -> Iterator[Path]:
+    """A temporary file beside `path` to write into; renamed onto `path` when the block ends
+    normally, removed when it raises. A crash never leaves a half-written file, and an existing
+    file is replaced only once the new one is whole. `mode` (less the umask) is given to the
+    file; None keeps mkstemp's private 0o600.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "note.txt") as temp:
+    ...     _ = temp.write_text("done")
+    >>> (folder / "note.txt").read_text(), sorted(p.name for p in folder.iterdir())
+    ('done', ['note.txt'])
+    """
     path = Path(path)
-    fmt = WRITABLE.get(path.suffix.lower())
-    if fmt is None:
-        raise DipError(f"cannot write {path}: unknown extension {path.suffix!r} "
-                       f"(use one of {', '.join(sorted(WRITABLE))})")
-    if not path.parent.is_dir():
-        raise DipError(f"output folder does not exist: {path.parent}")
-    array = join_channels(picture)
-    deep = picture.bit_depth == 16 and fmt in ("PNG", "TIFF")
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
-    os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; an output gets the usual permissions
     try:
-        if deep:
-            _write_16bit(temp, array, fmt)
-        else:
-            _pillow_image(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)).save(
-                temp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        if mode is not None:
+            os.chmod(temp, mode & ~_umask())
+        yield Path(temp)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_image(path: str | os.PathLike, picture: Picture) -> Path:
+    """Write atomically (see `atomic_path`); 16-bit pictures stay 16-bit in PNG and TIFF."""
+    path = Path(path)
+    fmt = WRITABLE.get(path.suffix.lower())
+    if fmt is None:
+        raise DipError(
+            f"cannot write {path}: unknown extension {path.suffix!r} (use one of {', '.join(sorted(WRITABLE))})"
+        )
+    if not path.parent.is_dir():
+        raise DipError(f"output folder does not exist: {path.parent}")
+    array = join_channels(picture)
+    deep = picture.bit_depth == 16 and fmt in ("PNG", "TIFF")
+    with atomic_path(path) as temp:
+        if deep:
+            _write_16bit(str(temp), array, fmt)
+        else:
+            _pillow_image(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)).save(
+                temp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})
+            )
     return path
 
 

@@ -1,4 +1,5 @@
 """Image quality metrics: PSNR, SSIM and the paper's super-resolution metric (Y-channel PSNR)."""
+
 from __future__ import annotations
 
 import numpy as np

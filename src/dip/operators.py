@@ -1,5 +1,6 @@
 """Degradation operators A: what happened to the image. Each maps the network's output
 (1, C, H, W) to the space of the observation y, differentiably."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def lanczos_kernel_1d(factor: int, support: int = 2, phase: float = 0.5) -> np.n
     values = np.ones_like(distance)
     nonzero = distance != 0
     d = distance[nonzero]
-    values[nonzero] = support * np.sin(np.pi * d) * np.sin(np.pi * d / support) / (np.pi ** 2 * d * d)
+    values[nonzero] = support * np.sin(np.pi * d) * np.sin(np.pi * d / support) / (np.pi**2 * d * d)
     return values / values.sum()
 
 
@@ -63,10 +64,12 @@ class Downsampler(nn.Module):
         channels = x.shape[1]
         x = nn.functional.pad(x, (self.pad,) * 4, mode="replicate")
         k = self.kernel.to(x.dtype)
-        x = nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(channels, 1, 1, -1),
-                                 stride=(1, self.factor), groups=channels)
-        return nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(channels, 1, -1, 1),
-                                    stride=(self.factor, 1), groups=channels)
+        x = nn.functional.conv2d(
+            x, k.view(1, 1, 1, -1).expand(channels, 1, 1, -1), stride=(1, self.factor), groups=channels
+        )
+        return nn.functional.conv2d(
+            x, k.view(1, 1, -1, 1).expand(channels, 1, -1, 1), stride=(self.factor, 1), groups=channels
+        )
 
 
 class Blur(nn.Module):
@@ -92,7 +95,7 @@ def gaussian_kernel(sigma: float, radius: int | None = None) -> np.ndarray:
     """2-D Gaussian of standard deviation `sigma` pixels, truncated at 3 sigma."""
     radius = int(np.ceil(3 * sigma)) if radius is None else radius
     axis = np.arange(-radius, radius + 1)
-    g = np.exp(-axis ** 2 / (2 * sigma ** 2))
+    g = np.exp(-(axis**2) / (2 * sigma**2))
     kernel = np.outer(g, g)
     return kernel / kernel.sum()
 

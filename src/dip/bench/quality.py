@@ -4,9 +4,11 @@ metric, beside every published method re-scored on the same pixels.
 Each finished image is appended to the results file at once, so an interrupted run keeps what
 it measured. Quick mode runs the same protocol on centre crops with a step budget, for a CPU.
 """
+
 from __future__ import annotations
 
 import datetime
+import logging
 import platform
 import time
 from dataclasses import dataclass
@@ -18,9 +20,12 @@ import torch
 from ..degrade import downscale
 from ..errors import DipError
 from ..io import read_image
-from ..report.compare import Scoring
 from ..presets import Preset, get_preset
-from ..tasks import denoise, denoise_preset, inpaint, sr_preset, super_resolve
+from ..problems import Denoising, Inpainting, Problem, SuperResolution
+from ..report.compare import Scoring
+from ..run import resolve_device, run
+
+log = logging.getLogger("dip")
 
 
 @dataclass(frozen=True)
@@ -38,16 +43,41 @@ class Suite:
 
 SR_SCORING = Scoring("y-psnr", shave=4, crop=32)
 SUITES = {
-    "sr4": Suite("sr4", "super-resolve", ("SR/Set5/x4", "SR/Set14/x4"), SR_SCORING, factor=4,
-                 quick_crop=64, quick_steps=600),
-    "sr8": Suite("sr8", "super-resolve", ("SR/Set5/x8", "SR/Set14/x8"), SR_SCORING, factor=8,
-                 quick_crop=64, quick_steps=600),
-    "denoise25": Suite("denoise25", "denoise", ("Denoising/Color/25",), Scoring("psnr"), sigma=25,
-                       input_name="noisy", quick_crop=96, quick_steps=600),
-    "denoise50": Suite("denoise50", "denoise", ("Denoising/Color/50",), Scoring("psnr"), sigma=50,
-                       input_name="noisy", quick_crop=96, quick_steps=600),
-    "inpaint50": Suite("inpaint50", "inpaint", ("Reconstruction/Gray/50p",), Scoring("psnr"),
-                       input_name="masked", quick_crop=96, quick_steps=600),
+    "sr4": Suite(
+        "sr4", "super-resolve", ("SR/Set5/x4", "SR/Set14/x4"), SR_SCORING, factor=4, quick_crop=64, quick_steps=600
+    ),
+    "sr8": Suite(
+        "sr8", "super-resolve", ("SR/Set5/x8", "SR/Set14/x8"), SR_SCORING, factor=8, quick_crop=64, quick_steps=600
+    ),
+    "denoise25": Suite(
+        "denoise25",
+        "denoise",
+        ("Denoising/Color/25",),
+        Scoring("psnr"),
+        sigma=25,
+        input_name="noisy",
+        quick_crop=96,
+        quick_steps=600,
+    ),
+    "denoise50": Suite(
+        "denoise50",
+        "denoise",
+        ("Denoising/Color/50",),
+        Scoring("psnr"),
+        sigma=50,
+        input_name="noisy",
+        quick_crop=96,
+        quick_steps=600,
+    ),
+    "inpaint50": Suite(
+        "inpaint50",
+        "inpaint",
+        ("Reconstruction/Gray/50p",),
+        Scoring("psnr"),
+        input_name="masked",
+        quick_crop=96,
+        quick_steps=600,
+    ),
 }
 
 
@@ -60,7 +90,7 @@ def centre_box(height: int, width: int, side: int | None, multiple: int) -> tupl
 
 def cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     top, left, h, w = box
-    return image[top:top + h, left:left + w]
+    return image[top : top + h, left : left + w]
 
 
 @dataclass
@@ -92,16 +122,34 @@ def budget(suite: Suite, preset: str, quick: bool, steps: int | None) -> int | N
     return None if suite_preset(suite, preset).stop is not None else suite.quick_steps
 
 
+def suite_problem(suite: Suite, observed: np.ndarray | None = None) -> Problem:
+    """The suite's problem; for inpainting the mask is recovered from the published masked image."""
+    if suite.task == "super-resolve":
+        return SuperResolution(suite.factor)
+    if suite.task == "denoise":
+        return Denoising(suite.sigma)
+    return Inpainting(known_pixels(observed))
+
+
 def suite_preset(suite: Suite, preset: str) -> Preset:
     """The task preset that `preset` names in this suite (`paper` is the paper's setting for the
-    suite's factor, noise level or mask); a one-line error for an unknown name."""
-    name = {"super-resolve": sr_preset(suite.factor, preset), "denoise": denoise_preset(suite.sigma, preset),
-            "inpaint": "pixels" if preset == "paper" else preset}[suite.task]
-    return get_preset(suite.task, name)
+    suite's factor, noise level or mask: `pixels` for the 50% inpainting); a one-line error for
+    an unknown name."""
+    if suite.task == "inpaint":
+        return get_preset("inpaint", "pixels" if preset == "paper" else preset)
+    return get_preset(suite.task, suite_problem(suite).preset_name(preset))
 
 
-def run_image(suite: Suite, folder: Path, name: str, presets: list[str], quick: bool, steps: int | None,
-              device: str, seed: int = 0) -> ImageResult:
+def run_image(
+    suite: Suite,
+    folder: Path,
+    name: str,
+    presets: list[str],
+    quick: bool,
+    steps: int | None,
+    device: str,
+    seed: int = 0,
+) -> ImageResult:
     """Restore one benchmark image the paper's way with each preset, on the same pixels, and
     score the results and every published method."""
     truth = read_image(folder / f"{name}_GT.png").pixels
@@ -110,30 +158,35 @@ def run_image(suite: Suite, folder: Path, name: str, presets: list[str], quick: 
     box = centre_box(*truth.shape[:2], side, multiple)
     reference = cut(truth, box)
     if suite.task == "super-resolve":
-        reference, low = downscale(reference, suite.factor)
+        reference, observed = downscale(reference, suite.factor)
     else:
         observed = cut(read_image(folder / f"{name}_{suite.input_name}.png").pixels, box)
+    problem = suite_problem(suite, observed)
     runs = []
     for preset in presets:
-        options = dict(preset=preset, steps=budget(suite, preset, quick, steps), seed=seed, device=device,
-                       return_info=True)
-        started = time.perf_counter()
-        if suite.task == "super-resolve":
-            out, info = super_resolve(low, suite.factor, **options)
-        elif suite.task == "denoise":
-            out, info = denoise(observed, suite.sigma, **options)
-        else:
-            options["preset"] = "pixels" if preset == "paper" else preset
-            out, info = inpaint(observed, known_pixels(observed), **options)
-        seconds = time.perf_counter() - started
-        runs.append(Run(preset, suite.scoring(out.reshape(reference.shape), reference)[0], info.fit.steps_run,
-                        seconds))
+        done = run(
+            problem,
+            observed,
+            preset=suite_preset(suite, preset),
+            steps=budget(suite, preset, quick, steps),
+            seed=seed,
+            device=device,
+        )
+        runs.append(
+            Run(
+                preset,
+                suite.scoring(done.pixels.reshape(reference.shape), reference)[0],
+                done.fit.steps_run,
+                done.seconds,
+            )
+        )
     published = {}
     for path in sorted(folder.glob(f"{name}_*.png")):
-        method = path.stem[len(name) + 1:]
+        method = path.stem[len(name) + 1 :]
         if method != "GT":
-            published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, :reference.shape[2]],
-                                               reference)[0]
+            published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, : reference.shape[2]], reference)[
+                0
+            ]
     return ImageResult(name, runs, published, group=folder.parent.name if suite.task == "super-resolve" else "")
 
 
@@ -160,13 +213,22 @@ def machine() -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, steps: int | None = None,
-              device: str = "auto", images: set[str] | None = None, max_minutes: float | None = None,
-              out_dir: Path = Path("benchmarks/results"), command: str = "", log=print) -> Path:
+def run_suite(
+    suite_name: str,
+    data: Path,
+    presets: list[str],
+    *,
+    quick: bool,
+    steps: int | None = None,
+    device: str = "auto",
+    images: set[str] | None = None,
+    max_minutes: float | None = None,
+    out_dir: Path = Path("benchmarks/results"),
+    command: str = "",
+) -> Path:
     """Run a suite with each preset side by side, appending one table row per finished image;
     returns the results file."""
     from ..accel import Acceleration
-    from ..tasks import resolve_device
 
     suite = SUITES[suite_name]
     device_name = resolve_device(device).type
@@ -179,9 +241,9 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
     for relative in suite.folders:
         folder = data / relative
         if not folder.is_dir():
-            raise DipError(f"benchmark folder not found: {folder} (give --data, or set DIP_DATA)")
+            raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
         for truth in sorted(folder.glob("*_GT.png")):
-            name = truth.name[:-len("_GT.png")]
+            name = truth.name[: -len("_GT.png")]
             if images is None or name in images:
                 entries.append((folder, name))
     if not entries:
@@ -189,47 +251,69 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
     for preset in presets:
         suite_preset(suite, preset)
     crop = f"centre crops of {suite.quick_crop} px" if quick else "full images"
-    budgets = ", ".join(f"{p}: {budget(suite, p, quick, steps) or 'its own (stops itself)' if quick else 'its own'}"
-                        for p in presets) or "none (no preset runs: the published methods only)"
+    budgets = (
+        ", ".join(
+            f"{p}: {budget(suite, p, quick, steps) or 'its own (stops itself)' if quick else 'its own'}"
+            for p in presets
+        )
+        or "none (no preset runs: the published methods only)"
+    )
     title = f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
     with open(path, "w") as out:
-        out.write(f"# {suite.name}: {title}, {mode} mode\n\n"
-                  f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
-                  f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
-                  f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
-                  f"- every preset and every published method scored on the same pixels\n\n")
+        out.write(
+            f"# {suite.name}: {title}, {mode} mode\n\n"
+            f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
+            f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
+            f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
+            f"- every preset and every published method scored on the same pixels\n\n"
+        )
     started = time.perf_counter()
     results: list[ImageResult] = []
     methods: list[str] = []
     for folder, name in entries:
         if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:
-            log(f"stopping: --max-minutes {max_minutes:g} reached before {name}")
+            log.info("stopping: the %g-minute budget ran out before %s", max_minutes, name)
             break
-        log(f"[{len(results) + 1}/{len(entries)}] {folder.name}/{name} ...")
+        log.info("[%d/%d] %s/%s ...", len(results) + 1, len(entries), folder.name, name)
         result = run_image(suite, folder, name, presets, quick, steps, device)
         if not methods:
             methods = list(result.published)
             with open(path, "a") as out:
-                header = (["image"] + [f"dip {p}" for p in presets] + methods + [f"steps {p}" for p in presets]
-                          + [f"seconds {p}" for p in presets])
+                header = (
+                    ["image"]
+                    + [f"dip {p}" for p in presets]
+                    + methods
+                    + [f"steps {p}" for p in presets]
+                    + [f"seconds {p}" for p in presets]
+                )
                 out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
         results.append(result)
-        row = ([result.name] + [f"{r.score:.2f}" for r in result.runs]
-               + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
-               + [str(r.steps) for r in result.runs] + [f"{r.seconds:.0f}" for r in result.runs])
+        row = (
+            [result.name]
+            + [f"{r.score:.2f}" for r in result.runs]
+            + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
+            + [str(r.steps) for r in result.runs]
+            + [f"{r.seconds:.0f}" for r in result.runs]
+        )
         with open(path, "a") as out:
             out.write("| " + " | ".join(row) + " |\n")
-        log("    " + ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)"
-                               for r in result.runs) + "; "
-            + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()))
+        log.info(
+            "    "
+            + ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)" for r in result.runs)
+            + "; "
+            + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items())
+        )
     if results:
         groups = list(dict.fromkeys(r.group for r in results))
         with open(path, "a") as out:
             if len(groups) > 1:
                 for group in groups:
                     members = [r for r in results if r.group == group]
-                    out.write("| " + " | ".join(average_row(f"**average {group}** ({len(members)})", members, methods))
-                              + " |\n")
+                    out.write(
+                        "| "
+                        + " | ".join(average_row(f"**average {group}** ({len(members)})", members, methods))
+                        + " |\n"
+                    )
             label = "**average** (steps, seconds: totals)" if presets else "**average**"
             out.write("| " + " | ".join(average_row(label, results, methods)) + " |\n")
             out.write(f"\n{len(results)} of {len(entries)} images; device {device_name}.\n")
@@ -239,8 +323,10 @@ def run_suite(suite_name: str, data: Path, presets: list[str], *, quick: bool, s
 def average_row(label: str, results: list[ImageResult], methods: list[str]) -> list[str]:
     """A table row: mean PSNR per preset and per published method, total steps and seconds per preset."""
     columns = range(len(results[0].runs))
-    return ([label]
-            + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
-            + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
-            + [str(sum(r.runs[i].steps for r in results)) for i in columns]
-            + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns])
+    return (
+        [label]
+        + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
+        + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
+        + [str(sum(r.runs[i].steps for r in results)) for i in columns]
+        + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns]
+    )

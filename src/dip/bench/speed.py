@@ -4,37 +4,35 @@ to this machine's measured fp32 matrix-multiply rate), and peak memory, per netw
 Each (network, size) is measured in a fresh child process so that its peak resident memory
 is its own.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import multiprocessing
+import queue as queues
 import resource
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..accel import Acceleration
-from ..budget import gflop_per_step
+from ..budget import gemm_rate, gflop_per_step
+from ..errors import DipError
 from ..fit import Callback, fit
 from ..operators import Identity
 from ..presets import get_preset
-from ..tasks import resolve_device
+from ..run import resolve_device
 
 
-def gemm_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """Measured fp32 matrix-multiply rate: the machine's practical peak for convolutions."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    torch.mm(a, b)
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    _sync(device)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - started) / 1e9
+def gemm_gflops(device: torch.device) -> float:
+    """Measured fp32 matrix-multiply rate (2048x2048): the machine's practical peak for convolutions."""
+    return gemm_rate(device, n=2048, repeats=10) / 1e9
 
 
 def _sync(device: torch.device) -> None:
@@ -57,8 +55,9 @@ class _StepClock(Callback):
         self.stamps.append(time.perf_counter())
 
 
-def _measure(task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str,
-             variant: str, queue=None) -> dict:
+def _measure(
+    task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str, variant: str, queue=None
+) -> dict:
     """Run the real fitting loop (`fit`, as every task runs it) for warm-up + timed steps; the
     arithmetic per step comes from the budget's FLOP count (the same whatever the precision)."""
     device = torch.device(device_name)
@@ -73,20 +72,35 @@ def _measure(task: str, preset_name: str, size: int, steps: int, warmup: int, de
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clock = _StepClock(device)
-    fit(net, z, target, Identity(), dataclasses.replace(preset.fit, steps=warmup + steps), callbacks=[clock],
-        acceleration=acceleration)
+    fit(
+        net,
+        z,
+        target,
+        Identity(),
+        dataclasses.replace(preset.fit, steps=warmup + steps),
+        callbacks=[clock],
+        acceleration=acceleration,
+    )
     times = np.diff(clock.stamps)
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    result = {"ms": statistics.median(times[warmup:]) * 1000, "gflop": gflop_per_step(preset, (size, size), 3),
-              "peak_mb": peak / 2 ** 20, "first_s": float(times[0])}
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    result = {
+        "ms": statistics.median(times[warmup:]) * 1000,
+        "gflop": gflop_per_step(preset, (size, size), 3),
+        "peak_mb": peak / 2**20,
+        "first_s": float(times[0]),
+    }
     if queue is not None:
         queue.put(result)
     return result
 
 
-def measure(task: str, preset: str, size: int, steps: int = 10, warmup: int = 2, device: str = "auto",
-            variant: str = "fp32") -> dict:
+def measure(
+    task: str, preset: str, size: int, steps: int = 10, warmup: int = 2, device: str = "auto", variant: str = "fp32"
+) -> dict:
     """Median ms/step and the rest for one network at size x size. On a CPU in a child process,
     so that the peak resident memory is this network's own; on CUDA in this process (the
     allocator's peak is reset per measurement)."""
@@ -97,7 +111,15 @@ def measure(task: str, preset: str, size: int, steps: int = 10, warmup: int = 2,
     queue = context.Queue()
     child = context.Process(target=_measure, args=(task, preset, size, steps, warmup, str(dev), variant, queue))
     child.start()
-    result = queue.get()
+    while True:  # a child that dies (killed, out of memory) must not hang the benchmark
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queues.Empty:
+            if not child.is_alive():
+                raise DipError(
+                    f"the measuring process for {task}/{preset} at {size}px died (exit code {child.exitcode})"
+                ) from None
     child.join()
     return result
 
@@ -110,17 +132,82 @@ def default_variants(device: torch.device) -> list[str]:
     return ["fp32"]
 
 
+log = logging.getLogger("dip")
 SPEED_PRESETS = [("denoise", "paper"), ("denoise", "default"), ("super-resolve", "default"), ("inpaint", "default")]
 
 
-def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command: str,
-              presets: list[tuple[str, str]] | None = None, ttq: dict | None = None,
-              variants: list[str] | None = None, log=print) -> Path:
+@dataclass
+class SpeedOptions:
+    """What `dip bench speed` measures, checked before anything runs."""
+
+    sizes: list[int]
+    presets: list[tuple[str, str]]
+    variants: list[str] | None = None
+    ttq: dict | None = None  # time-to-quality keywords (see `time_to_quality`), or None
+
+    @classmethod
+    def parse(
+        cls,
+        sizes: str,
+        presets: str | None = None,
+        variants: str | None = None,
+        ttq: bool = False,
+        ttq_tasks: str = "denoise",
+        ttq_presets: str = "paper,default",
+        ttq_images: str | None = None,
+        ttq_crop: int | None = None,
+        ttq_steps: int | None = None,
+        data: Path | None = None,
+    ) -> SpeedOptions:
+        """From comma-separated text; unknown names and bad sizes are one-line errors."""
+        try:
+            sides = [int(size) for size in sizes.split(",")]
+        except ValueError:
+            raise DipError(f"sizes are comma-separated integers, got {sizes!r}") from None
+        if any(size < 64 or size % 32 for size in sides):
+            raise DipError(
+                f"sizes must be multiples of 32, at least 64 (the 5-level net's smallest input), got {sizes}"
+            )
+        pairs = SPEED_PRESETS
+        if presets:
+            pairs = [tuple(pair.split("/", 1)) for pair in presets.split(",")]
+            for pair in pairs:
+                if len(pair) != 2:
+                    raise DipError(f"presets are TASK/PRESET pairs, got {'/'.join(pair)!r}")
+                get_preset(*pair)
+        names = variants.split(",") if variants else None
+        for variant in names or ():
+            Acceleration.parse(variant)
+        timing = None
+        if ttq:
+            tasks = tuple(ttq_tasks.split(","))
+            for task in tasks:
+                if task not in TTQ_IMAGES:
+                    raise DipError(f"unknown time-to-quality task {task!r}; choose from {', '.join(TTQ_IMAGES)}")
+                for name in ttq_presets.split(","):
+                    name, _, variant = name.partition("@")
+                    get_preset(task, PAPER_PRESETS.get(task, name) if name == "paper" else name)
+                    if variant:
+                        Acceleration.parse(variant)
+            if ttq_images and len(tasks) != 1:
+                raise DipError("time-to-quality images need exactly one task")
+            timing = {
+                "data": data,
+                "presets": ttq_presets.split(","),
+                "crop": ttq_crop,
+                "steps": ttq_steps,
+                "tasks": tasks,
+                "images": {tasks[0]: tuple(ttq_images.split(","))} if ttq_images else None,
+            }
+        return cls(sides, list(pairs), names, timing)
+
+
+def run_speed(options: SpeedOptions, steps: int, device: str, out_dir: Path, command: str) -> Path:
     """Measure every (task, preset) at every size in every variant (precision, layout); append
     each row to the results file as it finishes."""
     from .quality import fresh_path, machine
 
-    presets = presets or SPEED_PRESETS
+    sizes, presets, variants, ttq = options.sizes, options.presets, options.variants, options.ttq
     dev = resolve_device(device)
     variants = variants or default_variants(dev)
     date = datetime.date.today().isoformat()
@@ -128,33 +215,39 @@ def run_speed(sizes: list[int], steps: int, device: str, out_dir: Path, command:
     path = fresh_path(out_dir / f"speed-{dev.type}-{date}.md")
     peak = gemm_gflops(dev)
     with open(path, "w") as out:
-        out.write(f"# Per-step speed\n\n- command: `{command}`\n- date: {date}; machine: {machine()}; "
-                  f"torch {torch.__version__}\n- fp32 GEMM (2048x2048) measured: {peak:.0f} GFLOP/s\n"
-                  f"- median of {steps} steps after 2 warm-up steps of the fitting loop itself (`dip.fit`: "
-                  "forward, backward, Adam update, EMA, undo snapshot); first step = cuDNN autotuning or "
-                  "compilation included; peak memory: resident set (CPU) or allocated GPU memory (CUDA)\n\n"
-                  "| task/preset | parameters | size | arithmetic | ms/step | GFLOP/step | GFLOP/s | % of fp32 GEMM "
-                  "| peak memory MB | first step s |\n|---|---|---|---|---|---|---|---|---|---|\n")
-    log(f"fp32 GEMM: {peak:.0f} GFLOP/s")
+        out.write(
+            f"# Per-step speed\n\n- command: `{command}`\n- date: {date}; machine: {machine()}; "
+            f"torch {torch.__version__}\n- fp32 GEMM (2048x2048) measured: {peak:.0f} GFLOP/s\n"
+            f"- median of {steps} steps after 2 warm-up steps of the fitting loop itself (`dip.fit`: "
+            "forward, backward, Adam update, EMA, undo snapshot); first step = cuDNN autotuning or "
+            "compilation included; peak memory: resident set (CPU) or allocated GPU memory (CUDA)\n\n"
+            "| task/preset | parameters | size | arithmetic | ms/step | GFLOP/step | GFLOP/s | % of fp32 GEMM "
+            "| peak memory MB | first step s |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        )
+    log.info("fp32 GEMM: %.0f GFLOP/s", peak)
     for task, preset in presets:
         parameters = get_preset(task, preset).parameters(3)
         for size in sizes:
             for variant in variants:
                 r = measure(task, preset, size, steps, device=device, variant=variant)
                 rate = r["gflop"] / (r["ms"] / 1000)
-                line = (f"| {task}/{preset} | {parameters:,} | {size} | {variant} | {r['ms']:.1f} | {r['gflop']:.1f} | "
-                        f"{rate:.0f} | {100 * rate / peak:.0f}% | {r['peak_mb']:.0f} | {r['first_s']:.2f} |")
+                line = (
+                    f"| {task}/{preset} | {parameters:,} | {size} | {variant} | {r['ms']:.1f} | {r['gflop']:.1f} | "
+                    f"{rate:.0f} | {100 * rate / peak:.0f}% | {r['peak_mb']:.0f} | {r['first_s']:.2f} |"
+                )
                 with open(path, "a") as out:
                     out.write(line + "\n")
-                log(line)
+                log.info("%s", line)
     if ttq is not None:
-        time_to_quality(path=path, device=device, log=log, **ttq)
+        time_to_quality(path=path, device=device, **ttq)
     return path
 
 
-TTQ_IMAGES = {"denoise": ("F16", "peppers", "baboon"),  # smooth, mixed, textured
-              "super-resolve": ("baby", "bird", "butterfly", "head", "woman"),  # Set5
-              "inpaint": ("kate",)}
+TTQ_IMAGES = {
+    "denoise": ("F16", "peppers", "baboon"),  # smooth, mixed, textured
+    "super-resolve": ("baby", "bird", "butterfly", "head", "woman"),  # Set5
+    "inpaint": ("kate",),
+}
 TTQ_TARGETS = {"denoise": 10, "super-resolve": 5, "inpaint": 5}  # wanted speed-up over the paper's full run
 TTQ_CROPS = {"denoise": 128, "super-resolve": 64, "inpaint": 64}
 PAPER_PRESETS = {"inpaint": "text"}  # the paper's setting for the ttq inpainting case (text mask)
@@ -169,45 +262,44 @@ def densest_window(holes: np.ndarray, side: int) -> tuple[int, int, int, int]:
     return int(top), int(left), side, side
 
 
-def ttq_cases(task: str, data: Path, crop: int | None, images: tuple[str, ...], device: str = "auto"):
-    """(name, clean crop, run(preset, steps, acceleration) -> (restored, info)) for each
-    time-to-quality image (`crop` None: the whole image):
-    denoising the paper's published sigma-25 noisy files, x4 super-resolution of Set5 (LR made
-    the paper's way), inpainting the reference repo's text mask on kate (the crop with the most
-    text)."""
+def ttq_cases(task: str, data: Path, crop: int | None, images: tuple[str, ...]):
+    """(name, clean crop, problem, observation) for each time-to-quality image (`crop` None: the
+    whole image): denoising the paper's published sigma-25 noisy files, x4 super-resolution of
+    Set5 (LR made the paper's way), inpainting the reference repo's text mask on kate (the crop
+    with the most text)."""
     from ..bench.quality import centre_box, cut
     from ..degrade import downscale
     from ..io import read_image
-    from ..tasks import denoise, inpaint, super_resolve
+    from ..problems import Denoising, Inpainting, SuperResolution
 
     for name in images:
         if task == "denoise":
             folder = data / "paper" / "Denoising" / "Color" / "25"
             truth = read_image(folder / f"{name}_GT.png").pixels
             box = centre_box(*truth.shape[:2], crop, 1)
-            clean, noisy = cut(truth, box), cut(read_image(folder / f"{name}_noisy.png").pixels, box)
-            yield name, clean, lambda preset, steps, accel, clean=clean, noisy=noisy: denoise(
-                noisy, 25, preset=preset, steps=steps, reference=clean, device=device, acceleration=accel,
-                return_info=True)
+            yield name, cut(truth, box), Denoising(25), cut(read_image(folder / f"{name}_noisy.png").pixels, box)
         elif task == "super-resolve":
             truth = read_image(data / "paper" / "SR" / "Set5" / "x4" / f"{name}_GT.png").pixels
             clean, low = downscale(cut(truth, centre_box(*truth.shape[:2], crop, 32)), 4)
-            yield name, clean, lambda preset, steps, accel, clean=clean, low=low: super_resolve(
-                low, 4, preset=preset, steps=steps, reference=clean, device=device, acceleration=accel,
-                return_info=True)
+            yield name, clean, SuperResolution(4), low
         else:
             folder = data / "dip" / "inpainting"
             truth, full_mask = read_image(folder / f"{name}.png").pixels, read_image(folder / f"{name}_mask.png").pixels
             box = densest_window(full_mask[:, :, 0] < 0.5, crop) if crop else centre_box(*truth.shape[:2], None, 1)
             clean, mask = cut(truth, box), cut(full_mask, box)
-            yield name, clean, lambda preset, steps, accel, clean=clean, mask=mask: inpaint(
-                clean * (mask >= 0.5), mask, preset=preset, steps=steps, reference=clean, device=device,
-                acceleration=accel, return_info=True)
+            yield name, clean, Inpainting(mask), clean * (mask >= 0.5)
 
 
-def time_to_quality(data: Path, presets: list[str], crop: int | None, steps: int | None, device: str,
-                    path: Path, tasks: tuple[str, ...] = ("denoise",), images: dict | None = None,
-                    log=print) -> None:
+def time_to_quality(
+    data: Path,
+    presets: list[str],
+    crop: int | None,
+    steps: int | None,
+    device: str,
+    path: Path,
+    tasks: tuple[str, ...] = ("denoise",),
+    images: dict | None = None,
+) -> None:
     """Each preset, run to completion (or to its own stop) on the same inputs: the PSNR of its
     result, its best PSNR over the run (an oracle that knows the clean image), wall time, and
     time relative to the first preset ("paper" means the task's paper setting; "NAME@bf16"
@@ -215,13 +307,16 @@ def time_to_quality(data: Path, presets: list[str], crop: int | None, steps: int
     appended to `path`, then per task the averages and the target (the first preset's best
     PSNR - 0.3 dB in 1/N of its wall time)."""
     from ..metrics import psnr
+    from ..run import run
 
     with open(path, "a") as out:
-        out.write("\n## Time to quality\n\nRGB PSNR against the clean image (crop: centre, or for inpainting the "
-                  "window with the most text); every preset sees the same input; seconds include building the "
-                  "network; PRESET@ARITHMETIC names a precision/layout other than the device's default.\n\n"
-                  f"| task | image | preset | steps run | result PSNR | best PSNR over the run (step) | seconds | "
-                  f"time vs {presets[0]} |\n|---|---|---|---|---|---|---|---|\n")
+        out.write(
+            "\n## Time to quality\n\nRGB PSNR against the clean image (crop: centre, or for inpainting the "
+            "window with the most text); every preset sees the same input; seconds include building the "
+            "network; PRESET@ARITHMETIC names a precision/layout other than the device's default.\n\n"
+            f"| task | image | preset | steps run | result PSNR | best PSNR over the run (step) | seconds | "
+            f"time vs {presets[0]} |\n|---|---|---|---|---|---|---|---|\n"
+        )
     dev = resolve_device(device)
     for task in tasks:
         names = []
@@ -230,40 +325,51 @@ def time_to_quality(data: Path, presets: list[str], crop: int | None, steps: int
             names.append((PAPER_PRESETS.get(task, preset) if preset == "paper" else preset) + at + variant)
         rows = []
         side = TTQ_CROPS[task] if crop is None else crop or None
-        for name, clean, run in ttq_cases(task, data, side, (images or TTQ_IMAGES)[task], device):
+        for name, clean, problem, observation in ttq_cases(task, data, side, (images or TTQ_IMAGES)[task]):
             first_seconds = None
             for label in names:
                 preset, _, variant = label.partition("@")
                 accel = Acceleration.parse(variant) if variant else Acceleration.default(dev)
-                restored, info = run(preset, steps, accel)
+                info = run(
+                    problem, observation, preset=preset, steps=steps, reference=clean, device=device, **accel.options()
+                )
+                restored = info.image
                 result = psnr(restored, clean)
                 best_step, best = info.metrics.best
                 first_seconds = first_seconds or info.seconds
                 rows.append((label, result, best, info.seconds))
                 size = f"{side}px" if side else f"{clean.shape[1]}x{clean.shape[0]}"
-                line = (f"| {task} | {name} {size} | {label} | {info.fit.steps_run} | {result:.2f} | "
-                        f"{best:.2f} ({best_step}) | {info.seconds:.1f} | {info.seconds / first_seconds:.2f} |")
+                line = (
+                    f"| {task} | {name} {size} | {label} | {info.fit.steps_run} | {result:.2f} | "
+                    f"{best:.2f} ({best_step}) | {info.seconds:.1f} | {info.seconds / first_seconds:.2f} |"
+                )
                 with open(path, "a") as out:
                     out.write(line + "\n")
-                log(line)
+                log.info("%s", line)
         summary = ttq_summary(task, names, rows)
         with open(path, "a") as out:
             out.write(summary)
-        log(summary)
+        log.info("%s", summary)
 
 
 def ttq_summary(task: str, presets: list[str], rows: list[tuple[str, float, float, float]]) -> str:
     """Averages per preset and, for each later preset, the target check against the first."""
+
     def mean(preset: str, index: int) -> float:
         return statistics.mean(row[index] for row in rows if row[0] == preset)
 
     base, wanted = presets[0], TTQ_TARGETS.get(task, 1)
-    text = f"\n**{task}**, averages: " + "; ".join(
-        f"`{p}` result {mean(p, 1):.2f} dB, best {mean(p, 2):.2f} dB, {mean(p, 3):.0f} s" for p in presets) + ".\n"
+    text = (
+        f"\n**{task}**, averages: "
+        + "; ".join(f"`{p}` result {mean(p, 1):.2f} dB, best {mean(p, 2):.2f} dB, {mean(p, 3):.0f} s" for p in presets)
+        + ".\n"
+    )
     for preset in presets[1:]:
         gap = mean(preset, 1) - mean(base, 2)
         speedup = sum(r[3] for r in rows if r[0] == base) / sum(r[3] for r in rows if r[0] == preset)
         met = gap >= -0.3 and speedup >= wanted
-        text += (f"`{preset}` vs `{base}`'s best: {gap:+.2f} dB in 1/{speedup:.1f} of the time "
-                 f"(target: >= -0.30 dB in <= 1/{wanted}): **{'met' if met else 'not met'}**.\n")
+        text += (
+            f"`{preset}` vs `{base}`'s best: {gap:+.2f} dB in 1/{speedup:.1f} of the time "
+            f"(target: >= -0.30 dB in <= 1/{wanted}): **{'met' if met else 'not met'}**.\n"
+        )
     return text + "\n"

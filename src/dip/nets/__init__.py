@@ -3,13 +3,12 @@
 Each network is described by a frozen "spec" (plain data) with `build(in_ch, out_ch)`, `stride`
 (what the input size must be a multiple of), `min_size` (smallest input side) and `describe()`.
 """
-from typing import Union
 
 from .layers import count_parameters
 from .resnet import ResNet, ResNetSpec
 from .skip import Skip, SkipSpec
 from .unet import UNet, UNetSpec
 
-NetSpec = Union[SkipSpec, UNetSpec, ResNetSpec]
+NetSpec = SkipSpec | UNetSpec | ResNetSpec
 
 __all__ = ["NetSpec", "ResNet", "ResNetSpec", "Skip", "SkipSpec", "UNet", "UNetSpec", "count_parameters"]

@@ -6,6 +6,7 @@ slices, flips, concatenation and weighted sums instead, their gradients are plai
 sums: the same numbers (up to rounding), computed the same way every run. They are swapped in
 only when a deterministic run is asked for; the native layers are faster.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,8 @@ class FlipReflectionPad2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.margin
-        x = torch.cat([x[..., 1:m + 1].flip(-1), x, x[..., -m - 1:-1].flip(-1)], dim=-1)
-        return torch.cat([x[..., 1:m + 1, :].flip(-2), x, x[..., -m - 1:-1, :].flip(-2)], dim=-2)
+        x = torch.cat([x[..., 1 : m + 1].flip(-1), x, x[..., -m - 1 : -1].flip(-1)], dim=-1)
+        return torch.cat([x[..., 1 : m + 1, :].flip(-2), x, x[..., -m - 1 : -1, :].flip(-2)], dim=-2)
 
 
 def _interleave(even: torch.Tensor, odd: torch.Tensor, dim: int) -> torch.Tensor:
@@ -58,8 +59,11 @@ class SumUpsample2x(nn.Module):
 def _replacement(module: nn.Module) -> nn.Module | None:
     if isinstance(module, nn.ReflectionPad2d) and len(set(module.padding)) == 1:
         return FlipReflectionPad2d(module.padding[0])
-    if (isinstance(module, nn.Upsample) and module.scale_factor in (2, 2.0, (2.0, 2.0))
-            and (module.mode == "nearest" or (module.mode == "bilinear" and not module.align_corners))):
+    if (
+        isinstance(module, nn.Upsample)
+        and module.scale_factor in (2, 2.0, (2.0, 2.0))
+        and (module.mode == "nearest" or (module.mode == "bilinear" and not module.align_corners))
+    ):
         return SumUpsample2x(module.mode)
     return None
 

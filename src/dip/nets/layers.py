@@ -1,4 +1,5 @@
 """Building blocks shared by the prior networks."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,16 @@ DOWNSAMPLING = ("stride", "avg", "max")
 UPSAMPLING = ("nearest", "bilinear")
 
 
-def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, pad: str = "reflection",
-         downsample: str = "stride", bias: bool = True) -> nn.Sequential:
+def conv(
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    *,
+    pad: str = "reflection",
+    downsample: str = "stride",
+    bias: bool = True,
+) -> nn.Sequential:
     """Same-size convolution ('reflection' or 'zero' padding); with stride 2 it halves the size,
     either by the convolution's own stride or by a pooling layer after it."""
     if pad not in PADDING:
@@ -22,8 +31,7 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, pad: str = "r
     if pad == "reflection" and margin:
         layers.append(nn.ReflectionPad2d(margin))
     conv_stride = stride if downsample == "stride" else 1
-    layers.append(nn.Conv2d(in_ch, out_ch, kernel, conv_stride,
-                            padding=margin if pad == "zero" else 0, bias=bias))
+    layers.append(nn.Conv2d(in_ch, out_ch, kernel, conv_stride, padding=margin if pad == "zero" else 0, bias=bias))
     if stride != 1 and downsample != "stride":
         pool = nn.AvgPool2d if downsample == "avg" else nn.MaxPool2d
         layers.append(pool(stride, stride))
@@ -41,18 +49,27 @@ def activation(name: str = "leaky_relu") -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def conv_bn_act(in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, pad: str = "reflection",
-                downsample: str = "stride", act: str = "leaky_relu") -> nn.Sequential:
+def conv_bn_act(
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    *,
+    pad: str = "reflection",
+    downsample: str = "stride",
+    act: str = "leaky_relu",
+) -> nn.Sequential:
     """conv -> BatchNorm -> activation, the unit every layer of the skip net is made of."""
-    return nn.Sequential(conv(in_ch, out_ch, kernel, stride, pad=pad, downsample=downsample),
-                         nn.BatchNorm2d(out_ch), activation(act))
+    return nn.Sequential(
+        conv(in_ch, out_ch, kernel, stride, pad=pad, downsample=downsample), nn.BatchNorm2d(out_ch), activation(act)
+    )
 
 
 def center_crop_to(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Crop the middle (height, width) of an NCHW tensor."""
     top = (tensor.shape[2] - height) // 2
     left = (tensor.shape[3] - width) // 2
-    return tensor[:, :, top:top + height, left:left + width]
+    return tensor[:, :, top : top + height, left : left + width]
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -5,10 +5,11 @@ size, convolves twice, recurses into level i+1 and upsamples back; the two are c
 normalised and convolved into `channels_up[i]` channels. A final 1x1 conv and a sigmoid map to
 the image. Parameter counts match the reference implementation exactly.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -26,9 +27,24 @@ def _per_level(value, levels: int, name: str) -> tuple:
 class SkipLevel(nn.Module):
     """One scale of the skip net; `inner` is the next, coarser level (None at the bottom)."""
 
-    def __init__(self, in_ch: int, down: int, up: int, skip: int, inner_up: int | None,
-                 inner: "SkipLevel | None", *, k_down: int, k_up: int, k_skip: int, upsample: str,
-                 downsample: str, pad: str, act: str, need1x1_up: bool):
+    def __init__(
+        self,
+        in_ch: int,
+        down: int,
+        up: int,
+        skip: int,
+        inner_up: int | None,
+        inner: SkipLevel | None,
+        *,
+        k_down: int,
+        k_up: int,
+        k_skip: int,
+        upsample: str,
+        downsample: str,
+        pad: str,
+        act: str,
+        need1x1_up: bool,
+    ):
         super().__init__()
         self.skip = conv_bn_act(in_ch, skip, k_skip, pad=pad, act=act) if skip else None
         deeper: list[nn.Module] = [
@@ -59,11 +75,24 @@ class SkipLevel(nn.Module):
 class Skip(nn.Module):
     """Encoder-decoder prior network; its input size must be a multiple of `stride`."""
 
-    def __init__(self, in_channels: int, out_channels: int, channels_down: Sequence[int],
-                 channels_up: Sequence[int], channels_skip: Sequence[int], *, filter_down=3,
-                 filter_up=3, filter_skip: int = 1, upsample="bilinear", downsample="stride",
-                 pad: str = "reflection", act: str = "leaky_relu", need1x1_up: bool = True,
-                 sigmoid: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels_down: Sequence[int],
+        channels_up: Sequence[int],
+        channels_skip: Sequence[int],
+        *,
+        filter_down=3,
+        filter_up=3,
+        filter_skip: int = 1,
+        upsample="bilinear",
+        downsample="stride",
+        pad: str = "reflection",
+        act: str = "leaky_relu",
+        need1x1_up: bool = True,
+        sigmoid: bool = True,
+    ):
         super().__init__()
         levels = len(channels_down)
         if not levels or len(channels_up) != levels or len(channels_skip) != levels:
@@ -78,15 +107,27 @@ class Skip(nn.Module):
         inputs = [in_channels, *channels_down[:-1]]
         inner: SkipLevel | None = None
         for i in reversed(range(levels)):
-            inner = SkipLevel(inputs[i], channels_down[i], channels_up[i], channels_skip[i],
-                              channels_up[i + 1] if i + 1 < levels else None, inner,
-                              k_down=k_down[i], k_up=k_up[i], k_skip=filter_skip, upsample=ups[i],
-                              downsample=downs[i], pad=pad, act=act, need1x1_up=need1x1_up)
+            inner = SkipLevel(
+                inputs[i],
+                channels_down[i],
+                channels_up[i],
+                channels_skip[i],
+                channels_up[i + 1] if i + 1 < levels else None,
+                inner,
+                k_down=k_down[i],
+                k_up=k_up[i],
+                k_skip=filter_skip,
+                upsample=ups[i],
+                downsample=downs[i],
+                pad=pad,
+                act=act,
+                need1x1_up=need1x1_up,
+            )
         self.body = inner
         self.head = nn.Sequential(conv(channels_up[0], out_channels, 1, pad=pad))
         if sigmoid:
             self.head.append(nn.Sigmoid())
-        self.stride = 2 ** levels
+        self.stride = 2**levels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(z))
@@ -120,17 +161,30 @@ class SkipSpec:
         return self.stride * max(2, widest // 2 + 1)
 
     def build(self, in_channels: int, out_channels: int) -> Skip:
-        return Skip(in_channels, out_channels, self.channels_down, self.channels_up,
-                    self.channels_skip, filter_down=self.filter_down, filter_up=self.filter_up,
-                    filter_skip=self.filter_skip, upsample=self.upsample,
-                    downsample=self.downsample, pad=self.pad, need1x1_up=self.need1x1_up)
+        return Skip(
+            in_channels,
+            out_channels,
+            self.channels_down,
+            self.channels_up,
+            self.channels_skip,
+            filter_down=self.filter_down,
+            filter_up=self.filter_up,
+            filter_skip=self.filter_skip,
+            upsample=self.upsample,
+            downsample=self.downsample,
+            pad=self.pad,
+            need1x1_up=self.need1x1_up,
+        )
 
     def describe(self) -> str:
         def short(values) -> str:
             if isinstance(values, tuple) and len(set(values)) == 1:
                 return f"{values[0]}x{len(values)}"
             return "/".join(map(str, values)) if isinstance(values, tuple) else str(values)
-        return (f"skip(down {short(self.channels_down)}, up {short(self.channels_up)}, "
-                f"skip {short(self.channels_skip)}, k {short(self.filter_down)}/{short(self.filter_up)}, "
-                f"{short(self.upsample)}, {short(self.downsample)}, {self.pad}"
-                f"{'' if self.need1x1_up else ', no 1x1 up'})")
+
+        return (
+            f"skip(down {short(self.channels_down)}, up {short(self.channels_up)}, "
+            f"skip {short(self.channels_skip)}, k {short(self.filter_down)}/{short(self.filter_up)}, "
+            f"{short(self.upsample)}, {short(self.downsample)}, {self.pad}"
+            f"{'' if self.need1x1_up else ', no 1x1 up'})"
+        )

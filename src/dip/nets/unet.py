@@ -1,5 +1,6 @@
 """The UNet the paper compares on large-hole inpainting (reference `models/unet.py`):
 max-pool down, transposed-conv (or resize + conv) up, concatenated skips, optional norm."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,16 @@ class _Up(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, feature_scale: int = 8, more_layers: int = 1,
-                 upsample: str = "deconv", pad: str = "zero", norm: str = "instance"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        feature_scale: int = 8,
+        more_layers: int = 1,
+        upsample: str = "deconv",
+        pad: str = "zero",
+        norm: str = "instance",
+    ):
         super().__init__()
         filters = [f // feature_scale for f in (64, 128, 256, 512, 1024)]
         self.start = _double_conv(in_channels, filters[0], norm, pad)
@@ -83,9 +92,10 @@ class UNetSpec:
         return 2 * self.stride  # instance norm needs more than one value at the coarsest level
 
     def build(self, in_channels: int, out_channels: int) -> UNet:
-        return UNet(in_channels, out_channels, self.feature_scale, self.more_layers, self.upsample,
-                    self.pad, self.norm)
+        return UNet(in_channels, out_channels, self.feature_scale, self.more_layers, self.upsample, self.pad, self.norm)
 
     def describe(self) -> str:
-        return (f"unet(filters /{self.feature_scale}, {4 + self.more_layers} levels, {self.upsample} up, "
-                f"{self.norm} norm, {self.pad} padding)")
+        return (
+            f"unet(filters /{self.feature_scale}, {4 + self.more_layers} levels, {self.upsample} up, "
+            f"{self.norm} norm, {self.pad} padding)"
+        )

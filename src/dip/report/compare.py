@@ -1,5 +1,6 @@
 """Score existing results against ground truth: one image with several methods, or a whole
 folder laid out as the paper's published results (NAME_GT.png beside NAME_METHOD.png)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,21 +30,24 @@ class Scoring:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[0] // self.crop * self.crop, image.shape[1] // self.crop * self.crop
         top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
-        return image[top:top + height, left:left + width]
+        return image[top : top + height, left : left + width]
 
     def __call__(self, estimate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         estimate, reference = self.prepare(estimate), self.prepare(reference)
         if estimate.shape[:2] != reference.shape[:2]:
-            raise DipError(f"sizes differ: {estimate.shape[1]}x{estimate.shape[0]} vs "
-                           f"{reference.shape[1]}x{reference.shape[0]}")
+            raise DipError(
+                f"sizes differ: {estimate.shape[1]}x{estimate.shape[0]} vs {reference.shape[1]}x{reference.shape[0]}"
+            )
         channels = min(estimate.shape[2], reference.shape[2])
         estimate, reference = estimate[:, :, :channels], reference[:, :, :channels]
         if self.metric == "y-psnr":
             value = y_psnr(estimate, reference, self.shave)
         else:
             s = self.shave
-            value = psnr(estimate[s:estimate.shape[0] - s, s:estimate.shape[1] - s],
-                         reference[s:reference.shape[0] - s, s:reference.shape[1] - s])
+            value = psnr(
+                estimate[s : estimate.shape[0] - s, s : estimate.shape[1] - s],
+                reference[s : reference.shape[0] - s, s : reference.shape[1] - s],
+            )
         return value, ssim(estimate, reference)
 
     def describe(self) -> str:
@@ -69,14 +73,24 @@ class Comparison:
     def table(self) -> list[list[str]]:
         rows = [["image", *self.methods]]
         for image in self.images:
-            rows.append([image] + [f"{self.scores[(image, m)][0]:.2f}" if (image, m) in self.scores else "–"
-                                   for m in self.methods])
+            rows.append(
+                [image]
+                + [f"{self.scores[(image, m)][0]:.2f}" if (image, m) in self.scores else "–" for m in self.methods]
+            )
         rows.append(["average"] + [f"{a:.2f}" if (a := self.average(m)) is not None else "–" for m in self.methods])
         return rows
 
+    def markdown(self) -> str:
+        """The table as markdown."""
+        head, *rows = self.table()
+        return "\n".join(
+            ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in rows]
+        )
 
-def compare_one(name: str, reference_path: Path, methods: dict[str, Path], scoring: Scoring,
-                comparison: Comparison) -> None:
+
+def compare_one(
+    name: str, reference_path: Path, methods: dict[str, Path], scoring: Scoring, comparison: Comparison
+) -> None:
     """Score every method's file against the reference; add a section of panels."""
     reference = read_image(reference_path).pixels
     panels = []
@@ -107,18 +121,48 @@ def compare_folder(folder: Path, scoring: Scoring, only: set[str] | None = None)
         raise DipError(f"no NAME_GT.png ground-truth files in {folder}")
     comparison = Comparison()
     for truth in truths:
-        name = truth.name[:-len("_GT.png")]
+        name = truth.name[: -len("_GT.png")]
         if only and name not in only:
             continue
-        files = {p.stem[len(name) + 1:]: p for p in folder.glob(f"{name}_*.png") if p != truth}
+        files = {p.stem[len(name) + 1 :]: p for p in folder.glob(f"{name}_*.png") if p != truth}
         ordered = dict(sorted(files.items(), key=lambda item: _method_order(item[0])))
         compare_one(name, truth, ordered, scoring, comparison)
     return comparison
+
+
+def compare(
+    scoring: Scoring,
+    *,
+    folder: str | Path | None = None,
+    images: list[str] | None = None,
+    reference: str | Path | None = None,
+    methods: list[str] | dict[str, Path] = (),
+) -> tuple[Comparison, str]:
+    """Score a folder laid out as the paper's results, or METHOD=FILE results (or a dict) against
+    one reference image; returns the comparison and a title for its page."""
+    if folder is not None:
+        return compare_folder(
+            Path(folder), scoring, set(images) if images else None
+        ), f"Comparison with other methods: {folder}"
+    files = dict(methods) if isinstance(methods, dict) else {}
+    for item in methods if not isinstance(methods, dict) else ():
+        method, sep, path = item.partition("=")
+        if not sep or not method or not path:
+            raise DipError(f"results are given as METHOD=FILE, got {item!r}")
+        files[method] = Path(path)
+    comparison = Comparison()
+    compare_one(Path(reference).stem, Path(reference), files, scoring, comparison)
+    return comparison, f"Comparison with other methods: {Path(reference).name}"
 
 
 def comparison_report(comparison: Comparison, scoring: Scoring, title: str, command: str = "") -> Report:
     settings = {"metric": scoring.describe(), "images": str(len(comparison.images))}
     if command:
         settings["command"] = command
-    return Report(title=title, settings=settings, sections=comparison.sections, table=comparison.table(),
-                  metric="Y-PSNR" if scoring.metric == "y-psnr" else "PSNR")
+    return Report(
+        title=title,
+        settings=settings,
+        sections=comparison.sections,
+        table=comparison.table(),
+        metric="Y-PSNR" if scoring.metric == "y-psnr" else "PSNR",
+    )

@@ -3,6 +3,7 @@
 Opens from disk. The process viewer steps through snapshots with a slider, the Left/Right
 arrow keys or a swipe; the comparison shows every method side by side with a synced zoom.
 """
+
 from __future__ import annotations
 
 import html
@@ -10,14 +11,13 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..callbacks import Frame
-from ..io import Picture, write_image
+from ..io import Picture, atomic_path, write_image
 
 
 @dataclass
@@ -53,19 +53,18 @@ class Report:
     metric: str = "PSNR"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temp, path)
-
-
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def curve_svg(points: list[tuple[int, float]], label: str, marker: int | None, log: bool = False,
-              width: int = 460, height: int = 200) -> str:
+def curve_svg(
+    points: list[tuple[int, float]],
+    label: str,
+    marker: int | None,
+    log: bool = False,
+    width: int = 460,
+    height: int = 200,
+) -> str:
     """A line chart as inline SVG, with a dashed vertical line at step `marker`."""
     points = [(s, v) for s, v in points if math.isfinite(v) and (v > 0 or not log)]
     if len(points) < 2:
@@ -86,24 +85,28 @@ def curve_svg(points: list[tuple[int, float]], label: str, marker: int | None, l
         return height - pad - (v - y0) / (y1 - y0) * (height - pad - top_margin)
 
     path = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in zip(xs, ys))
-    top = f"{10 ** y1:.3g}" if log else f"{y1:.2f}"
-    bottom = f"{10 ** y0:.3g}" if log else f"{y0:.2f}"
+    top = f"{10**y1:.3g}" if log else f"{y1:.2f}"
+    bottom = f"{10**y0:.3g}" if log else f"{y0:.2f}"
     mark = ""
     if marker is not None and x0 <= marker <= x1:
         anchor = "end" if sx(marker) > width / 2 else "start"
         shift = -4 if anchor == "end" else 4
-        mark = (f'<line class="mark" x1="{sx(marker):.1f}" x2="{sx(marker):.1f}" y1="{top_margin}" '
-                f'y2="{height - pad}"/><text x="{sx(marker) + shift:.1f}" y="{top_margin + 10}" '
-                f'text-anchor="{anchor}">result: step {marker}</text>')
-    return (f'<svg class="curve" role="img" aria-label="{html.escape(label)}" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}"><text x="4" y="14" class="title">{html.escape(label)}'
-            f'{" (log)" if log else ""}</text>'
-            f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - 8}" y2="{height - pad}"/>'
-            f'<line class="axis" x1="{pad}" y1="{top_margin}" x2="{pad}" y2="{height - pad}"/>'
-            f'<text x="2" y="{sy(y1) + 12:.1f}">{top}</text><text x="2" y="{sy(y0):.1f}">{bottom}</text>'
-            f'<text x="{pad}" y="{height - pad + 16}">{x0}</text>'
-            f'<text x="{width - 40}" y="{height - pad + 16}">{x1}</text>'
-            f'<polyline points="{path}"/>{mark}</svg>')
+        mark = (
+            f'<line class="mark" x1="{sx(marker):.1f}" x2="{sx(marker):.1f}" y1="{top_margin}" '
+            f'y2="{height - pad}"/><text x="{sx(marker) + shift:.1f}" y="{top_margin + 10}" '
+            f'text-anchor="{anchor}">result: step {marker}</text>'
+        )
+    return (
+        f'<svg class="curve" role="img" aria-label="{html.escape(label)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}"><text x="4" y="14" class="title">{html.escape(label)}'
+        f"{' (log)' if log else ''}</text>"
+        f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - 8}" y2="{height - pad}"/>'
+        f'<line class="axis" x1="{pad}" y1="{top_margin}" x2="{pad}" y2="{height - pad}"/>'
+        f'<text x="2" y="{sy(y1) + 12:.1f}">{top}</text><text x="2" y="{sy(y0):.1f}">{bottom}</text>'
+        f'<text x="{pad}" y="{height - pad + 16}">{x0}</text>'
+        f'<text x="{width - 40}" y="{height - pad + 16}">{x1}</text>'
+        f'<polyline points="{path}"/>{mark}</svg>'
+    )
 
 
 def write_report(directory: str | os.PathLike, report: Report) -> Path:
@@ -120,7 +123,8 @@ def write_report(directory: str | os.PathLike, report: Report) -> Path:
                 shutil.copyfile(panel.path, folder / name)  # the report must open on its own
                 panel.path = name
     page = folder / "index.html"
-    _atomic_text(page, render(report, folder))
+    with atomic_path(page) as temp:
+        temp.write_text(render(report, folder), encoding="utf-8")
     return page
 
 
@@ -140,13 +144,16 @@ def _relative(path: Path | str | None, folder: Path) -> str:
 
 def render(report: Report, folder: Path) -> str:
     esc = html.escape
-    frames = [{"src": _relative(f.path, folder), "step": f.step, "loss": f.loss,
-               "psnr": f.logs.get("psnr")} for f in report.frames if f.path is not None]
+    frames = [
+        {"src": _relative(f.path, folder), "step": f.step, "loss": f.loss, "psnr": f.logs.get("psnr")}
+        for f in report.frames
+        if f.path is not None
+    ]
     parts = [f"<h1>{esc(report.title)}</h1>"]
     if frames:
         parts.append(f"""
 <section id="process"><h2>Restoration process</h2>
-<div id="viewer" tabindex="0"><img id="frame" alt="restoration at a given step" src="{esc(frames[0]['src'])}"></div>
+<div id="viewer" tabindex="0"><img id="frame" alt="restoration at a given step" src="{esc(frames[0]["src"])}"></div>
 <div class="controls"><button id="prev" aria-label="previous step">&larr;</button>
 <input id="slider" type="range" min="0" max="{len(frames) - 1}" value="0" aria-label="step">
 <button id="next" aria-label="next step">&rarr;</button>
@@ -154,15 +161,18 @@ def render(report: Report, folder: Path) -> str:
 <p id="label" aria-live="polite"></p>
 <p class="hint">Left/Right arrow keys, the slider or a swipe move through the {len(frames)} snapshots.
 {esc(report.stop_note)}</p></section>""")
-    curves = curve_svg(report.losses, "loss", report.chosen_step, log=True) + \
-        curve_svg(report.psnrs, "PSNR (dB) against the reference", report.chosen_step)
+    curves = curve_svg(report.losses, "loss", report.chosen_step, log=True) + curve_svg(
+        report.psnrs, "PSNR (dB) against the reference", report.chosen_step
+    )
     if curves:
         parts.append(f'<section id="curves"><h2>Curves</h2>{curves}</section>')
     if report.table:
         head, *rows = report.table
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-        parts.append(f'<section id="scores"><h2>Scores ({esc(report.metric)}, dB)</h2><table><thead><tr>'
-                     f'{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead><tbody>{body}</tbody></table></section>')
+        parts.append(
+            f'<section id="scores"><h2>Scores ({esc(report.metric)}, dB)</h2><table><thead><tr>'
+            f"{''.join(f'<th>{esc(h)}</th>' for h in head)}</tr></thead><tbody>{body}</tbody></table></section>"
+        )
     for section in report.sections:
         figures = []
         for panel in section.panels:
@@ -170,23 +180,36 @@ def render(report: Report, folder: Path) -> str:
             if panel.psnr is not None:
                 scores = f'<span class="score">{esc(report.metric)} {_fmt(panel.psnr)} dB'
                 scores += f" · SSIM {_fmt(panel.ssim, 4)}</span>" if panel.ssim is not None else "</span>"
-            picture = (f'<img src="{esc(panel.path)}" alt="{esc(panel.label)}">' if panel.path
-                       else '<p class="missing">no image</p>')
-            figures.append(f'<figure class="panel"><div class="zoombox">{picture}</div>'
-                           f'<figcaption><b>{esc(panel.label)}</b> {scores}'
-                           f'{"<br><small>" + esc(panel.note) + "</small>" if panel.note else ""}</figcaption></figure>')
-        parts.append(f'<section class="comparison"><h2>{esc(section.title)}</h2>'
-                     f'<div class="panels">{"".join(figures)}</div></section>')
+            picture = (
+                f'<img src="{esc(panel.path)}" alt="{esc(panel.label)}">'
+                if panel.path
+                else '<p class="missing">no image</p>'
+            )
+            figures.append(
+                f'<figure class="panel"><div class="zoombox">{picture}</div>'
+                f"<figcaption><b>{esc(panel.label)}</b> {scores}"
+                f"{'<br><small>' + esc(panel.note) + '</small>' if panel.note else ''}</figcaption></figure>"
+            )
+        parts.append(
+            f'<section class="comparison"><h2>{esc(section.title)}</h2>'
+            f'<div class="panels">{"".join(figures)}</div></section>'
+        )
     if report.sections:
-        parts.insert(1 if not frames else 2, '<div id="zoombar">zoom <input id="zoom" type="range" min="1" max="8" '
-                     'step="0.5" value="1" aria-label="zoom"> <span id="zoomvalue">1x</span> '
-                     '<small>(move the mouse over an image: every image follows)</small></div>')
+        parts.insert(
+            1 if not frames else 2,
+            '<div id="zoombar">zoom <input id="zoom" type="range" min="1" max="8" '
+            'step="0.5" value="1" aria-label="zoom"> <span id="zoomvalue">1x</span> '
+            "<small>(move the mouse over an image: every image follows)</small></div>",
+        )
     if report.settings:
         rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.settings.items())
         parts.append(f'<section id="settings"><h2>Settings</h2><table>{rows}</table></section>')
     data = json.dumps({"frames": frames, "chosen": report.chosen_step, "total": report.total_steps})
-    return TEMPLATE.replace("{{title}}", esc(report.title)).replace("{{body}}", "\n".join(parts)) \
+    return (
+        TEMPLATE.replace("{{title}}", esc(report.title))
+        .replace("{{body}}", "\n".join(parts))
         .replace("{{data}}", data.replace("</", "<\\/"))
+    )
 
 
 TEMPLATE = """<!doctype html>

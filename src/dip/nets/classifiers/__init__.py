@@ -1,6 +1,7 @@
 """Pretrained ImageNet classifiers, defined here (no torchvision), with torchvision's layer
 names so that torchvision-format state dicts load directly. They serve as the operator A for
 feature inversion and activation maximisation."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """MobileNetV2 with its ImageNet classifier (torchvision layout and parameter names)."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,11 @@ SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 
 
 
 def _conv_bn_relu6(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU6(inplace=False))
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU6(inplace=False),
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -18,8 +22,11 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = in_ch * expand
         layers: list[nn.Module] = [] if expand == 1 else [_conv_bn_relu6(in_ch, hidden, 1)]
-        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
-                   nn.Conv2d(hidden, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+        layers += [
+            _conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        ]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and in_ch == out_ch
 
@@ -44,6 +51,6 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor, layer: str = "logits") -> torch.Tensor:
         index = self.layers[layer]
         if index < len(self.features):
-            return self.features[:index + 1](x)
+            return self.features[: index + 1](x)
         pooled = nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
         return self.classifier(pooled)

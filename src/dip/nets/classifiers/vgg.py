@@ -1,4 +1,5 @@
 """VGG-16, convolutional part (torchvision layout: features.N)."""
+
 from __future__ import annotations
 
 import torch
@@ -36,4 +37,4 @@ class VGG16(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, layer: str = "conv5_3") -> torch.Tensor:
-        return self.features[:self.layers[layer] + 1](x)
+        return self.features[: self.layers[layer] + 1](x)

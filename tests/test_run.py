@@ -1,0 +1,168 @@
+"""`dip.run` reaches every feature from Python: baselines through the same call, tiling,
+checkpoints (safe, bound to their run, resumable), reports; and a user-defined Problem."""
+
+import doctest
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dip
+from dip.callbacks import Checkpoint
+from dip.degrade import add_noise
+from dip.errors import DipError
+from dip.fit import Callback
+from dip.metrics import psnr
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_dip_and_the_baselines_share_one_call(astronaut_crop):
+    noisy = add_noise(astronaut_crop, 25)
+    problem = dip.Denoising(sigma=25)
+    methods = ["dip", *problem.baselines()]
+    assert {"NLM", "TV", "wavelet"} <= set(methods)
+    results = {m: dip.run(problem, noisy, method=m, steps=3, device="cpu") for m in methods}
+    for method, done in results.items():
+        assert done.image.shape == noisy.shape and done.method == method
+    assert psnr(results["wavelet"].image, astronaut_crop) > psnr(noisy, astronaut_crop) + 3
+    with pytest.raises(DipError, match="unknown method 'bm4d' for denoise; choose dip, "):
+        dip.run(problem, noisy, method="bm4d")
+
+
+def test_every_registered_problem_builds_its_operator():
+    assert set(dip.REGISTRY) == {
+        "denoise",
+        "deblock",
+        "super-resolve",
+        "inpaint",
+        "deblur",
+        "flash",
+        "invert",
+        "visualize",
+    }
+    image = torch.rand(1, 3, 64, 64)
+    mask = np.ones((64, 64))
+    mask[:8] = 0
+    assert dip.SuperResolution(4).build_operator()(image).shape == (1, 3, 16, 16)
+    assert dip.Inpainting(mask).build_operator()(image)[0, :, :8].abs().max() == 0
+    assert dip.Deblurring(np.ones((3, 3))).build_operator()(image).shape == image.shape
+    assert dip.SuperResolution(8).preset_name("paper") == "paper-x8"
+    assert dip.Inpainting(mask).tile((8, 0, 16, 16)) is None  # no hole there: nothing to do
+    assert dip.Inpainting(mask).tile((0, 0, 16, 16)).mask.shape == (16, 16, 1)
+
+
+def test_tiling_from_python_copies_tiles_without_holes():
+    image = np.random.default_rng(2).random((80, 100, 3)).astype(np.float32)
+    mask = np.ones((80, 100))
+    mask[5:15, 5:15] = 0
+    done = dip.run(dip.Inpainting(mask), image, tile=48, overlap=16, steps=3, device="cpu")
+    assert done.image.shape == image.shape
+    assert np.array_equal(done.image[60:, 60:], image[60:, 60:])
+    assert "tiles of up to 48px" in done.fit.stop_reason
+    with pytest.raises(DipError, match="tiling cannot be combined"):
+        dip.run(dip.Inpainting(mask), image, tile=48, report="r", steps=1, device="cpu")
+
+
+class _InterruptAt(Callback):
+    """Sends this process SIGINT at a step, as Ctrl-C would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step(self, state) -> None:
+        if state.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_checkpoint_interrupt_and_resume_from_python(tmp_path, astronaut_crop):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=40, device="cpu", early_stop=False, seed=3)
+    whole = dip.run(dip.Denoising(25), noisy, **options).image
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(dip.Interrupted, match="interrupted at step 16") as stopped:
+        dip.run(dip.Denoising(25), noisy, checkpoint=path, checkpoint_every=10, callbacks=[_InterruptAt(15)], **options)
+    assert stopped.value.step == 16 and path.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    resumed = dip.run(dip.Denoising(25), noisy, checkpoint=path, resume=True, **options)
+    assert np.array_equal(whole, resumed.image)
+    assert not path.exists()  # complete: nothing left to resume
+
+
+def test_checkpoint_of_another_run_is_refused_in_one_line(tmp_path, astronaut_crop):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(dip.Interrupted):
+        dip.run(
+            dip.Denoising(25),
+            noisy,
+            checkpoint=path,
+            steps=30,
+            device="cpu",
+            early_stop=False,
+            callbacks=[_InterruptAt(5)],
+        )
+    other = add_noise(astronaut_crop[:32, :32], 25, seed=1)
+    with pytest.raises(DipError, match=r"belongs to another run: its observation_sha256 differs") as caught:
+        dip.run(dip.Denoising(25), other, checkpoint=path, resume=True, steps=30, device="cpu", early_stop=False)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(DipError, match="its preset, problem differ"):
+        dip.run(dip.Denoising(50), noisy, checkpoint=path, resume=True, steps=30, device="cpu", early_stop=False)
+    with pytest.raises(DipError, match="no checkpoint to resume at"):
+        dip.run(dip.Denoising(25), noisy, checkpoint=tmp_path / "none.ckpt", resume=True, steps=30, device="cpu")
+    with pytest.raises(DipError, match="exists from an earlier run"):
+        dip.run(dip.Denoising(25), noisy, checkpoint=path, steps=30, device="cpu")
+
+
+class Payload:
+    """Any class: unpickling it would call code of the file's choosing."""
+
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_checkpoint_carrying_a_pickled_object_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"format": 2, "meta": {}, "net": Payload()}, path)
+    with pytest.raises(DipError, match="holds objects other than tensors and plain data"):
+        Checkpoint(path, resume=True)
+    assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_report_from_python(tmp_path, astronaut_crop):
+    noisy = add_noise(astronaut_crop, 25)
+    done = dip.run(
+        dip.Denoising(25), noisy, steps=6, device="cpu", report=tmp_path / "report", reference=astronaut_crop
+    )
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert done.report == tmp_path / "report" / "index.html"
+    for name in ("wavelet", "NLM", "TV", "reference", "Restoration process"):
+        assert name in page
+    assert len(done.frames) == 6 and all(f.path.exists() for f in done.frames)
+    with pytest.raises(DipError, match="is not empty"):
+        dip.run(dip.Denoising(25), noisy, steps=2, device="cpu", report=tmp_path / "report")
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location("bayer_demosaic", REPO / "docs" / "examples" / "bayer_demosaic.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_user_defined_problem_example_beats_its_naive_baseline():
+    scores = _load_example().main(size=64, device="cpu")
+    assert scores["dip"] > scores["bilinear"] + 1.0, scores
+
+
+def test_docstring_examples_run():
+    for name in ("dip.problems", "dip.run", "dip.tasks", "dip.io"):  # dip.run is also the function's name
+        module = sys.modules[name]
+        failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert tried > 0 and failed == 0, name
