@@ -29,8 +29,8 @@ test: $(STAMP) browser lint
 
 # ruff: lint and format, as the field's own projects run it.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests docs
-	$(BIN)/ruff format --check src tests docs
+	$(BIN)/ruff check src tests docs benchmarks
+	$(BIN)/ruff format --check src tests docs benchmarks
 
 # Build the sdist and wheel in a clean environment and check their metadata.
 package: $(STAMP)

@@ -184,7 +184,6 @@ def test_dask_cluster_batch_survives_a_killed_worker(tmp_path):
                     "150",
                     "--device",
                     "cpu",
-                    "-q",
                     "--scheduler",
                     cluster.scheduler_address,
                 ],

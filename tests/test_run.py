@@ -85,10 +85,11 @@ def test_checkpoint_interrupt_and_resume_from_python(tmp_path, astronaut_crop):
     options = dict(steps=40, device="cpu", early_stop=False, seed=3)
     whole = dip.run(dip.Denoising(25), noisy, **options).image
     path = tmp_path / "run.ckpt"
+    handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(dip.Interrupted, match="interrupted at step 16") as stopped:
         dip.run(dip.Denoising(25), noisy, checkpoint=path, checkpoint_every=10, callbacks=[_InterruptAt(15)], **options)
     assert stopped.value.step == 16 and path.exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
     resumed = dip.run(dip.Denoising(25), noisy, checkpoint=path, resume=True, **options)
     assert np.array_equal(whole, resumed.image)
     assert not path.exists()  # complete: nothing left to resume

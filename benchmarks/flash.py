@@ -1,0 +1,64 @@
+"""Flash / no-flash presets side by side on the synthetic case of `dip demo --task flash` (the
+flash photo is a clean crop; the no-flash photo the same crop under dim warm light with noise
+sigma 20; PSNR against the noise-free dim image), for several seeds, one process.
+
+    python benchmarks/flash.py [--size 128] [--seeds 0,1] [--presets paper,default]
+
+Appends one row per run to benchmarks/results/flash-cpu-DATE.md as it finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import dip
+from dip.bench.quality import fresh_path, machine
+from dip.demo import make_case
+from dip.metrics import psnr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--presets", default="paper,default")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    import datetime
+
+    import torch
+
+    date = datetime.date.today().isoformat()
+    path = fresh_path(Path(__file__).parent / "results" / f"flash-{args.device}-{date}.md")
+    with open(path, "w") as out:
+        out.write(
+            f"# Flash / no-flash presets\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; machine: "
+            f"{machine()}; torch {torch.__version__}\n- case: `dip.demo.make_case('flash', {args.size}, seed)`; "
+            "PSNR against the noise-free dim image\n\n| seed | preset | parameters | steps | PSNR noisy | PSNR "
+            "result | best PSNR (step) | seconds |\n|---|---|---|---|---|---|---|---|\n"
+        )
+    for seed in map(int, args.seeds.split(",")):
+        case = make_case("flash", args.size, seed)
+        for preset in args.presets.split(","):
+            started = time.perf_counter()
+            done = dip.run(
+                case.problem, case.observation, preset=preset, seed=seed, device=args.device, reference=case.clean
+            )
+            seconds = time.perf_counter() - started
+            step, best = done.metrics.best
+            row = (
+                f"| {seed} | {preset} | {done.parameters:,} | {done.fit.steps_run} | "
+                f"{psnr(case.observation, case.clean):.2f} | {psnr(done.image, case.clean):.2f} | {best:.2f} ({step}) "
+                f"| {seconds:.0f} |"
+            )
+            with open(path, "a") as out:
+                out.write(row + "\n")
+            print(row, flush=True)
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
