@@ -281,7 +281,7 @@ def _fresh_folder(folder: Path, overwrite: bool) -> Path:
 
 
 def fingerprint(
-    problem: Problem, observation: np.ndarray | None, preset: Preset, settings: _Settings, reference: np.ndarray | None
+    problem: Problem, observation: np.ndarray | None, settings: _Settings, reference: np.ndarray | None
 ) -> dict:
     """What a checkpoint belongs to: the observation's pixels (SHA-256), the problem, the preset,
     seed, steps and every option that changes the result."""
@@ -294,7 +294,7 @@ def fingerprint(
         "observation_sha256": digest,
         "shape": list(observation.shape) if observation is not None else None,
         "problem": problem.describe(),
-        "preset": f"{preset.task}/{preset.name}",
+        "preset": f"{settings.preset.task}/{settings.preset.name}",
         "seed": settings.seed,
         "steps": settings.config.steps,
         "early_stop": settings.early_stop,
@@ -496,19 +496,10 @@ def run(
         done = _tiled(problem, pixels, settings, tile, overlap)
         frames, losses = [], []
     else:
-        recorders, snapshots, history, saver = _recorders(
-            problem,
-            observation,
-            settings,
-            clean,
-            save_every,
-            snapshot_dir,
-            report,
-            overwrite,
-            checkpoint,
-            checkpoint_every,
-            resume,
-        )
+        history = LossHistory()
+        snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite)
+        saver = _checkpoint(problem, observation, settings, clean, checkpoint, checkpoint_every, resume)
+        recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
         with _saving_on_signals(saver):
             done = _fit(problem, pixels, settings, clean, recorders)
         if saver is not None:
@@ -539,47 +530,37 @@ def run(
     return result
 
 
-def _recorders(
-    problem,
-    observation,
-    settings,
-    clean,
-    save_every,
-    snapshot_dir,
-    report,
-    overwrite,
-    checkpoint,
-    checkpoint_every,
-    resume,
-):
-    """The callbacks that record a run: loss history, snapshots (for the report: about
-    REPORT_FRAMES of them unless `save_every` says otherwise), the checkpoint."""
-    history = LossHistory()
-    recorders: list[Callback] = [history]
-    snapshots = None
-    if report or save_every:
-        folder = None
-        if report:
-            folder = _fresh_folder(Path(report), overwrite) / "frames"
-        elif snapshot_dir is not None:
-            folder = _fresh_folder(Path(snapshot_dir), overwrite)
-        if folder is not None:
-            _fresh_folder(folder, overwrite)
-        snapshots = Snapshots(save_every or math.ceil(settings.config.steps / REPORT_FRAMES), folder)
-        recorders.append(snapshots)
-    saver = None
-    if checkpoint is not None:
-        pixels = None if observation is None else join_channels(split_channels(observation))
-        saver = Checkpoint(
-            Path(checkpoint),
-            every=checkpoint_every,
-            meta=fingerprint(problem, pixels, settings.preset, settings, clean),
-            resume=resume,
-        )
-        recorders.insert(0, saver)
-    elif resume:
-        raise DipError("resume needs a checkpoint file to continue from")
-    return recorders, snapshots, history, saver
+def _snapshots(
+    steps: int, save_every: int | None, snapshot_dir: str | Path | None, report: str | Path | None, overwrite: bool
+) -> Snapshots | None:
+    """Snapshots of the process: into REPORT/frames (about REPORT_FRAMES of them unless
+    `save_every` says otherwise), into `snapshot_dir`, or kept in memory."""
+    if not (report or save_every):
+        return None
+    folder = Path(report) / "frames" if report else Path(snapshot_dir) if snapshot_dir is not None else None
+    if report:
+        _fresh_folder(Path(report), overwrite)
+    if folder is not None:
+        _fresh_folder(folder, overwrite)
+    return Snapshots(save_every or math.ceil(steps / REPORT_FRAMES), folder)
+
+
+def _checkpoint(
+    problem: Problem,
+    observation: np.ndarray | None,
+    settings: _Settings,
+    clean: np.ndarray | None,
+    path: str | Path | None,
+    every: int,
+    resume: bool,
+) -> Checkpoint | None:
+    """The run's checkpoint, bound to what the run is (see `fingerprint`)."""
+    if path is None:
+        if resume:
+            raise DipError("resume needs a checkpoint file to continue from")
+        return None
+    pixels = None if observation is None else join_channels(split_channels(observation))
+    return Checkpoint(Path(path), every=every, meta=fingerprint(problem, pixels, settings, clean), resume=resume)
 
 
 def _check_memory(
