@@ -260,7 +260,8 @@ def run_batch(
         sum(o.status == "skipped" for o in settled),
         sum(o.status == "failed" for o in settled),
     )
-    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    disable = None if progress else True  # None: shown on a terminal only
+    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=disable, file=sys.stderr, dynamic_ncols=True)
 
     def report(outcome: Outcome) -> None:
         level = logging.WARNING if outcome.status == "failed" else logging.INFO
