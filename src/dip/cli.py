@@ -103,6 +103,13 @@ def _add_problem_command(commands, cls) -> None:
     )
     stop.add_argument("--no-early-stop", dest="early_stop", action="store_false", help="run every step of the budget")
     sub.add_argument("--seed", type=_int(0), default=0, help="random seed (default 0)")
+    sub.add_argument(
+        "--restarts",
+        type=_int(1),
+        default=1,
+        metavar="K",
+        help="fit K differently seeded networks and average their results (an ensemble: K times the work; default 1)",
+    )
     sub.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     sub.add_argument("--reference", help="clean image: PSNR/SSIM against it while fitting and at the end")
     sub.add_argument(
@@ -194,6 +201,7 @@ def _recipe(args: argparse.Namespace) -> tuple:
         compile=args.compile,
         deterministic=args.deterministic,
         early_stop=args.early_stop,
+        restarts=args.restarts,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
     )

@@ -164,6 +164,7 @@ class _Settings:
     early_stop: bool | None
     callbacks: Sequence[Callback] = ()
     progress: bool = False
+    restarts: int = 1  # independent fits averaged
 
     @property
     def config(self):
@@ -239,7 +240,7 @@ def _fit_once(
     return _Fitted(to_numpy_image(result.image), result, count_parameters(net), metrics, seed=seed)
 
 
-def _fit(
+def _fit_watched(
     problem: Problem,
     pixels: np.ndarray | None,
     settings: _Settings,
@@ -268,6 +269,33 @@ def _fit(
         f"{problem.name}: the fit got stuck in all {RESTARTS} attempts "
         f"(seeds {settings.seed}-{settings.seed + RESTARTS - 1})"
     )
+
+
+def _fit(
+    problem: Problem,
+    pixels: np.ndarray | None,
+    settings: _Settings,
+    reference: np.ndarray | None = None,
+    extra: Sequence[Callback] = (),
+    label: str = "",
+) -> _Fitted:
+    """The mean of `settings.restarts` independent fits, seeded seed, seed + 1, ... (an ensemble:
+    each fit's error is partly its own, so averaging removes some of it). The recorders in
+    `extra` (and the reference metrics) follow the first fit; the step counts are summed."""
+    first = _fit_watched(problem, pixels, settings, reference, extra, label)
+    if settings.restarts == 1:
+        return first
+    runs = [first] + [
+        _fit_watched(problem, pixels, dataclasses.replace(settings, seed=settings.seed + index), label=label)
+        for index in range(1, settings.restarts)
+    ]
+    fit = dataclasses.replace(
+        first.fit,
+        steps_run=sum(run.fit.steps_run for run in runs),
+        stop_reason=f"mean of {settings.restarts} fits (seeds {settings.seed}-{settings.seed + settings.restarts - 1}; "
+        f"the first: {first.fit.stop_reason})",
+    )
+    return dataclasses.replace(first, pixels=np.mean([run.pixels for run in runs], axis=0, dtype=np.float32), fit=fit)
 
 
 # -- options that need files ------------------------------------------------------------------
@@ -400,6 +428,7 @@ def run(
     early_stop: bool | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
+    restarts: int = 1,
     save_every: int | None = None,
     snapshot_dir: str | Path | None = None,
     tile: int | None = None,
@@ -434,6 +463,9 @@ def run(
         Force the automatic stop on or off (default: the preset's choice).
     callbacks, progress
         Extra `dip.fit.Callback` objects; a progress bar on stderr.
+    restarts : int
+        Fit this many independently seeded networks (seeds seed, seed + 1, ...) and return the
+        mean of their results (an ensemble); snapshots and metrics follow the first fit.
     save_every, snapshot_dir
         Keep the estimate every N steps: in `Restoration.frames`, as PNGs in `snapshot_dir`.
     tile, overlap
@@ -481,7 +513,11 @@ def run(
     acceleration = Acceleration.resolve(dev, precision, channels_last, compile, deterministic)
     chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
     check_size(shape[0], shape[1], chosen.net.stride)
-    settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress)
+    settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts)
+    if restarts < 1:
+        raise DipError(f"restarts must be at least 1, got {restarts}")
+    if restarts > 1 and checkpoint is not None:
+        raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
     if settings.config.steps < 1:
         raise DipError(f"steps must be at least 1, got {settings.config.steps}")
     if tile:
