@@ -1,8 +1,9 @@
 """How K independent fits could share one step, measured before building it: the default
 denoising net's forward + backward (no optimizer) for K problems at a size, three ways:
 K separate nets one after another; `torch.func.vmap` over their stacked weights (BatchNorm
-without running statistics, as in train mode); and one net on a batch of K (shared weights:
-the lower bound, not independent fits). Median of 10 steps after 2 warm-ups, one process.
+without running statistics, as in train mode); the K nets fused into one with grouped
+convolutions (`dip.nets.fused`); and one net on a batch of K (shared weights: the lower bound,
+not independent fits). Median of 10 steps after 2 warm-ups, one process.
 
     python benchmarks/batched_probe.py [--sizes 64,128] [--ks 1,4]
 
@@ -23,6 +24,7 @@ import torch
 from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
 
 from dip.bench.quality import fresh_path, machine
+from dip.nets.fused import fuse
 from dip.presets import get_preset
 
 
@@ -53,10 +55,20 @@ def measure(size: int, k: int) -> dict[str, float]:
         out = vmap(lambda p, b, zk: functional_call(base, (p, b), (zk,)))(params, buffers, z)
         ((out - y) ** 2).mean(dim=(1, 2, 3, 4)).sum().backward()
 
+    fused = fuse(nets)
+    z_fused = z.transpose(0, 1).reshape(1, -1, size, size)
+    y_fused = y.transpose(0, 1).reshape(1, -1, size, size)
+
+    def grouped():
+        ((fused(z_fused) - y_fused) ** 2).mean().backward()
+
     def shared():
         ((nets[0](z[:, 0]) - y[:, 0]) ** 2).mean().backward()
 
-    return {name: median_ms(step) / k for name, step in (("separate", separate), ("vmap", vmapped), ("shared", shared))}
+    return {
+        name: median_ms(step) / k
+        for name, step in (("separate", separate), ("vmap", vmapped), ("fused", grouped), ("shared", shared))
+    }
 
 
 def main() -> None:
@@ -70,13 +82,13 @@ def main() -> None:
         out.write(
             f"# K fits in one step: a probe\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; "
             f"machine: {machine()}; torch {torch.__version__}\n- default denoising net, forward + backward, "
-            "ms per problem-step (median of 10)\n\n| size | K | separate | vmap | shared weights (bound) |\n"
-            "|---|---|---|---|---|\n"
+            "ms per problem-step (median of 10)\n\n| size | K | separate | vmap | fused (grouped conv) | "
+            "shared weights (bound) |\n|---|---|---|---|---|---|\n"
         )
     for size in map(int, args.sizes.split(",")):
         for k in map(int, args.ks.split(",")):
             r = measure(size, k)
-            row = f"| {size} | {k} | {r['separate']:.1f} | {r['vmap']:.1f} | {r['shared']:.1f} |"
+            row = f"| {size} | {k} | {r['separate']:.1f} | {r['vmap']:.1f} | {r['fused']:.1f} | {r['shared']:.1f} |"
             with open(path, "a") as out:
                 out.write(row + "\n")
             print(row, flush=True)

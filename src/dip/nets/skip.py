@@ -24,6 +24,16 @@ def _per_level(value, levels: int, name: str) -> tuple:
     return values
 
 
+def cat_groups(tensors: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
+    """Concatenate channels group by group: with `groups` independent networks fused into one,
+    each tensor holds its groups' channels one after another, and so must the result."""
+    if groups == 1:
+        return torch.cat(tensors, 1)
+    n, _, height, width = tensors[0].shape
+    parts = [t.reshape(n, groups, t.shape[1] // groups, height, width) for t in tensors]
+    return torch.cat(parts, 2).reshape(n, -1, height, width)
+
+
 class SkipLevel(nn.Module):
     """One scale of the skip net; `inner` is the next, coarser level (None at the bottom)."""
 
@@ -46,6 +56,7 @@ class SkipLevel(nn.Module):
         need1x1_up: bool,
     ):
         super().__init__()
+        self.groups = 1  # independent networks fused into this one (`dip.nets.fused`)
         self.skip = conv_bn_act(in_ch, skip, k_skip, pad=pad, act=act) if skip else None
         deeper: list[nn.Module] = [
             conv_bn_act(in_ch, down, k_down, 2, pad=pad, downsample=downsample, act=act),
@@ -68,7 +79,7 @@ class SkipLevel(nn.Module):
             side = self.skip(x)
             height = min(deep.shape[2], side.shape[2])
             width = min(deep.shape[3], side.shape[3])
-            deep = torch.cat([center_crop_to(side, height, width), center_crop_to(deep, height, width)], 1)
+            deep = cat_groups([center_crop_to(side, height, width), center_crop_to(deep, height, width)], self.groups)
         return self.merge(deep)
 
 
