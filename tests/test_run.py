@@ -178,3 +178,12 @@ def test_restarts_average_independent_fits(astronaut_crop):
     assert ensemble.fit.steps_run == 15 and "mean of 3 fits (seeds 4-6" in ensemble.fit.stop_reason
     with pytest.raises(DipError, match="cannot be checkpointed"):
         dip.run(dip.Denoising(25), noisy, restarts=2, checkpoint="x.ckpt", **options)
+
+
+def test_deconvolution_baselines_do_not_ring_from_the_border():
+    from dip.demo import make_case
+
+    case = make_case("deblur", 96)
+    blurred = psnr(case.observation, case.clean)
+    for method in ("Wiener", "Richardson-Lucy"):
+        assert psnr(dip.run(case.problem, case.observation, method=method).image, case.clean) > blurred + 1.5, method

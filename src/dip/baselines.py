@@ -36,8 +36,23 @@ def _sigma01(image: np.ndarray, problem) -> float:
     return float(np.mean(restoration.estimate_sigma(image, channel_axis=-1)))
 
 
-def _channels(function: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
-    return np.stack([function(image[:, :, c]) for c in range(image.shape[2])], axis=2)
+def _channels(function: Callable[[np.ndarray], np.ndarray], image: np.ndarray, margin: int = 0) -> np.ndarray:
+    """`function` on each channel; with a `margin`, on the channel mirrored outwards by that many
+    pixels and cropped back (deconvolution otherwise assumes a black outside and rings inwards
+    from the border: 16 dB instead of 28 for Richardson-Lucy on a 96 px crop)."""
+
+    def one(channel: np.ndarray) -> np.ndarray:
+        if not margin:
+            return function(channel)
+        padded = np.pad(channel, margin, mode="reflect")
+        return function(padded)[margin:-margin, margin:-margin]
+
+    return np.stack([one(image[:, :, c]) for c in range(image.shape[2])], axis=2)
+
+
+def _margin(image: np.ndarray, kernel: np.ndarray) -> int:
+    """Twice the kernel's size, at most what a mirror of the image can give."""
+    return min(2 * max(kernel.shape), image.shape[0] - 1, image.shape[1] - 1)
 
 
 def nlm(image: np.ndarray, problem) -> np.ndarray:
@@ -91,11 +106,13 @@ def _opencv(flag_name: str) -> Callable:
 
 
 def wiener(image: np.ndarray, problem) -> np.ndarray:
-    return _channels(lambda c: restoration.wiener(c, problem.kernel, balance=0.01, clip=False), image)
+    margin = _margin(image, problem.kernel)
+    return _channels(lambda c: restoration.wiener(c, problem.kernel, balance=0.01, clip=False), image, margin)
 
 
 def richardson_lucy(image: np.ndarray, problem) -> np.ndarray:
-    return _channels(lambda c: restoration.richardson_lucy(c, problem.kernel, num_iter=30, clip=False), image)
+    margin = _margin(image, problem.kernel)
+    return _channels(lambda c: restoration.richardson_lucy(c, problem.kernel, num_iter=30, clip=False), image, margin)
 
 
 def _has(module: str) -> bool:
