@@ -190,8 +190,9 @@ class Problem:
         """The data term: mean squared error."""
         return mse(prediction, target)
 
-    def watchdog(self, target: torch.Tensor, steps: int) -> Callback | None:
-        """A callback that may mark a run as stuck (`.stuck`), to be restarted with the next seed."""
+    def watchdog(self, pixels: np.ndarray, steps: int) -> Callback | None:
+        """A callback that may mark a run on `pixels` as stuck (`.stuck`), to be restarted with the
+        next seed."""
         return None
 
     def before(self, pixels: np.ndarray) -> np.ndarray:
@@ -526,12 +527,12 @@ class FlashNoFlash(_Registered):
     def guide(self) -> np.ndarray:
         return self.flash
 
-    def watchdog(self, target: torch.Tensor, steps: int) -> Callback | None:
+    def watchdog(self, pixels: np.ndarray, steps: int) -> Callback | None:
         from .callbacks import StuckDetector
 
         if steps < 2 * self.STUCK_STEP:
             return None
-        return StuckDetector(target, at_step=self.STUCK_STEP)
+        return StuckDetector(self.target(pixels), at_step=self.STUCK_STEP)
 
     def tile(self, box: tuple[int, int, int, int]) -> FlashNoFlash:
         top, left, height, width = box

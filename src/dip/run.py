@@ -251,7 +251,7 @@ def _fit_watched(
     """One fit, restarted with the next seed while the problem's watchdog finds it stuck."""
     steps = settings.config.steps
     for attempt in range(RESTARTS):
-        watchdog = problem.watchdog(problem.target(pixels), steps) if pixels is not None else None
+        watchdog = problem.watchdog(pixels, steps) if pixels is not None else None
         seed = settings.seed + attempt
         done = _fit_once(
             problem,
@@ -534,7 +534,8 @@ def run(
     else:
         history = LossHistory()
         snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite)
-        saver = _checkpoint(problem, observation, settings, clean, checkpoint, checkpoint_every, resume)
+        whole = join_channels(picture) if picture is not None else None  # alpha included: it is part of the input
+        saver = _checkpoint(problem, whole, settings, clean, checkpoint, checkpoint_every, resume)
         recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
         with _saving_on_signals(saver):
             done = _fit(problem, pixels, settings, clean, recorders)
@@ -595,8 +596,7 @@ def _checkpoint(
         if resume:
             raise DipError("resume needs a checkpoint file to continue from")
         return None
-    pixels = None if observation is None else join_channels(split_channels(observation))
-    return Checkpoint(Path(path), every=every, meta=fingerprint(problem, pixels, settings, clean), resume=resume)
+    return Checkpoint(Path(path), every=every, meta=fingerprint(problem, observation, settings, clean), resume=resume)
 
 
 def _check_memory(
