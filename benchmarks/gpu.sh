@@ -24,6 +24,11 @@ timeout "$(limit 150)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT
     --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default ${VARIANTS:+--variants "$VARIANTS"} \
     2>&1 | tee -a "$log"
 
+phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
+timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
+    --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants tf32 --batches 1,4,16 \
+    2>&1 | tee -a "$log"
+
 phase "time to quality at full size: paper vs default (and default in bf16)"
 timeout "$(limit 270)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --sizes "${TTQ_SPEED_SIZE:-512}" \
     --steps 2 --presets denoise/default --variants "${TTQ_VARIANT:-tf32}" --ttq --ttq-tasks denoise \

@@ -1,10 +1,12 @@
 """Ensembles of restarts (`restarts=K`: the mean of K independently seeded fits) on the
-settings-choice set CBSD68: centre crops with seeded Gaussian noise, the default preset, K fits
-per image (seeds 0..K-1) and the PSNR of the mean of the first 1, 2, ..., K of them.
+settings-choice set CBSD68, per task: centre crops, degraded with a fixed seed (denoising: Gaussian
+noise; super-resolution: the paper's Lanczos downscale; inpainting: half the pixels dropped), the
+default preset, 8 fits per image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the
+mean of the first 1, 2, 4, 8 of them; with the time of one fit alone and of the 8 fitted together.
 
-    python benchmarks/restarts.py [--images 4] [--crop 96] [--sigma 25] [--k 4]
+    python benchmarks/restarts.py [--tasks denoise,super-resolve,inpaint] [--images 4] [--crop 96]
 
-Appends one row per image to benchmarks/results/restarts-cpu-DATE.md as it finishes.
+Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it finishes.
 """
 
 from __future__ import annotations
@@ -21,55 +23,73 @@ import torch
 
 import dip
 from dip.bench.quality import centre_box, cut, fresh_path, machine
-from dip.degrade import add_noise
+from dip.degrade import add_noise, downscale
 from dip.io import read_image
 from dip.metrics import psnr
+
+COUNTS = (1, 2, 4, 8)
+
+
+def degrade(task: str, clean: np.ndarray) -> tuple[dip.Problem, np.ndarray, np.ndarray]:
+    """(problem, observation, the clean image it should give) for one crop."""
+    if task == "denoise":
+        return dip.Denoising(25), add_noise(clean, 25, seed=0), clean
+    if task == "super-resolve":
+        high, low = downscale(clean, 4)
+        return dip.SuperResolution(4), low, high
+    mask = np.random.default_rng(0).random(clean.shape[:2]) >= 0.5
+    return dip.Inpainting(mask), clean * mask[:, :, None], clean
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="denoise,super-resolve,inpaint")
     parser.add_argument("--images", type=int, default=4, help="the first N images of CBSD68, sorted by name")
     parser.add_argument("--crop", type=int, default=96)
-    parser.add_argument("--sigma", type=float, default=25)
-    parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "CBSD68"
     date = datetime.date.today().isoformat()
     path = fresh_path(Path(__file__).parent / "results" / f"restarts-{args.device}-{date}.md")
-    counts = range(1, args.k + 1)
     with open(path, "w") as out:
         out.write(
             f"# Restarts: the mean of K fits\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; machine: "
-            f"{machine()}; torch {torch.__version__}\n- CBSD68, centre {args.crop} px crops, Gaussian noise sigma "
-            f"{args.sigma:g} (seed 0), preset denoise/default; RGB PSNR of the mean of the first K fits\n\n"
-            "| image | noisy | "
-            + " | ".join(f"K={k}" for k in counts)
-            + " | seconds per fit |\n"
-            + "|---" * (args.k + 3)
+            f"{machine()}; torch {torch.__version__}\n- CBSD68 (the settings-choice set), centre {args.crop} px "
+            "crops; denoising: Gaussian noise sigma 25 (seed 0); super-resolution x4: the crop downscaled "
+            "(Lanczos); inpainting: half the pixels dropped at random (seed 0). Default presets, RGB PSNR of the "
+            "mean of the first K of 8 fits (seeds 0-7, fitted together). Seconds: one fit alone (seed 0), and "
+            "the 8 fits together\n\n"
+            "| task | image | input | "
+            + " | ".join(f"K={k}" for k in COUNTS)
+            + " | s, 1 fit | s, 8 fits |\n"
+            + "|---" * (len(COUNTS) + 5)
             + "|\n"
         )
-    rows = []
-    for file in sorted(data.glob("*.png"))[: args.images]:
-        truth = read_image(file).pixels
-        clean = cut(truth, centre_box(*truth.shape[:2], args.crop, 1))
-        noisy = add_noise(clean, args.sigma, seed=0)
-        started = time.perf_counter()
-        fits = [dip.run(dip.Denoising(args.sigma), noisy, seed=s, device=args.device).image for s in range(args.k)]
-        seconds = (time.perf_counter() - started) / args.k
-        scores = [psnr(np.mean(fits[:k], axis=0), clean) for k in counts]
-        rows.append(scores)
-        row = (
-            f"| {file.stem} | {psnr(noisy, clean):.2f} | "
-            + " | ".join(f"{v:.2f}" for v in scores)
-            + f" | {seconds:.0f} |"
-        )
+    for task in args.tasks.split(","):
+        rows = []
+        for file in sorted(data.glob("*.png"))[: args.images]:
+            truth = read_image(file).pixels
+            problem, observed, clean = degrade(task, cut(truth, centre_box(*truth.shape[:2], args.crop, 4)))
+            started = time.perf_counter()
+            dip.run(problem, observed, seed=0, device=args.device)
+            alone = time.perf_counter() - started
+            started = time.perf_counter()
+            fits = dip.run_many([problem] * 8, [observed] * 8, seed=range(8), device=args.device)
+            together = time.perf_counter() - started
+            scores = [psnr(np.mean([f.pixels for f in fits[:k]], axis=0), clean) for k in COUNTS]
+            before = psnr(problem.before(observed), clean)
+            rows.append(scores)
+            row = (
+                f"| {task} | {file.stem} | {before:.2f} | "
+                + " | ".join(f"{v:.2f}" for v in scores)
+                + f" | {alone:.0f} | {together:.0f} |"
+            )
+            with open(path, "a") as out:
+                out.write(row + "\n")
+            print(row, flush=True)
+        mean = np.mean(rows, axis=0)
         with open(path, "a") as out:
-            out.write(row + "\n")
-        print(row, flush=True)
-    mean = np.mean(rows, axis=0)
-    with open(path, "a") as out:
-        out.write("| **average** | | " + " | ".join(f"**{v:.2f}**" for v in mean) + " | |\n")
+            out.write(f"| **{task}** | **average** | | " + " | ".join(f"**{v:.2f}**" for v in mean) + " | | |\n")
     print(f"results: {path}")
 
 

@@ -214,3 +214,29 @@ def test_a_job_is_an_outcome_not_captured_output(tmp_path):
     assert outcome.status == "done" and outcome.message.startswith(f"wrote {tmp_path / 'out' / 'a.png'}")
     again = run_job(recipe, Job(source, tmp_path / "out" / "a.png"))
     assert again.status == "failed" and "already exists" in again.message
+
+
+def test_same_size_images_of_a_folder_are_fitted_together(tmp_path):
+    """Consecutive images of one size share batches (here of 2); each gets its own fit."""
+    from skimage import data
+
+    from dip.files import Job, Recipe, restore_files
+    from dip.metrics import psnr
+
+    rng = np.random.default_rng(1)
+    clean = [data.astronaut()[y : y + 64, 100:164].astype(np.float32) / 255 for y in (20, 90, 160)]
+    jobs = []
+    for i, image in enumerate(clean):
+        path = tmp_path / f"noisy{i}.png"
+        write_image(path, Picture((image + rng.normal(0, 0.1, image.shape)).clip(0, 1).astype(np.float32)))
+        jobs.append(Job(path, tmp_path / "out" / f"{i}.png"))
+    odd = tmp_path / "odd.png"  # another size: its own batch
+    write_image(odd, Picture(rng.random((48, 48, 3)).astype(np.float32)))
+    jobs.append(Job(odd, tmp_path / "out" / "odd.png"))
+    recipe = Recipe("denoise", {"sigma": 25.0}, {"steps": 120, "device": "cpu", "batch": 2, "early_stop": False})
+    outcomes = list(restore_files(recipe, jobs))
+    assert [o.status for o in outcomes] == ["done"] * 4
+    assert [o.details[-1:] for o in outcomes] == [["fitted together with 1 other images"]] * 2 + [[], []]
+    for image, job in zip(clean, jobs):  # flat sky gains ~14 dB in 120 steps, the suit's texture ~0.6
+        noisy, restored = read_image(job.source).pixels, read_image(job.output).pixels
+        assert psnr(restored, image) > psnr(noisy, image) + 0.4

@@ -145,6 +145,15 @@ def test_speed_bench_reports_flops_and_memory(tmp_path):
     assert code == 1 and "unknown precision 'fp64'" in err
 
 
+def test_speed_bench_times_batches_per_problem(tmp_path):
+    from dip.bench.speed import measure_batch
+
+    two = measure_batch("denoise", "default", 64, 2, steps=2, warmup=1, device="cpu")
+    assert two["per_problem"] == pytest.approx(two["ms"] / 2) and two["peak_mb"] > 50
+    code, _, err = run("bench", "speed", "--sizes", "64", "--batches", "1,0", "--out", tmp_path)
+    assert code == 1 and "batch sizes are comma-separated whole numbers of at least 1" in err
+
+
 def test_time_to_quality_table(shared_data, tmp_path):
     code, out, err = run(
         "bench",

@@ -173,7 +173,7 @@ def test_restarts_average_independent_fits(astronaut_crop):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     options = dict(steps=5, device="cpu", early_stop=False)
     fits = [dip.run(dip.Denoising(25), noisy, seed=seed, **options).image for seed in (4, 5, 6)]
-    ensemble = dip.run(dip.Denoising(25), noisy, seed=4, restarts=3, **options)
+    ensemble = dip.run(dip.Denoising(25), noisy, seed=4, restarts=3, batch=1, **options)  # batched: see test_batched
     assert np.allclose(ensemble.image, np.mean(fits, axis=0), atol=1e-6)
     assert ensemble.fit.steps_run == 15 and "mean of 3 fits (seeds 4-6" in ensemble.fit.stop_reason
     with pytest.raises(DipError, match="cannot be checkpointed"):

@@ -18,7 +18,7 @@ from .problems import (
     Problem,
     SuperResolution,
 )
-from .run import Interrupted, Restoration, run
+from .run import Interrupted, Restoration, run, run_many
 from .tasks import deblock, deblur, denoise, flash, inpaint, invert, super_resolve, visualize
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "inpaint",
     "invert",
     "run",
+    "run_many",
     "super_resolve",
     "visualize",
 ]

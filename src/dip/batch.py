@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import DipError
-from .files import Job, Outcome, Recipe, run_job
+from .files import Job, Outcome, Recipe, restore_files, run_job
 from .io import WRITABLE
 
 log = logging.getLogger("dip")
@@ -184,8 +184,7 @@ def execute(
                 on_outcome(outcome)
                 outcomes.append(outcome)
     else:
-        for job in jobs:
-            outcome = run_job(recipe, job)
+        for outcome in restore_files(recipe, jobs):
             on_outcome(outcome)
             outcomes.append(outcome)
             if outcome.status == "interrupted":

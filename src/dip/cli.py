@@ -12,12 +12,13 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .accel import AUTO_PRECISION, PRECISIONS
+from .cli_args import arg, batch_size, whole
 from .errors import DipError
-from .problems import REGISTRY, number
+from .problems import REGISTRY
 
 log = logging.getLogger("dip")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -29,22 +30,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D102 (argparse's hook)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
-    """An argparse type from a parser that raises ValueError or DipError (argparse names the option)."""
-
-    def convert(text: str):
-        try:
-            return parse(text)
-        except (ValueError, DipError) as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return convert
-
-
-def _int(low: int) -> Callable[[str], object]:
-    return _arg(number(int, low))
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +60,7 @@ def _add_problem_command(commands, cls) -> None:
                 dest=item.name,
                 required=option.required,
                 help=option.help,
-                type=_arg(option.parse) if option.parse else str,
+                type=arg(option.parse) if option.parse else str,
                 choices=option.choices,
                 default=None if option.required else item.default,
             )
@@ -92,7 +77,7 @@ def _add_problem_command(commands, cls) -> None:
         help=f"settings (`dip presets`): {', '.join(names)} "
         "(default: default, the fast preset that stops itself, where the task has one)",
     )
-    sub.add_argument("--steps", type=_int(1), help="number of Adam steps (default: the preset's)")
+    sub.add_argument("--steps", type=whole(1), help="number of Adam steps (default: the preset's)")
     stop = sub.add_mutually_exclusive_group()
     stop.add_argument(
         "--early-stop",
@@ -102,19 +87,28 @@ def _add_problem_command(commands, cls) -> None:
         help="stop automatically, keeping the best iterate (on by default except for paper presets)",
     )
     stop.add_argument("--no-early-stop", dest="early_stop", action="store_false", help="run every step of the budget")
-    sub.add_argument("--seed", type=_int(0), default=0, help="random seed (default 0)")
+    sub.add_argument("--seed", type=whole(0), default=0, help="random seed (default 0)")
     sub.add_argument(
         "--restarts",
-        type=_int(1),
+        type=whole(1),
         default=1,
         metavar="K",
         help="fit K differently seeded networks and average their results (an ensemble: K times the work; default 1)",
+    )
+    sub.add_argument(
+        "--batch",
+        "--tile-batch",
+        type=batch_size,
+        default="auto",
+        metavar="auto|N",
+        help="fit up to N same-size problems (tiles, restarts) at once, each with its own network; "
+        "auto sizes batches by the device (default)",
     )
     sub.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     sub.add_argument("--reference", help="clean image: PSNR/SSIM against it while fitting and at the end")
     sub.add_argument(
         "--save-every",
-        type=_int(1),
+        type=whole(1),
         metavar="N",
         help="also save the estimate every N steps, into OUTPUT's folder in STEM_steps/",
     )
@@ -148,20 +142,20 @@ def _add_problem_command(commands, cls) -> None:
         "every --checkpoint-every steps and on Ctrl-C/SIGTERM, to continue with --resume",
     )
     long_runs.add_argument(
-        "--checkpoint-every", type=_int(1), default=100, metavar="N", help="steps between checkpoints (default 100)"
+        "--checkpoint-every", type=whole(1), default=100, metavar="N", help="steps between checkpoints (default 100)"
     )
     long_runs.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
     if cls.tileable:
         long_runs.add_argument(
             "--tile",
-            type=_int(32),
+            type=whole(32),
             metavar="SIZE",
             help="restore tiles of SIZE x SIZE input "
             "pixels one by one and blend them (memory then depends on SIZE only)",
         )
         long_runs.add_argument(
             "--overlap",
-            type=_int(0),
+            type=whole(0),
             default=32,
             metavar="PX",
             help="pixels shared by neighbouring tiles, blended smoothly (default 32)",
@@ -170,7 +164,7 @@ def _add_problem_command(commands, cls) -> None:
         batch = sub.add_argument_group("many images (INPUT a folder or a quoted glob, -o a folder)")
         batch.add_argument(
             "--workers",
-            type=_int(1),
+            type=whole(1),
             default=1,
             metavar="N",
             help="restore N images at once in separate processes, cores divided between them",
@@ -202,6 +196,7 @@ def _recipe(args: argparse.Namespace) -> tuple:
         deterministic=args.deterministic,
         early_stop=args.early_stop,
         restarts=args.restarts,
+        batch=args.batch,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
     )

@@ -8,16 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
+from .cli_args import arg, batch_size
 from .errors import DipError
 from .problems import number
 
 log = logging.getLogger("dip")
-
-
-def _arg(parse):
-    from .cli import _arg as convert
-
-    return convert(parse)
 
 
 def _command_line() -> str:
@@ -38,10 +33,10 @@ def add_tool_commands(commands, add_common) -> None:
         help="folder for the images, one sub-folder per "
         "task (default dip-demo; the demo's own files there are replaced)",
     )
-    demo.add_argument("--size", type=_arg(number(int, 32, 512)), default=128, help="crop size (default 128)")
-    demo.add_argument("--steps", type=_arg(number(int, 1)), help="cap on Adam steps (default: the preset's)")
+    demo.add_argument("--size", type=arg(number(int, 32, 512)), default=128, help="crop size (default 128)")
+    demo.add_argument("--steps", type=arg(number(int, 1)), help="cap on Adam steps (default: the preset's)")
     demo.add_argument("--preset", default="default", help="default (fast, stops itself) or paper")
-    demo.add_argument("--seed", type=_arg(number(int, 0)), default=0)
+    demo.add_argument("--seed", type=arg(number(int, 0)), default=0)
     demo.add_argument("--device", default="auto")
     add_common(demo)
     demo.set_defaults(handler=cmd_demo)
@@ -65,11 +60,11 @@ def add_tool_commands(commands, add_common) -> None:
         help="psnr: RGB PSNR; y-psnr: the paper's SR metric, PSNR of BT.601 Y (default psnr)",
     )
     compare.add_argument(
-        "--shave", type=_arg(number(int, 0)), default=0, help="border pixels to leave out (SR: the factor)"
+        "--shave", type=arg(number(int, 0)), default=0, help="border pixels to leave out (SR: the factor)"
     )
     compare.add_argument(
         "--crop",
-        type=_arg(number(int, 1)),
+        type=arg(number(int, 1)),
         default=1,
         metavar="N",
         help="centre-crop both to a multiple of N first (paper SR results: 32)",
@@ -91,19 +86,31 @@ def add_tool_commands(commands, add_common) -> None:
         "on the same pixels (default paper,default); none: only re-score the published methods",
     )
     quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
-    quality.add_argument("--steps", type=_arg(number(int, 1)), help="override the step budget")
+    quality.add_argument("--steps", type=arg(number(int, 1)), help="override the step budget")
     quality.add_argument("--images", help="only these image names, comma-separated")
     quality.add_argument(
-        "--max-minutes", type=_arg(number(float, 0, low_open=True)), help="start no new image after this"
+        "--max-minutes", type=arg(number(float, 0, low_open=True)), help="start no new image after this"
     )
     quality.add_argument("--device", default="auto")
+    quality.add_argument(
+        "--batch",
+        type=batch_size,
+        default="auto",
+        metavar="auto|N",
+        help="images of one size fitted together, up to N at a time (default auto: by the device)",
+    )
     quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     quality.set_defaults(handler=cmd_bench_quality)
     speed = kinds.add_parser("speed", help="ms per step, GFLOP per step, GFLOP/s and peak memory")
     speed.add_argument("--sizes", default="128,256,512", help="image sides, comma-separated (default 128,256,512)")
-    speed.add_argument("--steps", type=_arg(number(int, 1)), default=10, help="timed steps per size (default 10)")
+    speed.add_argument("--steps", type=arg(number(int, 1)), default=10, help="timed steps per size (default 10)")
     speed.add_argument("--device", default="auto")
     speed.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    speed.add_argument(
+        "--batches",
+        metavar="K,K,...",
+        help="also time K problems fitted together (`dip.batched`) at each size, e.g. 1,4,16",
+    )
     speed.add_argument(
         "--ttq",
         action="store_true",
@@ -131,10 +138,10 @@ def add_tool_commands(commands, add_common) -> None:
         "denoise/default, super-resolve/default, inpaint/default)",
     )
     speed.add_argument(
-        "--ttq-crop", type=_arg(number(int, 32)), help="crop side (default: denoise 128, super-resolve 64, inpaint 64)"
+        "--ttq-crop", type=arg(number(int, 32)), help="crop side (default: denoise 128, super-resolve 64, inpaint 64)"
     )
     speed.add_argument("--ttq-full", action="store_true", help="whole images instead of crops (for a GPU)")
-    speed.add_argument("--ttq-steps", type=_arg(number(int, 1)), help="override every preset's steps (a quick look)")
+    speed.add_argument("--ttq-steps", type=arg(number(int, 1)), help="override every preset's steps (a quick look)")
     speed.add_argument("--ttq-images", help="only these images (comma-separated; with one task)")
     speed.add_argument("--data", help="the paper's data folder (for --ttq)")
     speed.set_defaults(handler=cmd_bench_speed)
@@ -161,18 +168,18 @@ def add_tool_commands(commands, add_common) -> None:
     degrade.add_argument("--hr-out", help="sr: also write the cropped high-resolution image (the reference)")
     degrade.add_argument(
         "--sigma",
-        type=_arg(number(float, 0, 255, low_open=True)),
+        type=arg(number(float, 0, 255, low_open=True)),
         default=25.0,
         help="noise: sigma on the 0-255 scale (default 25)",
     )
     degrade.add_argument(
         "--keep",
-        type=_arg(number(float, 0, 1, low_open=True)),
+        type=arg(number(float, 0, 1, low_open=True)),
         default=0.5,
         help="pixels: fraction of pixels kept (default 0.5)",
     )
     degrade.add_argument("--mask-out", help="pixels: also write the mask (white = known)")
-    degrade.add_argument("--seed", type=_arg(number(int, 0)), default=0)
+    degrade.add_argument("--seed", type=arg(number(int, 0)), default=0)
     degrade.add_argument("--force", action="store_true", help="overwrite existing outputs")
     degrade.set_defaults(handler=cmd_degrade)
 
@@ -254,6 +261,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             max_minutes=args.max_minutes,
             out_dir=Path(args.out),
             command=_command_line(),
+            batch=args.batch,
         )
         log.info("results: %s", path)
     return 0
@@ -273,6 +281,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         ttq_crop=0 if args.ttq_full else args.ttq_crop,
         ttq_steps=args.ttq_steps,
         data=data_folder(args.data).parent,
+        batches=args.batches,
     )
     log.info("results: %s", run_speed(options, args.steps, args.device, Path(args.out), _command_line()))
     return 0

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DipError
 from .io import WRITABLE, join_channels, read_image, split_channels, write_image
 from .problems import REGISTRY
-from .run import Interrupted, Restoration, run
+from .run import Interrupted, Restoration, batch_size_for, run, run_many
 
 log = logging.getLogger("dip")
 
@@ -85,11 +85,25 @@ def check_output(output: Path, inputs: Sequence[Path], force: bool) -> None:
         raise DipError(f"output {output} already exists; choose another name or allow overwriting")
 
 
-def restore_file(recipe: Recipe, job: Job, progress: bool = False, command: str = "") -> tuple[Restoration, list[str]]:
-    """Restore one job and write its output; returns the restoration and the summary lines.
-    Raises DipError (one line) for anything wrong with the inputs or options."""
-    from .metrics import psnr, ssim
+@dataclass
+class _Loaded:
+    """A job's files read and checked: its problem, observation, reference and `dip.run` options."""
 
+    job: Job
+    problem: object
+    picture: object  # the observation as a Picture, or None
+    observation: object  # the array `run` takes, or None
+    reference: object
+    options: dict
+
+    @property
+    def batchable(self) -> bool:
+        """Can run with others (`dip.run_many`): nothing of its own to write while fitting."""
+        own = ("save_every", "checkpoint", "tile")
+        return self.job.report is None and self.observation is not None and not any(self.options.get(k) for k in own)
+
+
+def _load(recipe: Recipe, job: Job) -> _Loaded:
     cls = REGISTRY[recipe.command]
     picture = read_image(job.source) if job.source is not None else None
     check_output(job.output, [p for p in [job.source, *job.images.values()] if p is not None], recipe.force)
@@ -104,22 +118,20 @@ def restore_file(recipe: Recipe, job: Job, progress: bool = False, command: str 
         job.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         options["checkpoint"] = job.checkpoint_dir / f"{job.output.stem}.ckpt"
     observation = join_channels(picture) if picture is not None else None
-    done = run(
-        problem,
-        observation,
-        reference=reference,
-        report=job.report,
-        overwrite=recipe.force,
-        progress=progress,
-        command=command,
-        **options,
-    )
+    return _Loaded(job, problem, picture, observation, reference, options)
+
+
+def _save(loaded: _Loaded, done: Restoration) -> list[str]:
+    """Write the result at the observation's bit depth; the summary lines."""
+    from .metrics import psnr, ssim
+
+    job, picture, reference = loaded.job, loaded.picture, loaded.reference
     result = split_channels(done.image)
     result.bit_depth = picture.bit_depth if picture is not None else 8
     write_image(job.output, result)
     lines = [f"wrote {job.output}: {done.summary()}"]
     if reference is not None and picture is not None:
-        before = problem.before(picture.pixels)
+        before = loaded.problem.before(picture.pixels)
         clean = reference[:, :, : done.pixels.shape[2]]
         lines.append(
             f"PSNR {psnr(before, clean):.2f} dB -> {psnr(done.pixels, clean):.2f} dB, "
@@ -130,27 +142,141 @@ def restore_file(recipe: Recipe, job: Job, progress: bool = False, command: str 
         lines.append(f"saved {len(done.frames)} snapshots in {done.frames[0].path.parent}")
     if done.report is not None:
         lines.append(f"report: {done.report}")
-    return done, lines
+    return lines
+
+
+def _restore_loaded(recipe: Recipe, loaded: _Loaded, progress: bool = False, command: str = "") -> tuple:
+    done = run(
+        loaded.problem,
+        loaded.observation,
+        reference=loaded.reference,
+        report=loaded.job.report,
+        overwrite=recipe.force,
+        progress=progress,
+        command=command,
+        **loaded.options,
+    )
+    return done, _save(loaded, done)
+
+
+def restore_file(recipe: Recipe, job: Job, progress: bool = False, command: str = "") -> tuple[Restoration, list[str]]:
+    """Restore one job and write its output; returns the restoration and the summary lines.
+    Raises DipError (one line) for anything wrong with the inputs or options."""
+    return _restore_loaded(recipe, _load(recipe, job), progress, command)
+
+
+def restore_files(recipe: Recipe, jobs: Sequence[Job]) -> Iterator[Outcome]:
+    """Restore the jobs in this process, one outcome each as it is written. Consecutive images of
+    one size are fitted together (`dip.run_many`), as many at a time as the recipe's `batch`
+    allows (`dip.run.batch_size_for`); a batch that fails is run again image by image, so each
+    image gets its own error."""
+    pending: list[_Loaded] = []
+
+    def flush() -> Iterator[Outcome]:
+        group, started = list(pending), time.perf_counter()
+        pending.clear()
+        if len(group) == 1:
+            yield _outcome(group[0].job, lambda: _restore_loaded(recipe, group[0])[1])
+            return
+        try:
+            done = run_many(
+                [one.problem for one in group],
+                [one.observation for one in group],
+                references=[one.reference for one in group],
+                **_many_options(recipe.options),
+            )
+        except (DipError, FloatingPointError, RuntimeError) as error:
+            log.warning("a batch of %d images failed (%s); running them one by one", len(group), error)
+            for one in group:
+                yield _outcome(one.job, lambda one=one: _restore_loaded(recipe, one)[1])
+            return
+        seconds = (time.perf_counter() - started) / len(group)
+        note = [f"fitted together with {len(group) - 1} other images"]
+        for one, restoration in zip(group, done):
+            yield _outcome(one.job, lambda one=one, r=restoration: _save(one, r) + note, seconds)
+
+    for job in jobs:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            loaded = _load(recipe, job)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            yield Outcome(job, *_failure(error))
+            continue
+        if pending and (not loaded.batchable or not _fits_with(pending, loaded, recipe)):
+            yield from flush()
+        if loaded.batchable:
+            pending.append(loaded)
+        else:
+            yield _outcome(job, lambda loaded=loaded: _restore_loaded(recipe, loaded)[1])
+    if pending:
+        yield from flush()
+
+
+MANY_OPTIONS = (
+    "preset",
+    "steps",
+    "seed",
+    "device",
+    "precision",
+    "channels_last",
+    "compile",
+    "deterministic",
+    "early_stop",
+    "restarts",
+    "batch",
+)
+
+
+def _many_options(options: dict) -> dict:
+    return {name: value for name, value in options.items() if name in MANY_OPTIONS}
+
+
+def _fits_with(pending: list[_Loaded], loaded: _Loaded, recipe: Recipe) -> bool:
+    """Whether `loaded` joins the pending batch: same observation size, room left."""
+    first = pending[0]
+    if loaded.observation.shape != first.observation.shape:
+        return False
+    options = _many_options(recipe.options)
+    limit = batch_size_for(
+        first.problem,
+        first.observation.shape,
+        **{k: v for k, v in options.items() if k in ("preset", "device", "batch")},
+    )
+    return len(pending) < limit
+
+
+def _outcome(job: Job, action: Callable[[], list[str]], seconds: float | None = None) -> Outcome:
+    """Run `action` (it writes the job's output and returns its summary lines); its errors become
+    the outcome (never raised): one bad image must not end a batch."""
+    started = time.perf_counter()
+    try:
+        lines = action()
+        status, message, details = "done", lines[0], lines[1:]
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        (status, message), details = _failure(error), []
+    elapsed = time.perf_counter() - started
+    return Outcome(job, status, message, elapsed if seconds is None else seconds + elapsed, details)
+
+
+def _failure(error: Exception) -> tuple[str, str]:
+    """(status, one-line message) for an error of one job."""
+    if isinstance(error, Interrupted):
+        return "interrupted", str(error)
+    if isinstance(error, DipError):
+        return "failed", str(error)
+    text = (str(error).strip().splitlines() or [""])[0]  # a bug, or a decoder's surprise: still one line
+    return "failed", f"unexpected {error.__class__.__name__}: {text}"
 
 
 def run_job(recipe: Recipe, job: Job, threads: int | None = None) -> Outcome:
-    """One job, its errors turned into an outcome (never raised): one bad image must not end a batch."""
+    """One job, its errors turned into an outcome (never raised); for worker processes."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    try:
-        _, lines = restore_file(recipe, job)
-        status, message, details = "done", lines[0], lines[1:]
-    except Interrupted as stop:
-        status, message, details = "interrupted", str(stop), []
-    except DipError as error:
-        status, message, details = "failed", str(error), []
-    except KeyboardInterrupt:
-        raise
-    except Exception as error:  # a bug, or a decoder's surprise: still one line, still one image
-        text = (str(error).strip().splitlines() or [""])[0]
-        status, message, details = "failed", f"unexpected {error.__class__.__name__}: {text}", []
-    return Outcome(job, status, message, time.perf_counter() - started, details)
+    return _outcome(job, lambda: restore_file(recipe, job)[1])

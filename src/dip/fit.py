@@ -52,7 +52,7 @@ class FitState:
     """What callbacks see. Tensors are detached, cropped to the image, NCHW on the fit's device."""
 
     net: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None  # None in a batched fit (dip.batched keeps its own Adam)
     config: FitConfig
     z: torch.Tensor
     generator: torch.Generator
@@ -141,6 +141,11 @@ def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((prediction - target) ** 2)
 
 
+def full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """Mixed-precision outputs back to float32 for the loss; float32 and float64 stay as they are."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def make_adam(net: nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam over the network's weights; the fused kernel where torch has one (CPU, CUDA): one
     call per step instead of a dozen small ops per weight tensor (measured 6.8 -> 1.3 ms a step
@@ -191,7 +196,7 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
         if config.reg_noise_std > 0:
             net_input = z + noise.normal_(generator=generator) * config.reg_noise_std
         with acceleration.autocast(z.device):
-            out = crop(forward(net_input)).float()
+            out = full_precision(crop(forward(net_input)))
         loss = loss_fn(operator(out), target)
         loss_value = loss.item()
         state.step += 1
@@ -216,23 +221,30 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
                 scaler.update()
             state.loss = loss_value
             state.output = out.detach()
-            if config.ema is not None:
-                weight = (
-                    config.ema
-                    if config.ema_ramp is None
-                    else min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
-                )
-                state.ema = (
-                    state.output.clone()
-                    if state.ema is None
-                    else state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
-                )
+            update_ema(state)
         for callback in callbacks:
             callback.on_step(state)
+    return finish(state)
 
-    if state.step >= config.steps and not state.stop_reason:
-        state.stop_reason = f"step budget of {config.steps} reached"
-    for callback in callbacks:
+
+def update_ema(state: FitState) -> None:
+    """Fold this step's output into the running average (if the config keeps one)."""
+    config = state.config
+    if config.ema is None:
+        return
+    weight = (
+        config.ema if config.ema_ramp is None else min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
+    )
+    state.ema = (
+        state.output.clone() if state.ema is None else state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
+    )
+
+
+def finish(state: FitState) -> FitResult:
+    """End a fit: tell the callbacks, and return the image a callback selected, else the estimate."""
+    if state.step >= state.config.steps and not state.stop_reason:
+        state.stop_reason = f"step budget of {state.config.steps} reached"
+    for callback in state.callbacks:
         callback.on_end(state)
     image = state.selected if state.selected is not None else state.estimate
     if image is None:

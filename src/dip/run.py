@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .accel import Acceleration
+from .batched import Member, fit_batch
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -35,7 +36,7 @@ from .callbacks import (
     to_numpy_image,
 )
 from .errors import DipError
-from .fit import Callback, FitResult, fit
+from .fit import Callback, FitResult
 from .io import Picture, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
@@ -151,7 +152,7 @@ def make_input(
     raise ValueError(f"unknown input kind {kind!r}")
 
 
-# -- one fit ----------------------------------------------------------------------------------
+# -- fits ---------------------------------------------------------------------------------------
 @dataclass
 class _Settings:
     """The options of one `run` that every fit of it (each tile, each restart) shares."""
@@ -165,6 +166,7 @@ class _Settings:
     callbacks: Sequence[Callback] = ()
     progress: bool = False
     restarts: int = 1  # independent fits averaged
+    batch: int | str = "auto"  # fits of one size run together (`dip.batched`); "auto": `budget.batch_size`
 
     @property
     def config(self):
@@ -182,6 +184,27 @@ class _Fitted:
     seed: int = 0
 
 
+@dataclass
+class _Item:
+    """One fit to make: a problem, its observation and seed, and the callbacks that follow it."""
+
+    problem: Problem
+    pixels: np.ndarray | None
+    seed: int
+    reference: np.ndarray | None = None
+    extra: Sequence[Callback] = ()
+    label: str = ""
+
+
+@dataclass
+class _Prepared:
+    member: Member
+    parameters: int
+    metrics: ReferenceMetrics | None
+    watchdog: Callback | None
+    shape: tuple  # fits of one shape (canvas, input and output channels) can share a batch
+
+
 def stopping(preset: Preset, early_stop: bool | None, noise_variance: float | None) -> list[EarlyStopping]:
     """The automatic-stop callback a run gets: the preset's rule, on unless switched off; a preset
     without a rule (the paper's) gets the default rule when `early_stop` is asked for."""
@@ -195,104 +218,119 @@ def stopping(preset: Preset, early_stop: bool | None, noise_variance: float | No
     ]
 
 
-def _fit_once(
-    problem: Problem,
-    pixels: np.ndarray | None,
-    settings: _Settings,
-    seed: int,
-    reference: np.ndarray | None,
-    extra: Sequence[Callback],
-    label: str,
-) -> _Fitted:
-    """Build the preset's network and input at a size it accepts, fit A(f(z)) to the
-    observation, crop back to the image. Only the centre (the image) enters the loss."""
-    preset, dev = settings.preset, settings.device
+def _prepare(item: _Item, settings: _Settings) -> _Prepared:
+    """Build the preset's network and input at a size it accepts, the target, operator and
+    callbacks of one fit. Only the centre (the image) enters the loss."""
+    preset, dev, problem, pixels = settings.preset, settings.device, item.problem, item.pixels
     height, width, channels = problem.output_shape(pixels.shape if pixels is not None else None)
     canvas = padded_size(height, width, preset.net.stride, preset.net.min_size)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(item.seed)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(item.seed)
         net = preset.net.build(preset.input_channels, channels)
     z = make_input(preset.input, preset.input_channels, canvas, generator, problem.guide())
-    target = problem.target(pixels).to(dev)
-    metrics = ReferenceMetrics(to_tensor(reference).to(dev)) if reference is not None else None
+    metrics = ReferenceMetrics(to_tensor(item.reference).to(dev)) if item.reference is not None else None
     noise_variance = problem.known_noise_variance(pixels) if pixels is not None else None
+    watchdog = problem.watchdog(pixels, settings.config.steps) if pixels is not None else None
     callbacks = (
         ([metrics] if metrics else [])
         + stopping(preset, settings.early_stop, noise_variance)
-        + list(extra)
+        + list(item.extra)
+        + ([watchdog] if watchdog else [])
         + list(settings.callbacks)
     )
-    if settings.progress:
-        callbacks.append(ProgressBar(label))
-    result = fit(
+    member = Member(
         net.to(dev),
         z.to(dev),
-        target,
+        problem.target(pixels).to(dev),
         problem.build_operator().to(dev),
-        settings.config,
-        loss_fn=problem.loss,
-        crop=lambda tensor: center_crop_to(tensor, height, width),
-        generator=torch.Generator(device=dev).manual_seed(seed + 1),
-        callbacks=callbacks,
-        acceleration=settings.acceleration,
+        torch.Generator(device=dev).manual_seed(item.seed + 1),
+        problem.loss,
+        lambda tensor: center_crop_to(tensor, height, width),
+        callbacks,
     )
-    return _Fitted(to_numpy_image(result.image), result, count_parameters(net), metrics, seed=seed)
+    return _Prepared(member, count_parameters(net), metrics, watchdog, (canvas, z.shape[1], channels))
 
 
-def _fit_watched(
-    problem: Problem,
-    pixels: np.ndarray | None,
-    settings: _Settings,
-    reference: np.ndarray | None = None,
-    extra: Sequence[Callback] = (),
-    label: str = "",
-) -> _Fitted:
-    """One fit, restarted with the next seed while the problem's watchdog finds it stuck."""
-    steps = settings.config.steps
+def _batches(prepared: list[_Prepared], settings: _Settings) -> list[list[int]]:
+    """The fits' indices in batches: fits of one shape together, as many as `settings.batch` allows."""
+    from .budget import batch_size
+
+    by_shape: dict[tuple, list[int]] = {}
+    for index, one in enumerate(prepared):
+        by_shape.setdefault(one.shape, []).append(index)
+    batches = []
+    for (canvas, _, channels), indices in by_shape.items():
+        size = settings.batch
+        if size == "auto":
+            size = batch_size(settings.preset, canvas, channels, settings.device)
+        batches += [indices[start : start + size] for start in range(0, len(indices), size)]
+    return batches
+
+
+def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, Callback | None]]:
+    """One fit of each item (in batches), with the watchdog that judged it."""
+    prepared = [_prepare(item, settings) for item in items]
+    results: list = [None] * len(items)
+    for batch in _batches(prepared, settings):
+        if settings.progress:
+            label = items[batch[0]].label or items[batch[0]].problem.name
+            more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
+            prepared[batch[0]].member.callbacks.append(ProgressBar(label + more))
+        fitted = fit_batch([prepared[i].member for i in batch], settings.config, settings.acceleration)
+        for index, result in zip(batch, fitted):
+            one = prepared[index]
+            done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
+            results[index] = (done, one.watchdog)
+    return results
+
+
+def _fit_watched(items: list[_Item], settings: _Settings) -> list[_Fitted]:
+    """One fit of each item; a fit its problem's watchdog finds stuck is made again with the next
+    seed, up to RESTARTS attempts."""
+    done: list[_Fitted | None] = [None] * len(items)
+    pending = list(range(len(items)))
     for attempt in range(RESTARTS):
-        watchdog = problem.watchdog(pixels, steps) if pixels is not None else None
-        seed = settings.seed + attempt
-        done = _fit_once(
-            problem,
-            pixels,
-            settings,
-            seed,
-            reference,
-            [*extra, *([watchdog] if watchdog else [])],
-            label or problem.name,
-        )
-        done.attempts = attempt + 1
-        if watchdog is None or not watchdog.stuck:
+        tries = [dataclasses.replace(items[i], seed=items[i].seed + attempt) for i in pending]
+        for index, (fitted, watchdog) in zip(list(pending), _fit_items(tries, settings)):
+            if watchdog is None or not watchdog.stuck:
+                fitted.attempts = attempt + 1
+                done[index] = fitted
+                pending.remove(index)
+        if not pending:
             return done
+    item = items[pending[0]]
     raise DipError(
-        f"{problem.name}: the fit got stuck in all {RESTARTS} attempts "
-        f"(seeds {settings.seed}-{settings.seed + RESTARTS - 1})"
+        f"{item.problem.name}: the fit got stuck in all {RESTARTS} attempts "
+        f"(seeds {item.seed}-{item.seed + RESTARTS - 1})"
     )
 
 
-def _fit(
-    problem: Problem,
-    pixels: np.ndarray | None,
-    settings: _Settings,
-    reference: np.ndarray | None = None,
-    extra: Sequence[Callback] = (),
-    label: str = "",
-) -> _Fitted:
-    """The mean of `settings.restarts` independent fits, seeded seed, seed + 1, ... (an ensemble:
-    each fit's error is partly its own, so averaging removes some of it). The recorders in
-    `extra` (and the reference metrics) follow the first fit; the step counts are summed."""
-    first = _fit_watched(problem, pixels, settings, reference, extra, label)
-    if settings.restarts == 1:
+def _fit_all(items: list[_Item], settings: _Settings) -> list[_Fitted]:
+    """Each item restored as the mean of `settings.restarts` independent fits, seeded seed,
+    seed + 1, ... (an ensemble: each fit's error is partly its own, so averaging removes some of
+    it), all fits made in batches. The callbacks in `extra` (and the reference metrics) follow
+    the first fit of each item; the step counts are summed."""
+    count = settings.restarts
+    runs = _fit_watched(
+        [
+            item if index == 0 else dataclasses.replace(item, seed=item.seed + index, reference=None, extra=())
+            for item in items
+            for index in range(count)
+        ],
+        settings,
+    )
+    return [_mean(runs[start : start + count], settings) for start in range(0, len(runs), count)]
+
+
+def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
+    first = runs[0]
+    if len(runs) == 1:
         return first
-    runs = [first] + [
-        _fit_watched(problem, pixels, dataclasses.replace(settings, seed=settings.seed + index), label=label)
-        for index in range(1, settings.restarts)
-    ]
     fit = dataclasses.replace(
         first.fit,
         steps_run=sum(run.fit.steps_run for run in runs),
-        stop_reason=f"mean of {settings.restarts} fits (seeds {settings.seed}-{settings.seed + settings.restarts - 1}; "
+        stop_reason=f"mean of {len(runs)} fits (seeds {first.seed}-{first.seed + len(runs) - 1}; "
         f"the first: {first.fit.stop_reason})",
     )
     return dataclasses.replace(first, pixels=np.mean([run.pixels for run in runs], axis=0, dtype=np.float32), fit=fit)
@@ -377,26 +415,26 @@ def _assemble(restored: np.ndarray, picture: Picture | None, flat: bool, keeps_a
 
 
 def _tiled(problem: Problem, pixels: np.ndarray, settings: _Settings, tile: int, overlap: int) -> _Fitted:
-    """Restore tile by tile and blend (see `dip.tiling`); the fit result sums every tile's steps."""
+    """Restore tile by tile (the tiles' fits in batches) and blend (see `dip.tiling`); the fit
+    result sums every tile's steps."""
     from .tiling import restore_tiled, tile_boxes
 
     boxes = tile_boxes(pixels.shape[0], pixels.shape[1], tile, overlap)
-    done: list[_Fitted] = []
-
-    def one(part: np.ndarray, box: tuple[int, int, int, int], index: int) -> np.ndarray:
-        sub = problem.tile(box)
-        if sub is None:
-            return part  # nothing to do in this tile
-        done.append(_fit(sub, part, settings, label=f"tile {index + 1}/{len(boxes)}"))
-        return done[-1].pixels
-
-    image = restore_tiled(pixels, one, tile, overlap, problem.scale)
-    if not done:
+    items = {
+        index: _Item(sub, pixels[top : top + h, left : left + w], settings.seed, label=f"tile {index + 1}/{len(boxes)}")
+        for index, (top, left, h, w) in enumerate(boxes)
+        if (sub := problem.tile((top, left, h, w))) is not None  # None: nothing to do in this tile
+    }
+    if not items:
         raise DipError(f"no tile of this image needs {problem.name}")
-    last = done[-1]
+    done = dict(zip(items, _fit_all(list(items.values()), settings)))
+    image = restore_tiled(
+        pixels, lambda part, box, index: done[index].pixels if index in done else part, tile, overlap, problem.scale
+    )
+    last = done[max(done)]
     summed = dataclasses.replace(
         last.fit,
-        steps_run=sum(d.fit.steps_run for d in done),
+        steps_run=sum(d.fit.steps_run for d in done.values()),
         stop_reason=f"{len(boxes)} tiles of up to {tile}px, {overlap}px overlap",
     )
     return dataclasses.replace(last, pixels=image, fit=summed)
@@ -429,6 +467,7 @@ def run(
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
     restarts: int = 1,
+    batch: int | str = "auto",
     save_every: int | None = None,
     snapshot_dir: str | Path | None = None,
     tile: int | None = None,
@@ -466,6 +505,10 @@ def run(
     restarts : int
         Fit this many independently seeded networks (seeds seed, seed + 1, ...) and return the
         mean of their results (an ensemble); snapshots and metrics follow the first fit.
+    batch : int or "auto"
+        Fits of one size (restarts, tiles) run together, this many at a time, each with its own
+        network and state (`dip.batched`): the same results, in less time where batching pays.
+        "auto" sizes batches by the device (`dip.budget.batch_size`).
     save_every, snapshot_dir
         Keep the estimate every N steps: in `Restoration.frames`, as PNGs in `snapshot_dir`.
     tile, overlap
@@ -497,74 +540,221 @@ def run(
     (32, 32, 3)
     """
     started = time.perf_counter()
-    picture = split_channels(observation) if observation is not None else None
-    pixels = picture.pixels if picture is not None else None
-    problem.check(pixels)
-    shape = problem.output_shape(pixels.shape if pixels is not None else None)
-    clean = _reference(reference, shape)
-    flat = observation is not None and np.ndim(observation) == 2
+    given = _take(problem, observation, reference)
     if method != "dip":
-        restored = problem.finish(_baseline(problem, method, pixels), pixels)
-        return Restoration(
-            _assemble(restored, picture, flat, problem.keeps_alpha), method, problem, time.perf_counter() - started
-        )
-
-    dev = resolve_device(device)
-    acceleration = Acceleration.resolve(dev, precision, channels_last, compile, deterministic)
-    chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
-    check_size(shape[0], shape[1], chosen.net.stride)
-    settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts)
-    if restarts < 1:
-        raise DipError(f"restarts must be at least 1, got {restarts}")
+        return _baseline_restoration(problem, given, method, started)
+    settings = _settings(
+        problem, given.shape, preset, steps, seed, device, (precision, channels_last, compile, deterministic),
+        early_stop, callbacks, progress, restarts, batch,
+    )  # fmt: skip
     if restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
-    if settings.config.steps < 1:
-        raise DipError(f"steps must be at least 1, got {settings.config.steps}")
     if tile:
         if not problem.tileable:
             raise DipError(f"{problem.name} cannot be restored in tiles")
         if report or save_every or checkpoint or reference is not None:
             raise DipError("tiling cannot be combined with a report, snapshots, a checkpoint or a reference")
     if check_memory:
-        _check_memory(chosen, shape, problem.scale, dev, tile, settings)
+        _check_memory(settings.preset, given.shape, problem.scale, settings.device, tile, settings)
 
     if tile:
-        done = _tiled(problem, pixels, settings, tile, overlap)
+        done = _tiled(problem, given.pixels, settings, tile, overlap)
         frames, losses = [], []
     else:
         history = LossHistory()
         snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite)
-        whole = join_channels(picture) if picture is not None else None  # alpha included: it is part of the input
-        saver = _checkpoint(problem, whole, settings, clean, checkpoint, checkpoint_every, resume)
+        whole = join_channels(given.picture) if given.picture is not None else None  # alpha is part of the input
+        saver = _checkpoint(problem, whole, settings, given.clean, checkpoint, checkpoint_every, resume)
         recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
         with _saving_on_signals(saver):
-            done = _fit(problem, pixels, settings, clean, recorders)
+            done = _fit_all([_Item(problem, given.pixels, seed, given.clean, recorders, problem.name)], settings)[0]
         if saver is not None:
             if saver.interrupted:
                 raise Interrupted(done.fit.steps_run, saver.path)
             Path(saver.path).unlink(missing_ok=True)  # complete: nothing left to resume
         frames, losses = (snapshots.frames if snapshots else []), history.history
-    restored = problem.finish(done.pixels, pixels)
-    result = Restoration(
-        _assemble(restored, picture, flat, problem.keeps_alpha),
-        "dip",
+    result = _restoration(problem, given, done, settings, time.perf_counter() - started, frames, losses)
+    if report:
+        from .report import run_report, write_report
+
+        result.report = write_report(report, run_report(result, given.pixels, given.clean, command))
+    return result
+
+
+def run_many(
+    problems: Sequence[Problem],
+    observations: Sequence[np.ndarray | None],
+    *,
+    references: Sequence[np.ndarray | None] | None = None,
+    method: str = "dip",
+    preset: str | Preset = "default",
+    steps: int | None = None,
+    seed: int | Sequence[int] = 0,
+    device: str = "auto",
+    precision: str = "auto",
+    channels_last: bool = False,
+    compile: bool = False,
+    deterministic: bool = False,
+    early_stop: bool | None = None,
+    progress: bool = False,
+    restarts: int = 1,
+    batch: int | str = "auto",
+    check_memory: bool = True,
+) -> list[Restoration]:
+    """Restore several observations, each under its problem, with their fits run in batches.
+
+    Each result is what `run(problem, observation, seed=seed, ...)` returns for that pair (to
+    float rounding, which a fit amplifies: see `dip.batched`); problems whose fits share a
+    size run as one batch. The options mean what they mean for `run`, and `seed` may give one
+    seed per problem (the same observation under other seeds: independent fits of it);
+    snapshots, reports, checkpoints and tiles are per image: use `run` for those.
+
+    Examples
+    --------
+    >>> import numpy as np, dip
+    >>> rng = np.random.default_rng(0)
+    >>> noisy = [rng.random((32, 32, 3)) for _ in range(3)]
+    >>> done = dip.run_many([dip.Denoising(25)] * 3, noisy, steps=3, device="cpu")
+    >>> [r.image.shape for r in done], [r.fit.steps_run for r in done]
+    ([(32, 32, 3), (32, 32, 3), (32, 32, 3)], [3, 3, 3])
+    """
+    started = time.perf_counter()
+    if len(problems) != len(observations) or (references is not None and len(references) != len(problems)):
+        raise DipError("give one observation (and one reference, if any) per problem")
+    references = references if references is not None else [None] * len(problems)
+    seeds = [seed] * len(problems) if isinstance(seed, int) else list(seed)
+    if len(seeds) != len(problems):
+        raise DipError(f"give one seed, or one per problem ({len(problems)}), not {len(seeds)}")
+    given = [_take(*triple) for triple in zip(problems, observations, references)]
+    if method != "dip":
+        return [_baseline_restoration(p, g, method, started) for p, g in zip(problems, given)]
+    arithmetic = (precision, channels_last, compile, deterministic)
+    settings = [
+        _settings(p, g.shape, preset, steps, s, device, arithmetic, early_stop, (), progress, restarts, batch)
+        for p, g, s in zip(problems, given, seeds)
+    ]
+    if check_memory:
+        for p, g, s in zip(problems, given, settings):
+            _check_memory(s.preset, g.shape, p.scale, s.device, None, s)
+    by_preset: dict[str, list[int]] = {}
+    for index, one in enumerate(settings):
+        by_preset.setdefault(f"{one.preset.task}/{one.preset.name}", []).append(index)
+    done: dict[int, _Fitted] = {}
+    for indices in by_preset.values():
+        items = [
+            _Item(problems[i], given[i].pixels, seeds[i], given[i].clean, label=f"{problems[i].name} {i + 1}")
+            for i in indices
+        ]
+        done.update(zip(indices, _fit_all(items, settings[indices[0]])))
+    seconds = (time.perf_counter() - started) / len(problems)  # the batch's time, shared out
+    return [_restoration(p, g, done[i], settings[i], seconds) for i, (p, g) in enumerate(zip(problems, given))]
+
+
+def batch_size_for(
+    problem: Problem,
+    shape: tuple[int, ...],
+    *,
+    preset: str | Preset = "default",
+    device: str = "auto",
+    batch: int | str = "auto",
+) -> int:
+    """How many fits of `problem` on an observation of `shape` `run_many` makes at once."""
+    if batch != "auto":
+        return int(batch)
+    from .budget import batch_size
+
+    channels = shape[2] if len(shape) > 2 else 1
+    colour = channels - 1 if channels in (2, 4) else channels  # alpha is carried, not fitted
+    height, width, channels = problem.output_shape((shape[0], shape[1], colour))
+    chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
+    canvas = padded_size(height, width, chosen.net.stride, chosen.net.min_size)
+    return batch_size(chosen, canvas, channels, resolve_device(device))
+
+
+@dataclass
+class _Given:
+    """An observation taken apart: colour and alpha, the result's shape, the checked reference."""
+
+    picture: Picture | None
+    pixels: np.ndarray | None
+    shape: tuple[int, int, int]
+    clean: np.ndarray | None
+    flat: bool  # (H, W) in, (H, W) out
+
+
+def _take(problem: Problem, observation: np.ndarray | None, reference: np.ndarray | None) -> _Given:
+    picture = split_channels(observation) if observation is not None else None
+    pixels = picture.pixels if picture is not None else None
+    problem.check(pixels)
+    shape = problem.output_shape(pixels.shape if pixels is not None else None)
+    flat = observation is not None and np.ndim(observation) == 2
+    return _Given(picture, pixels, shape, _reference(reference, shape), flat)
+
+
+def _settings(
+    problem: Problem,
+    shape: tuple[int, int, int],
+    preset: str | Preset,
+    steps: int | None,
+    seed: int,
+    device: str,
+    arithmetic: tuple[str, bool, bool, bool],
+    early_stop: bool | None,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    restarts: int,
+    batch: int | str,
+) -> _Settings:
+    """The options of a run resolved (device, arithmetic, the problem's preset) and checked."""
+    dev = resolve_device(device)
+    acceleration = Acceleration.resolve(dev, *arithmetic)
+    chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
+    check_size(shape[0], shape[1], chosen.net.stride)
+    if batch != "auto" and (not isinstance(batch, int) or batch < 1):
+        raise DipError(f"batch must be 'auto' or a whole number of at least 1, got {batch!r}")
+    if restarts < 1:
+        raise DipError(f"restarts must be at least 1, got {restarts}")
+    settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch)
+    if settings.config.steps < 1:
+        raise DipError(f"steps must be at least 1, got {settings.config.steps}")
+    return settings
+
+
+def _baseline_restoration(problem: Problem, given: _Given, method: str, started: float) -> Restoration:
+    restored = problem.finish(_baseline(problem, method, given.pixels), given.pixels)
+    return Restoration(
+        _assemble(restored, given.picture, given.flat, problem.keeps_alpha),
+        method,
         problem,
         time.perf_counter() - started,
-        chosen,
+    )
+
+
+def _restoration(
+    problem: Problem,
+    given: _Given,
+    done: _Fitted,
+    settings: _Settings,
+    seconds: float,
+    frames: list | None = None,
+    losses: list | None = None,
+) -> Restoration:
+    restored = problem.finish(done.pixels, given.pixels)
+    return Restoration(
+        _assemble(restored, given.picture, given.flat, problem.keeps_alpha),
+        "dip",
+        problem,
+        seconds,
+        settings.preset,
         done.parameters,
-        str(dev),
+        str(settings.device),
         done.fit,
         done.metrics,
         done.attempts,
         done.seed,
-        frames=frames,
-        losses=losses,
+        frames=frames or [],
+        losses=losses or [],
     )
-    if report:
-        from .report import run_report, write_report
-
-        result.report = write_report(report, run_report(result, pixels, clean, command))
-    return result
 
 
 def _snapshots(

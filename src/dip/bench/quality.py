@@ -11,6 +11,7 @@ import datetime
 import logging
 import platform
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..io import read_image
 from ..presets import Preset, get_preset
 from ..problems import Denoising, Inpainting, Problem, SuperResolution
 from ..report.compare import Scoring
-from ..run import resolve_device, run
+from ..run import batch_size_for, resolve_device, run_many
 
 log = logging.getLogger("dip")
 
@@ -140,18 +141,21 @@ def suite_preset(suite: Suite, preset: str) -> Preset:
     return get_preset(suite.task, suite_problem(suite).preset_name(preset))
 
 
-def run_image(
-    suite: Suite,
-    folder: Path,
-    name: str,
-    presets: list[str],
-    quick: bool,
-    steps: int | None,
-    device: str,
-    seed: int = 0,
-) -> ImageResult:
-    """Restore one benchmark image the paper's way with each preset, on the same pixels, and
-    score the results and every published method."""
+@dataclass
+class Case:
+    """One benchmark image ready to restore: the observation, its problem, the reference and the
+    published methods' scores, all on the same pixels."""
+
+    name: str
+    group: str
+    observed: np.ndarray
+    reference: np.ndarray
+    problem: Problem
+    published: dict[str, float]
+
+
+def load_case(suite: Suite, folder: Path, name: str, quick: bool) -> Case:
+    """Read one benchmark image (cropped in quick mode) and score every published method on it."""
     truth = read_image(folder / f"{name}_GT.png").pixels
     side = suite.quick_crop if quick else None
     multiple = 32 if suite.task == "super-resolve" else 1
@@ -161,33 +165,65 @@ def run_image(
         reference, observed = downscale(reference, suite.factor)
     else:
         observed = cut(read_image(folder / f"{name}_{suite.input_name}.png").pixels, box)
-    problem = suite_problem(suite, observed)
-    runs = []
-    for preset in presets:
-        done = run(
-            problem,
-            observed,
-            preset=suite_preset(suite, preset),
-            steps=budget(suite, preset, quick, steps),
-            seed=seed,
-            device=device,
-        )
-        runs.append(
-            Run(
-                preset,
-                suite.scoring(done.pixels.reshape(reference.shape), reference)[0],
-                done.fit.steps_run,
-                done.seconds,
-            )
-        )
     published = {}
     for path in sorted(folder.glob(f"{name}_*.png")):
         method = path.stem[len(name) + 1 :]
         if method != "GT":
-            published[method] = suite.scoring(cut(read_image(path).pixels, box)[:, :, : reference.shape[2]], reference)[
-                0
-            ]
-    return ImageResult(name, runs, published, group=folder.parent.name if suite.task == "super-resolve" else "")
+            pixels = cut(read_image(path).pixels, box)[:, :, : reference.shape[2]]
+            published[method] = suite.scoring(pixels, reference)[0]
+    group = folder.parent.name if suite.task == "super-resolve" else ""
+    return Case(name, group, observed, reference, suite_problem(suite, observed), published)
+
+
+def run_cases(
+    suite: Suite,
+    cases: list[Case],
+    presets: list[str],
+    quick: bool,
+    steps: int | None,
+    device: str,
+    seed: int = 0,
+    batch: int | str = "auto",
+) -> list[ImageResult]:
+    """Restore the cases the paper's way with each preset (cases of one size fitted together,
+    `dip.run_many`) and score them."""
+    runs: list[list[Run]] = [[] for _ in cases]
+    for preset in presets:
+        done = run_many(
+            [case.problem for case in cases],
+            [case.observed for case in cases],
+            preset=suite_preset(suite, preset),
+            steps=budget(suite, preset, quick, steps),
+            seed=seed,
+            device=device,
+            batch=batch,
+        )
+        for case, result, own in zip(cases, done, runs):
+            score = suite.scoring(result.pixels.reshape(case.reference.shape), case.reference)[0]
+            own.append(Run(preset, score, result.fit.steps_run, result.seconds))
+    return [ImageResult(case.name, own, case.published, case.group) for case, own in zip(cases, runs)]
+
+
+def _chunks(suite: Suite, cases: Iterable[Case], presets: list[str], device: str, batch: int | str) -> Iterator:
+    """Consecutive cases of one observation size, as many as a batch holds."""
+    chunk: list[Case] = []
+    for case in cases:
+        if chunk and case.observed.shape != chunk[0].observed.shape:
+            yield chunk
+            chunk = []
+        chunk.append(case)
+        limit = (
+            batch_size_for(
+                case.problem, case.observed.shape, preset=suite_preset(suite, presets[0]), device=device, batch=batch
+            )
+            if presets
+            else 1
+        )
+        if len(chunk) >= limit:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def known_pixels(masked: np.ndarray) -> np.ndarray:
@@ -225,6 +261,7 @@ def run_suite(
     max_minutes: float | None = None,
     out_dir: Path = Path("benchmarks/results"),
     command: str = "",
+    batch: int | str = "auto",
 ) -> Path:
     """Run a suite with each preset side by side, appending one table row per finished image;
     returns the results file."""
@@ -270,39 +307,54 @@ def run_suite(
     started = time.perf_counter()
     results: list[ImageResult] = []
     methods: list[str] = []
-    for folder, name in entries:
+    cases = (load_case(suite, folder, name, quick) for folder, name in entries)
+    for chunk in _chunks(suite, cases, presets, device, batch):
         if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:
-            log.info("stopping: the %g-minute budget ran out before %s", max_minutes, name)
+            log.info("stopping: the %g-minute budget ran out before %s", max_minutes, chunk[0].name)
             break
-        log.info("[%d/%d] %s/%s ...", len(results) + 1, len(entries), folder.name, name)
-        result = run_image(suite, folder, name, presets, quick, steps, device)
-        if not methods:
-            methods = list(result.published)
-            with open(path, "a") as out:
-                header = (
-                    ["image"]
-                    + [f"dip {p}" for p in presets]
-                    + methods
-                    + [f"steps {p}" for p in presets]
-                    + [f"seconds {p}" for p in presets]
-                )
-                out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
-        results.append(result)
-        row = (
-            [result.name]
-            + [f"{r.score:.2f}" for r in result.runs]
-            + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
-            + [str(r.steps) for r in result.runs]
-            + [f"{r.seconds:.0f}" for r in result.runs]
+        names = ", ".join(case.name for case in chunk)
+        log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
+        for result in run_cases(suite, chunk, presets, quick, steps, device, batch=batch):
+            _write_row(path, result, presets, methods, results)
+    _write_averages(path, results, methods, presets, len(entries), device_name)
+    return path
+
+
+def _write_row(path: Path, result: ImageResult, presets: list[str], methods: list[str], results: list) -> None:
+    """Append one image's row; the first row brings the header, whose published methods
+    (`methods`, filled in here) every later row follows."""
+    if not methods:
+        methods.extend(result.published)
+        header = (
+            ["image"]
+            + [f"dip {p}" for p in presets]
+            + methods
+            + [f"steps {p}" for p in presets]
+            + [f"seconds {p}" for p in presets]
         )
         with open(path, "a") as out:
-            out.write("| " + " | ".join(row) + " |\n")
-        log.info(
-            "    "
-            + ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)" for r in result.runs)
-            + "; "
-            + ", ".join(f"{m} {v:.2f}" for m, v in result.published.items())
-        )
+            out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
+    results.append(result)
+    row = (
+        [result.name]
+        + [f"{r.score:.2f}" for r in result.runs]
+        + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
+        + [str(r.steps) for r in result.runs]
+        + [f"{r.seconds:.0f}" for r in result.runs]
+    )
+    with open(path, "a") as out:
+        out.write("| " + " | ".join(row) + " |\n")
+    log.info(
+        "    %s: %s; %s",
+        result.name,
+        ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)" for r in result.runs),
+        ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()),
+    )
+
+
+def _write_averages(
+    path: Path, results: list[ImageResult], methods: list[str], presets: list[str], total: int, device_name: str
+) -> None:
     if results:
         groups = list(dict.fromkeys(r.group for r in results))
         with open(path, "a") as out:
@@ -316,8 +368,7 @@ def run_suite(
                     )
             label = "**average** (steps, seconds: totals)" if presets else "**average**"
             out.write("| " + " | ".join(average_row(label, results, methods)) + " |\n")
-            out.write(f"\n{len(results)} of {len(entries)} images; device {device_name}.\n")
-    return path
+            out.write(f"\n{len(results)} of {total} images; device {device_name}.\n")
 
 
 def average_row(label: str, results: list[ImageResult], methods: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..accel import Acceleration
+from ..batched import Member, fit_batch
 from ..budget import gemm_rate, gflop_per_step
 from ..errors import DipError
 from ..fit import Callback, fit
@@ -82,11 +83,7 @@ def _measure(
         acceleration=acceleration,
     )
     times = np.diff(clock.stamps)
-    peak = (
-        torch.cuda.max_memory_allocated(device)
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+    peak = _peak(device)
     result = {
         "ms": statistics.median(times[warmup:]) * 1000,
         "gflop": gflop_per_step(preset, (size, size), 3),
@@ -98,18 +95,64 @@ def _measure(
     return result
 
 
+def _measure_batch(
+    task: str, preset_name: str, size: int, steps: int, warmup: int, device_name: str, variant: str, k: int, queue=None
+) -> dict:
+    """K problems of one size through the batched loop (`dip.batched.fit_batch`; K = 1 is the
+    plain `fit`): ms per batch step, and per problem-step."""
+    device = torch.device(device_name)
+    preset = get_preset(task, preset_name)
+    acceleration = Acceleration.parse(variant)
+    acceleration.check(device)
+    members = []
+    for index in range(k):
+        torch.manual_seed(index)
+        net = preset.net.build(preset.input_channels, 3).to(device)
+        z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
+        target = torch.rand(1, 3, size, size, device=device)
+        members.append(Member(net, z, target, Identity(), torch.Generator(device).manual_seed(index)))
+    clock = _StepClock(device)
+    members[0].callbacks = [clock]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    fit_batch(members, dataclasses.replace(preset.fit, steps=warmup + steps), acceleration)
+    ms = statistics.median(np.diff(clock.stamps)[warmup:]) * 1000
+    result = {"ms": ms, "per_problem": ms / k, "peak_mb": _peak(device) / 2**20}
+    if queue is not None:
+        queue.put(result)
+    return result
+
+
+def _peak(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def measure(
     task: str, preset: str, size: int, steps: int = 10, warmup: int = 2, device: str = "auto", variant: str = "fp32"
 ) -> dict:
     """Median ms/step and the rest for one network at size x size. On a CPU in a child process,
     so that the peak resident memory is this network's own; on CUDA in this process (the
     allocator's peak is reset per measurement)."""
+    return _in_child(_measure, (task, preset, size, steps, warmup), device, variant)
+
+
+def measure_batch(
+    task: str, preset: str, size: int, k: int, steps: int = 10, warmup: int = 2, device: str = "auto", variant="fp32"
+) -> dict:
+    """Median ms per step of K problems fitted together, as `measure` runs it."""
+    return _in_child(_measure_batch, (task, preset, size, steps, warmup), device, variant, (k,))
+
+
+def _in_child(function, args: tuple, device: str, variant: str, extra: tuple = ()) -> dict:
     dev = resolve_device(device)
     if dev.type == "cuda":
-        return _measure(task, preset, size, steps, warmup, str(dev), variant)
+        return function(*args, str(dev), variant, *extra)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_measure, args=(task, preset, size, steps, warmup, str(dev), variant, queue))
+    task, preset, size = args[:3]
+    child = context.Process(target=function, args=(*args, str(dev), variant, *extra, queue))
     child.start()
     while True:  # a child that dies (killed, out of memory) must not hang the benchmark
         try:
@@ -144,6 +187,7 @@ class SpeedOptions:
     presets: list[tuple[str, str]]
     variants: list[str] | None = None
     ttq: dict | None = None  # time-to-quality keywords (see `time_to_quality`), or None
+    batches: list[int] | None = None  # K problems fitted together (`batched_rows`), or None
 
     @classmethod
     def parse(
@@ -158,6 +202,7 @@ class SpeedOptions:
         ttq_crop: int | None = None,
         ttq_steps: int | None = None,
         data: Path | None = None,
+        batches: str | None = None,
     ) -> SpeedOptions:
         """From comma-separated text; unknown names and bad sizes are one-line errors."""
         try:
@@ -199,7 +244,15 @@ class SpeedOptions:
                 "tasks": tasks,
                 "images": {tasks[0]: tuple(ttq_images.split(","))} if ttq_images else None,
             }
-        return cls(sides, list(pairs), names, timing)
+        counts = None
+        if batches:
+            try:
+                counts = [int(k) for k in batches.split(",")]
+            except ValueError:
+                counts = [0]
+            if min(counts) < 1:
+                raise DipError(f"batch sizes are comma-separated whole numbers of at least 1, got {batches!r}")
+        return cls(sides, list(pairs), names, timing, counts)
 
 
 def run_speed(options: SpeedOptions, steps: int, device: str, out_dir: Path, command: str) -> Path:
@@ -235,12 +288,64 @@ def run_speed(options: SpeedOptions, steps: int, device: str, out_dir: Path, com
                     f"| {task}/{preset} | {parameters:,} | {size} | {variant} | {r['ms']:.1f} | {r['gflop']:.1f} | "
                     f"{rate:.0f} | {100 * rate / peak:.0f}% | {r['peak_mb']:.0f} | {r['first_s']:.2f} |"
                 )
-                with open(path, "a") as out:
-                    out.write(line + "\n")
-                log.info("%s", line)
+                _append(path, line)
+    if options.batches:
+        batched_rows(path, presets, sizes, options.batches, variants, steps, device)
     if ttq is not None:
         time_to_quality(path=path, device=device, **ttq)
     return path
+
+
+def _append(path: Path, line: str) -> None:
+    """A table row: appended to the results file at once (an interrupted run keeps it) and logged."""
+    with open(path, "a") as out:
+        out.write(line + "\n")
+    log.info("%s", line)
+
+
+def batched_rows(
+    path: Path,
+    presets: list[tuple[str, str]],
+    sizes: list[int],
+    batches: list[int],
+    variants: list[str],
+    steps: int,
+    device: str,
+) -> None:
+    """Append a table: ms per problem-step with K problems fitted together (`dip.batched`), and
+    against K = 1 (the plain loop, one problem after another). A K whose estimated memory does
+    not fit in 80% of what is free is left out, saying so."""
+    from ..budget import BASE_BYTES, available, memory
+
+    dev = resolve_device(device)
+    with open(path, "a") as out:
+        out.write(
+            "\n## Batched: K problems in one step\n\nEach problem has its own network, input, Adam state "
+            "and stop (`dip.batched`); K = 1 is the plain loop. ms per problem-step = ms per step / K.\n\n"
+            "| task/preset | size | arithmetic | K | ms/step | ms per problem-step | vs K = 1 | peak memory MB |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+        )
+    for task, preset in presets:
+        for size in sizes:
+            for variant in variants:
+                single = None
+                for k in batches:
+                    need = (memory(get_preset(task, preset), (size, size), 3) - BASE_BYTES) * k + BASE_BYTES
+                    free = available(dev)
+                    if free is not None and need > 0.8 * free:
+                        line = (
+                            f"| {task}/{preset} | {size} | {variant} | {k} | left out: needs ~{need / 2**30:.1f} GB, "
+                            f"{free / 2**30:.1f} GB free | | | |"
+                        )
+                    else:
+                        r = measure_batch(task, preset, size, k, steps, device=device, variant=variant)
+                        single = r["per_problem"] if k == 1 else single
+                        ratio = f"{r['per_problem'] / single:.2f}x" if single else ""
+                        line = (
+                            f"| {task}/{preset} | {size} | {variant} | {k} | {r['ms']:.1f} | {r['per_problem']:.1f} "
+                            f"| {ratio} | {r['peak_mb']:.0f} |"
+                        )
+                    _append(path, line)
 
 
 TTQ_IMAGES = {
@@ -343,9 +448,7 @@ def time_to_quality(
                     f"| {task} | {name} {size} | {label} | {info.fit.steps_run} | {result:.2f} | "
                     f"{best:.2f} ({best_step}) | {info.seconds:.1f} | {info.seconds / first_seconds:.2f} |"
                 )
-                with open(path, "a") as out:
-                    out.write(line + "\n")
-                log.info("%s", line)
+                _append(path, line)
         summary = ttq_summary(task, names, rows)
         with open(path, "a") as out:
             out.write(summary)

@@ -1,0 +1,32 @@
+"""Argument types shared by the command-line modules: parsers that raise `ValueError` or
+`DipError` turned into argparse types (argparse then names the option in its one-line error)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .errors import DipError
+from .problems import number
+
+
+def arg(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError or DipError."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except (ValueError, DipError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def whole(low: int) -> Callable[[str], object]:
+    """A whole number of at least `low`."""
+    return arg(number(int, low))
+
+
+def batch_size(text: str) -> int | str:
+    """'auto' or a whole number of at least 1."""
+    return text if text == "auto" else whole(1)(text)

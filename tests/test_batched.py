@@ -1,0 +1,124 @@
+"""The batched engine: K problems fitted in one loop each get the result of their own fit.
+
+In float32 the fused network's sums round differently from a lone network's, and a fit amplifies
+such differences (Adam's first steps move every weight by about the learning rate whatever the
+size of its gradient), so exactness is checked in float64, where the two agree to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+import dip
+from dip.batched import Member, fit_batch
+from dip.errors import DipError
+from dip.fit import Callback, FitConfig, fit
+from dip.nets import SkipSpec
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _decimate(x: torch.Tensor) -> torch.Tensor:
+    return x[:, :, ::2, ::2]
+
+
+def _cases(image: np.ndarray) -> dict[str, tuple[list[dip.Problem], list[np.ndarray]]]:
+    """Per kind of problem, three problems of one size: other pixels, other masks."""
+    rng = np.random.default_rng(0)
+    crops = [image[:64, :64], image[64:128, :64], image[:64, 64:128]]
+    masks = [rng.random((64, 64)) > 0.5 for _ in crops]
+    user = dip.Problem(_decimate, scale=2, name="decimate")
+    return {
+        "denoising": ([dip.Denoising(25)] * 3, [c + rng.normal(0, 0.1, c.shape) for c in crops]),
+        "super-resolution": ([dip.SuperResolution(4)] * 3, [c[::4, ::4] for c in crops]),
+        "inpainting": ([dip.Inpainting(m) for m in masks], [c * m[:, :, None] for c, m in zip(crops, masks)]),
+        "user-defined": ([user] * 3, [c[::2, ::2] for c in crops]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["denoising", "super-resolution", "inpainting", "user-defined"])
+def test_a_batch_gives_each_problem_its_own_fit(float64, kind):
+    problems, observations = _cases(data.astronaut().astype(np.float32) / 255)[kind]
+    options = dict(steps=8, seed=3, device="cpu", early_stop=False)
+    together = dip.run_many(problems, [o.clip(0, 1) for o in observations], batch=3, **options)
+    for problem, observation, batched in zip(problems, observations, together):
+        alone = dip.run(problem, observation.clip(0, 1), **options)
+        assert batched.image.shape == alone.image.shape
+        assert np.abs(batched.image - alone.image).max() < 1e-6, kind
+        assert batched.fit.steps_run == 8
+
+
+class _StopAt(Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step(self, state) -> None:
+        if state.step == self.step:
+            state.stop, state.stop_reason = True, f"stopped at {self.step}"
+
+
+def _members(config_stops: list[int | None]) -> list[Member]:
+    spec = SkipSpec(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(4,) * 3)
+    members = []
+    for k, stop in enumerate(config_stops):
+        torch.manual_seed(k)
+        net = spec.build(4, 3)
+        z = torch.rand(1, 4, 32, 32, generator=torch.Generator().manual_seed(k)) * 0.1
+        y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(10 + k))
+        callbacks = [_StopAt(stop)] if stop else []
+        members.append(Member(net, z, y, lambda x: x, torch.Generator().manual_seed(20 + k), callbacks=callbacks))
+    return members
+
+
+def _alone(members: list[Member], config: FitConfig):
+    return [
+        fit(m.net, m.z, m.target, m.operator, config, generator=m.generator, callbacks=m.callbacks) for m in members
+    ]
+
+
+def test_a_stopped_member_stops_changing_while_the_others_go_on(float64):
+    config = FitConfig(steps=12, lr=0.01, reg_noise_std=0.05, ema=0.9)
+    stops = [4, None, 7]
+    together = fit_batch(_members(stops), config)
+    alone = _alone(_members(stops), config)
+    assert [r.steps_run for r in together] == [4, 12, 7]
+    assert together[0].stop_reason == "stopped at 4"
+    for batched, single in zip(together, alone):
+        assert torch.allclose(batched.image, single.image, atol=1e-9)
+
+
+def test_each_member_backtracks_on_its_own(float64):
+    config = FitConfig(steps=25, lr=0.3, reg_noise_std=0.05, backtrack_db=0.01)  # a big step: losses jump
+    together = fit_batch(_members([None] * 3), config)
+    alone = _alone(_members([None] * 3), config)
+    assert [r.backtracks for r in together] == [r.backtracks for r in alone]
+    assert len({r.backtracks for r in alone}) > 1 and min(r.backtracks for r in alone) > 0  # they differ
+    for batched, single in zip(together, alone):
+        assert torch.allclose(batched.image, single.image, atol=1e-9)
+        assert batched.final_loss == pytest.approx(single.final_loss, rel=1e-9)
+
+
+def test_tiles_fitted_in_batches_match_tiles_fitted_alone(float64):
+    noisy = (data.astronaut()[:96, :96].astype(np.float32) / 255 + 0.05).clip(0, 1)
+    options = dict(steps=4, device="cpu", early_stop=False, tile=64, overlap=32)
+    one_by_one = dip.run(dip.Denoising(25), noisy, batch=1, **options)
+    batched = dip.run(dip.Denoising(25), noisy, batch=4, **options)
+    assert np.abs(batched.image - one_by_one.image).max() < 1e-6
+    assert batched.fit.steps_run == one_by_one.fit.steps_run == 4 * 4
+
+
+def test_batch_must_be_auto_or_positive():
+    with pytest.raises(DipError, match="batch must be 'auto' or a whole number"):
+        dip.run(dip.Denoising(25), np.zeros((32, 32, 3)), steps=1, batch=0, device="cpu")
+    with pytest.raises(DipError, match="one observation"):
+        dip.run_many([dip.Denoising(25)], [], steps=1)
