@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
 
-from dip.bench.quality import fresh_path, machine
+from dip.bench.results import append_row, results_file
 from dip.nets.fused import fuse
 from dip.presets import get_preset
 
@@ -76,22 +74,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,128")
     parser.add_argument("--ks", default="1,4")
     args = parser.parse_args()
-    date = datetime.date.today().isoformat()
-    path = fresh_path(Path(__file__).parent / "results" / f"batched-probe-cpu-{date}.md")
-    with open(path, "w") as out:
-        out.write(
-            f"# K fits in one step: a probe\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; "
-            f"machine: {machine()}; torch {torch.__version__}\n- default denoising net, forward + backward, "
-            "ms per problem-step (median of 10)\n\n| size | K | separate | vmap | fused (grouped conv) | "
-            "shared weights (bound) |\n|---|---|---|---|---|---|\n"
-        )
+    path = results_file(
+        Path(__file__).parent / "results",
+        "batched-probe-cpu",
+        "K fits in one step: a probe",
+        ["default denoising net, forward + backward, ms per problem-step (median of 10)"],
+        ["size", "K", "separate", "vmap", "fused (grouped conv)", "shared weights (bound)"],
+    )
     for size in map(int, args.sizes.split(",")):
         for k in map(int, args.ks.split(",")):
             r = measure(size, k)
-            row = f"| {size} | {k} | {r['separate']:.1f} | {r['vmap']:.1f} | {r['fused']:.1f} | {r['shared']:.1f} |"
-            with open(path, "a") as out:
-                out.write(row + "\n")
-            print(row, flush=True)
+            append_row(path, [size, k, *(f"{r[name]:.1f}" for name in ("separate", "vmap", "fused", "shared"))])
     print(f"results: {path}")
 
 

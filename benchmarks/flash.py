@@ -10,12 +10,11 @@ Appends one row per run to benchmarks/results/flash-cpu-DATE.md as it finishes.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import dip
-from dip.bench.quality import fresh_path, machine
+from dip.bench.results import append_row, results_file
 from dip.demo import make_case
 from dip.metrics import psnr
 
@@ -27,19 +26,13 @@ def main() -> None:
     parser.add_argument("--presets", default="paper,default")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    import datetime
-
-    import torch
-
-    date = datetime.date.today().isoformat()
-    path = fresh_path(Path(__file__).parent / "results" / f"flash-{args.device}-{date}.md")
-    with open(path, "w") as out:
-        out.write(
-            f"# Flash / no-flash presets\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; machine: "
-            f"{machine()}; torch {torch.__version__}\n- case: `dip.demo.make_case('flash', {args.size}, seed)`; "
-            "PSNR against the noise-free dim image\n\n| seed | preset | parameters | steps | PSNR noisy | PSNR "
-            "result | best PSNR (step) | seconds |\n|---|---|---|---|---|---|---|---|\n"
-        )
+    path = results_file(
+        Path(__file__).parent / "results",
+        f"flash-{args.device}",
+        "Flash / no-flash presets",
+        [f"case: `dip.demo.make_case('flash', {args.size}, seed)`; PSNR against the noise-free dim image"],
+        ["seed", "preset", "parameters", "steps", "PSNR noisy", "PSNR result", "best PSNR (step)", "seconds"],
+    )
     for seed in map(int, args.seeds.split(",")):
         case = make_case("flash", args.size, seed)
         for preset in args.presets.split(","):
@@ -49,14 +42,19 @@ def main() -> None:
             )
             seconds = time.perf_counter() - started
             step, best = done.metrics.best
-            row = (
-                f"| {seed} | {preset} | {done.parameters:,} | {done.fit.steps_run} | "
-                f"{psnr(case.observation, case.clean):.2f} | {psnr(done.image, case.clean):.2f} | {best:.2f} ({step}) "
-                f"| {seconds:.0f} |"
+            append_row(
+                path,
+                [
+                    seed,
+                    preset,
+                    f"{done.parameters:,}",
+                    done.fit.steps_run,
+                    f"{psnr(case.observation, case.clean):.2f}",
+                    f"{psnr(done.image, case.clean):.2f}",
+                    f"{best:.2f} ({step})",
+                    f"{seconds:.0f}",
+                ],
             )
-            with open(path, "a") as out:
-                out.write(row + "\n")
-            print(row, flush=True)
     print(f"results: {path}")
 
 

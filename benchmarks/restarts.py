@@ -12,17 +12,15 @@ Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it fi
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import dip
-from dip.bench.quality import centre_box, cut, fresh_path, machine
+from dip.bench.quality import centre_box, cut
+from dip.bench.results import append_row, results_file
 from dip.degrade import add_noise, downscale
 from dip.io import read_image
 from dip.metrics import psnr
@@ -49,22 +47,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "CBSD68"
-    date = datetime.date.today().isoformat()
-    path = fresh_path(Path(__file__).parent / "results" / f"restarts-{args.device}-{date}.md")
-    with open(path, "w") as out:
-        out.write(
-            f"# Restarts: the mean of K fits\n\n- command: `python {' '.join(sys.argv)}`\n- date: {date}; machine: "
-            f"{machine()}; torch {torch.__version__}\n- CBSD68 (the settings-choice set), centre {args.crop} px "
-            "crops; denoising: Gaussian noise sigma 25 (seed 0); super-resolution x4: the crop downscaled "
-            "(Lanczos); inpainting: half the pixels dropped at random (seed 0). Default presets, RGB PSNR of the "
-            "mean of the first K of 8 fits (seeds 0-7, fitted together). Seconds: one fit alone (seed 0), and "
-            "the 8 fits together\n\n"
-            "| task | image | input | "
-            + " | ".join(f"K={k}" for k in COUNTS)
-            + " | s, 1 fit | s, 8 fits |\n"
-            + "|---" * (len(COUNTS) + 5)
-            + "|\n"
-        )
+    path = results_file(
+        Path(__file__).parent / "results",
+        f"restarts-{args.device}",
+        "Restarts: the mean of K fits",
+        [
+            f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
+            "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
+            "random (seed 0)",
+            "default presets; RGB PSNR of the mean of the first K of 8 fits (seeds 0-7, made by one "
+            "`dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone (seed 0), and "
+            "the 8 fits",
+        ],
+        ["task", "image", "input", *(f"K={k}" for k in COUNTS), "s, 1 fit", "s, 8 fits"],
+    )
     for task in args.tasks.split(","):
         rows = []
         for file in sorted(data.glob("*.png"))[: args.images]:
@@ -79,14 +75,10 @@ def main() -> None:
             scores = [psnr(np.mean([f.pixels for f in fits[:k]], axis=0), clean) for k in COUNTS]
             before = psnr(problem.before(observed), clean)
             rows.append(scores)
-            row = (
-                f"| {task} | {file.stem} | {before:.2f} | "
-                + " | ".join(f"{v:.2f}" for v in scores)
-                + f" | {alone:.0f} | {together:.0f} |"
+            append_row(
+                path,
+                [task, file.stem, f"{before:.2f}", *(f"{v:.2f}" for v in scores), f"{alone:.0f}", f"{together:.0f}"],
             )
-            with open(path, "a") as out:
-                out.write(row + "\n")
-            print(row, flush=True)
         mean = np.mean(rows, axis=0)
         with open(path, "a") as out:
             out.write(f"| **{task}** | **average** | | " + " | ".join(f"**{v:.2f}**" for v in mean) + " | | |\n")

@@ -12,6 +12,31 @@ from skimage import data
 REPO = Path(__file__).resolve().parent.parent
 
 
+CHROMIUM = os.environ.get("DIP_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium first")
+        pytest.skip(f"{CHROMIUM} not installed")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
 def data_dir() -> Path:
     """`../shared/data` beside the checkout, or $DIP_DATA."""
     return Path(os.environ.get("DIP_DATA", REPO.parent / "shared" / "data"))

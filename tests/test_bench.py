@@ -189,7 +189,7 @@ def test_time_to_quality_table(shared_data, tmp_path):
 
 
 def test_results_are_never_overwritten(tmp_path):
-    from dip.bench.quality import fresh_path
+    from dip.bench.results import fresh_path
 
     first = tmp_path / "speed-cpu-2026-01-01.md"
     assert fresh_path(first) == first

@@ -105,3 +105,26 @@ def test_run_report_from_a_real_denoising_run(tmp_path, astronaut_crop):
     assert "<svg" in page and "NLM" in page and "wavelet" in page and "reference" in page
     for setting in ("preset", "trainable parameters", "learning rate", "seed", "device", "wall time"):
         assert f"<th>{setting}</th>" in page
+    from PIL import Image
+
+    animation = Image.open(tmp_path / "report" / "process.webp")  # linked from the page
+    assert animation.n_frames == 30 and 'href="process.webp"' in page
+
+
+def test_the_process_as_an_animation(tmp_path, astronaut_crop):
+    from PIL import Image
+
+    from dip.io import Picture, write_image
+
+    write_image(tmp_path / "noisy.png", Picture(astronaut_crop[:32, :32]))
+    common = ("denoise", tmp_path / "noisy.png", "-o", tmp_path / "out.png", "--steps", "9", "--device", "cpu")
+    code, _, err = run(*common, "--animation", tmp_path / "process.gif")
+    assert code == 0, err
+    gif = Image.open(tmp_path / "process.gif")
+    assert gif.format == "GIF" and gif.n_frames == 9  # about 50 frames: every step of a short run
+    code, _, err = run(*common, "--force", "--animation", tmp_path / "process.gif")
+    assert code == 0, err
+    code, _, err = run(*common, "--force", "--animation", tmp_path / "process.mp4")
+    assert code == 1 and "an animation is a .webp or .gif file, not 'process.mp4'" in err
+    code, _, err = run("denoise", tmp_path, "-o", tmp_path / "all", "--animation", tmp_path / "p.gif")
+    assert code == 1 and "--animation saves one image's process" in err

@@ -24,7 +24,7 @@ PROBE = 64  # side of the probe canvas
 BYTES_PER_ACTIVATION = 3.74  # per activation element in a training step (fitted, see module doc)
 BASE_BYTES = 461 * 2**20  # the process itself: Python, torch, the image (fitted)
 MAX_BATCH = 16  # most fits in one batch
-CPU_BATCH_PIXELS = 128 * 128  # largest canvas a CPU batch is used on
+CPU_BATCH_PIXELS = 64 * 64  # largest canvas a CPU batch is used on
 EFFICIENCY = 0.25  # achieved fraction of GEMM rate by a DIP step (measured 11-38% on CPU)
 
 
@@ -113,8 +113,9 @@ def batch_size(
     preset: Preset, canvas: tuple[int, int], channels: int, device: torch.device, free: float | None = None
 ) -> int:
     """How many fits on this canvas to run as one batch (`dip.batched`). On a CPU batching paid
-    on canvases up to 128x128 and cost time above (`benchmarks/batched.py`): up to MAX_BATCH
-    there, else 1. On CUDA as many as 80% of the free memory holds, up to MAX_BATCH."""
+    a little on 64x64 canvases and cost time from 128x128 up (grouped convolutions run slower
+    there; `dip bench speed --batches`, benchmarks/README.md): up to MAX_BATCH on canvases up to
+    64x64, else 1. On CUDA as many as 80% of the free memory holds, up to MAX_BATCH."""
     if device.type != "cuda":
         return MAX_BATCH if canvas[0] * canvas[1] <= CPU_BATCH_PIXELS else 1
     free = available(device) if free is None else free

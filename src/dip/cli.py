@@ -117,6 +117,11 @@ def _add_problem_command(commands, cls) -> None:
         metavar="DIR",
         help="write an HTML report (restoration process, curves, comparison with classical methods, settings) into DIR",
     )
+    sub.add_argument(
+        "--animation",
+        metavar="FILE",
+        help="save the restoration process as an animated FILE.webp or FILE.gif, steps labelled (one image only)",
+    )
     sub.add_argument("--force", action="store_true", help="overwrite an existing output or report")
     _add_common(sub)
     speed = sub.add_argument_group("speed (results stay float32 images)")
@@ -216,6 +221,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise DipError("--resume needs --checkpoint DIR (where the interrupted run saved its state)")
     source = Path(args.input) if args.problem.observed else None
     if source is not None and is_batch(args.input) and hasattr(args, "workers"):
+        if args.animation:
+            raise DipError("--animation saves one image's process: give one image as INPUT")
         return _batch(args, recipe, images)
     if getattr(args, "workers", 1) > 1 or getattr(args, "scheduler", None):
         raise DipError("--workers and --scheduler need a folder or a glob pattern as INPUT")
@@ -225,6 +232,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         images,
         Path(args.report) if args.report else None,
         Path(args.checkpoint) if args.checkpoint else None,
+        Path(args.animation) if args.animation else None,
     )
     _, lines = restore_file(recipe, job, progress=not args.quiet, command=" ".join(["dip", *sys.argv[1:]]))
     for line in lines:

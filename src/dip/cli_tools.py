@@ -155,6 +155,25 @@ def add_tool_commands(commands, add_common) -> None:
     )
     weights.set_defaults(handler=cmd_weights)
 
+    serve = commands.add_parser(
+        "serve", help="restore photos in the browser: paint masks, watch the fit live, compare, download"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=arg(number(int, 0, 65535)), default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
+    serve.add_argument("--open", action="store_true", help="open the page in the default browser")
+    serve.add_argument(
+        "--max-upload-mb", type=arg(number(int, 1)), default=40, help="largest file accepted (default 40 MB)"
+    )
+    serve.add_argument(
+        "--max-megapixels",
+        type=arg(number(float, 0, low_open=True)),
+        default=4.2,
+        help="largest image restored from the page (default 4.2, 2048x2048)",
+    )
+    add_common(serve)
+    serve.set_defaults(handler=cmd_serve)
+
     degrade = commands.add_parser("degrade", help="make a test input the paper's way from a clean image")
     degrade.add_argument(
         "mode",
@@ -284,6 +303,18 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         batches=args.batches,
     )
     log.info("results: %s", run_speed(options, args.steps, args.device, Path(args.out), _command_line()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import Limits, serve
+
+    limits = Limits(upload_bytes=args.max_upload_mb * 2**20, pixels=int(args.max_megapixels * 1e6))
+
+    def announce(url: str) -> None:
+        print(f"dip serve: open {url}", flush=True)
+
+    serve(args.host, args.port, device=args.device, open_browser=args.open, limits=limits, announce=announce)
     return 0
 
 

@@ -34,6 +34,7 @@ class Job:
     images: dict[str, Path] = field(default_factory=dict)
     report: Path | None = None
     checkpoint_dir: Path | None = None
+    animation: Path | None = None  # the process as an animated .webp or .gif
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class _Loaded:
     def batchable(self) -> bool:
         """Can run with others (`dip.run_many`): nothing of its own to write while fitting."""
         own = ("save_every", "checkpoint", "tile")
-        return self.job.report is None and self.observation is not None and not any(self.options.get(k) for k in own)
+        alone = self.job.report is not None or self.job.animation is not None
+        return not alone and self.observation is not None and not any(self.options.get(k) for k in own)
 
 
 def _load(recipe: Recipe, job: Job) -> _Loaded:
@@ -142,6 +144,8 @@ def _save(loaded: _Loaded, done: Restoration) -> list[str]:
         lines.append(f"saved {len(done.frames)} snapshots in {done.frames[0].path.parent}")
     if done.report is not None:
         lines.append(f"report: {done.report}")
+    if job.animation is not None:
+        lines.append(f"animation: {job.animation}")
     return lines
 
 
@@ -151,6 +155,7 @@ def _restore_loaded(recipe: Recipe, loaded: _Loaded, progress: bool = False, com
         loaded.observation,
         reference=loaded.reference,
         report=loaded.job.report,
+        animation=loaded.job.animation,
         overwrite=recipe.force,
         progress=progress,
         command=command,

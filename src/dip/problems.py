@@ -53,6 +53,13 @@ class Option:
     required: bool = False
     image: bool = False
     positional: bool = False  # an image given before the observation (flash's guide photo)
+    remote: Callable[[str], object] | None = None  # `parse` for text from a web page: never reads a file
+
+    def parse_remote(self, text: str) -> object:
+        """The field's value from text that came over the network (`dip serve`)."""
+        if self.remote is not None:
+            return self.remote(text)
+        return self.parse(text) if self.parse else text
 
 
 def number(
@@ -427,14 +434,12 @@ class Inpainting(_Registered):
         return tiled
 
 
-def kernel_from_spec(text: str) -> np.ndarray:
-    """A blur kernel from `gaussian:SIGMA` (pixels), `box:N` or the path of an image of it.
+def kernel_spec(text: str) -> np.ndarray:
+    """A blur kernel from `gaussian:SIGMA` (pixels) or `box:N`; never a file.
 
-    >>> kernel_from_spec("box:3").shape
+    >>> kernel_spec("box:3").shape
     (3, 3)
     """
-    from pathlib import Path
-
     from .operators import box_kernel, gaussian_kernel
 
     kind, _, value = text.partition(":")
@@ -453,11 +458,20 @@ def kernel_from_spec(text: str) -> np.ndarray:
         raise DipError(
             f"bad kernel {text!r}: gaussian:SIGMA needs 0 < SIGMA <= 50, box:N needs 1 <= N <= 101"
         ) from None
-    if Path(text).suffix:
-        from .io import read_image
+    raise DipError(f"bad kernel {text!r}: use gaussian:SIGMA or box:N")
 
-        return read_image(text).pixels.mean(axis=2)
-    raise DipError(f"bad kernel {text!r}: use gaussian:SIGMA, box:N or an image file")
+
+def kernel_from_spec(text: str) -> np.ndarray:
+    """A blur kernel from `gaussian:SIGMA`, `box:N` or the path of an image of it."""
+    from pathlib import Path
+
+    if text.partition(":")[0] in ("gaussian", "box"):
+        return kernel_spec(text)
+    if not Path(text).suffix:
+        raise DipError(f"bad kernel {text!r}: use gaussian:SIGMA, box:N or an image file")
+    from .io import read_image
+
+    return read_image(text).pixels.mean(axis=2)
 
 
 @dataclass
@@ -468,6 +482,7 @@ class Deblurring(_Registered):
         None,
         flags=("--kernel",),
         parse=kernel_from_spec,
+        remote=kernel_spec,
         required=True,
         help="gaussian:SIGMA (pixels), box:N, or an image of the kernel",
     )

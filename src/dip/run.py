@@ -476,6 +476,7 @@ def run(
     checkpoint_every: int = 100,
     resume: bool = False,
     report: str | Path | None = None,
+    animation: str | Path | None = None,
     overwrite: bool = False,
     check_memory: bool = True,
     command: str = "",
@@ -521,6 +522,9 @@ def run(
     report, overwrite
         Write an HTML report (process, curves, comparison with the baselines) into the folder
         `report`; `overwrite` allows replacing files in a non-empty folder.
+    animation
+        Save the restoration process as an animated picture, `.webp` or `.gif`, each frame
+        labelled with its step (`overwrite` allows replacing a file).
     check_memory
         Estimate memory and time first; refuse a run that cannot fit, suggesting a tile size.
 
@@ -552,8 +556,12 @@ def run(
     if tile:
         if not problem.tileable:
             raise DipError(f"{problem.name} cannot be restored in tiles")
-        if report or save_every or checkpoint or reference is not None:
-            raise DipError("tiling cannot be combined with a report, snapshots, a checkpoint or a reference")
+        if report or save_every or checkpoint or animation or reference is not None:
+            raise DipError(
+                "tiling cannot be combined with a report, snapshots, an animation, a checkpoint or a reference"
+            )
+    if animation is not None:
+        _check_animation(Path(animation), overwrite)
     if check_memory:
         _check_memory(settings.preset, given.shape, problem.scale, settings.device, tile, settings)
 
@@ -562,7 +570,7 @@ def run(
         frames, losses = [], []
     else:
         history = LossHistory()
-        snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite)
+        snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite, animation)
         whole = join_channels(given.picture) if given.picture is not None else None  # alpha is part of the input
         saver = _checkpoint(problem, whole, settings, given.clean, checkpoint, checkpoint_every, resume)
         recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
@@ -578,6 +586,10 @@ def run(
         from .report import run_report, write_report
 
         result.report = write_report(report, run_report(result, given.pixels, given.clean, command))
+    if animation is not None:
+        from .report.animation import save_animation
+
+        save_animation(frames, animation, settings.config.steps)
     return result
 
 
@@ -757,12 +769,28 @@ def _restoration(
     )
 
 
+def _check_animation(path: Path, overwrite: bool) -> None:
+    from .report.animation import FORMATS
+
+    if path.suffix.lower().lstrip(".") not in FORMATS:
+        raise DipError(f"an animation is a .webp or .gif file, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise DipError(f"the animation's folder does not exist: {path.parent}")
+    if path.exists() and not overwrite:
+        raise DipError(f"{path} exists; choose another name or allow replacing it")
+
+
 def _snapshots(
-    steps: int, save_every: int | None, snapshot_dir: str | Path | None, report: str | Path | None, overwrite: bool
+    steps: int,
+    save_every: int | None,
+    snapshot_dir: str | Path | None,
+    report: str | Path | None,
+    overwrite: bool,
+    animation: str | Path | None = None,
 ) -> Snapshots | None:
     """Snapshots of the process: into REPORT/frames (about REPORT_FRAMES of them unless
-    `save_every` says otherwise), into `snapshot_dir`, or kept in memory."""
-    if not (report or save_every):
+    `save_every` says otherwise), into `snapshot_dir`, or kept in memory (for an animation)."""
+    if not (report or save_every or animation):
         return None
     folder = Path(report) / "frames" if report else Path(snapshot_dir) if snapshot_dir is not None else None
     if report:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import platform
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from ..presets import Preset, get_preset
 from ..problems import Denoising, Inpainting, Problem, SuperResolution
 from ..report.compare import Scoring
 from ..run import batch_size_for, resolve_device, run_many
+from .results import fresh_path, machine
 
 log = logging.getLogger("dip")
 
@@ -232,21 +232,6 @@ def known_pixels(masked: np.ndarray) -> np.ndarray:
     counted as a hole, which only makes the task harder)."""
     mask = (masked.max(axis=2, keepdims=True) > 0).astype(np.float32)
     return mask
-
-
-def fresh_path(path: Path) -> Path:
-    """`path`, or path-2, path-3, ... if it exists: earlier results are never overwritten."""
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
-
-
-def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def run_suite(

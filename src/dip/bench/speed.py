@@ -258,7 +258,7 @@ class SpeedOptions:
 def run_speed(options: SpeedOptions, steps: int, device: str, out_dir: Path, command: str) -> Path:
     """Measure every (task, preset) at every size in every variant (precision, layout); append
     each row to the results file as it finishes."""
-    from .quality import fresh_path, machine
+    from .results import fresh_path, machine
 
     sizes, presets, variants, ttq = options.sizes, options.presets, options.variants, options.ttq
     dev = resolve_device(device)

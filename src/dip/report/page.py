@@ -10,6 +10,7 @@ import html
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,10 @@ def write_report(directory: str | os.PathLike, report: Report) -> Path:
             elif panel.path and not _inside(Path(panel.path), folder):
                 shutil.copyfile(panel.path, folder / name)  # the report must open on its own
                 panel.path = name
+    if report.frames:
+        from .animation import save_animation
+
+        save_animation(report.frames, folder / ANIMATION, report.total_steps)
     page = folder / "index.html"
     with atomic_path(page) as temp:
         temp.write_text(render(report, folder), encoding="utf-8")
@@ -160,7 +165,8 @@ def render(report: Report, folder: Path) -> str:
 <button id="jump">go to result</button></div>
 <p id="label" aria-live="polite"></p>
 <p class="hint">Left/Right arrow keys, the slider or a swipe move through the {len(frames)} snapshots.
-{esc(report.stop_note)}</p></section>""")
+{esc(report.stop_note)} <a id="animation" href="{ANIMATION}" download>The process as an animation (WebP)</a></p>
+</section>""")
     curves = curve_svg(report.losses, "loss", report.chosen_step, log=True) + curve_svg(
         report.psnrs, "PSNR (dB) against the reference", report.chosen_step
     )
@@ -205,12 +211,22 @@ def render(report: Report, folder: Path) -> str:
         rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.settings.items())
         parts.append(f'<section id="settings"><h2>Settings</h2><table>{rows}</table></section>')
     data = json.dumps({"frames": frames, "chosen": report.chosen_step, "total": report.total_steps})
-    return (
-        TEMPLATE.replace("{{title}}", esc(report.title))
-        .replace("{{body}}", "\n".join(parts))
-        .replace("{{data}}", data.replace("</", "<\\/"))
-    )
+    values = {
+        "title": esc(report.title),
+        "body": "\n".join(parts),
+        "data": data.replace("</", "<\\/"),
+        "viewer": VIEWER_JS,
+    }
+    return fill(TEMPLATE, values)
 
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Put each value in place of its {{name}}, in one pass (a value's own text is never read as a slot)."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], template)
+
+
+ANIMATION = "process.webp"  # the process as one animated picture, beside index.html
+VIEWER_JS = (Path(__file__).parent / "viewer.js").read_text(encoding="utf-8")  # shared with `dip serve`
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -236,70 +252,9 @@ table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-
 </style></head><body>
 {{body}}
 <script>
-"use strict";
+{{viewer}}
 const DATA = {{data}};
-(function () {
-  const frames = DATA.frames;
-  const slider = document.getElementById("slider");
-  if (slider && frames.length) {
-    const img = document.getElementById("frame"), label = document.getElementById("label");
-    const show = (i) => {
-      i = Math.max(0, Math.min(frames.length - 1, i));
-      slider.value = i;
-      const f = frames[i];
-      img.src = f.src;
-      let text = "step " + f.step + (DATA.total ? " / " + DATA.total : "") + " · loss " + f.loss.toPrecision(4);
-      if (f.psnr !== null && f.psnr !== undefined) text += " · PSNR " + f.psnr.toFixed(2) + " dB";
-      label.textContent = text;
-      if (f.step === DATA.chosen) {
-        const mark = document.createElement("span");
-        mark.className = "best"; mark.textContent = "  ← result";
-        label.appendChild(mark);
-      }
-    };
-    const current = () => Number(slider.value);
-    slider.addEventListener("input", () => show(current()));
-    document.getElementById("prev").addEventListener("click", () => show(current() - 1));
-    document.getElementById("next").addEventListener("click", () => show(current() + 1));
-    const chosen = frames.findIndex((f) => f.step === DATA.chosen);
-    document.getElementById("jump").addEventListener("click", () => show(chosen >= 0 ? chosen : frames.length - 1));
-    document.addEventListener("keydown", (e) => {
-      if (e.target && e.target.id === "zoom") return;
-      if (e.key === "ArrowRight") { show(current() + 1); e.preventDefault(); }
-      if (e.key === "ArrowLeft") { show(current() - 1); e.preventDefault(); }
-    });
-    let startX = null;
-    const viewer = document.getElementById("viewer");
-    viewer.addEventListener("touchstart", (e) => { startX = e.changedTouches[0].clientX; }, {passive: true});
-    viewer.addEventListener("touchend", (e) => {
-      if (startX === null) return;
-      const dx = e.changedTouches[0].clientX - startX;
-      if (Math.abs(dx) > 30) show(current() + (dx < 0 ? 1 : -1));
-      startX = null;
-    });
-    show(0);
-  }
-  const zoom = document.getElementById("zoom");
-  if (zoom) {
-    const images = () => document.querySelectorAll(".zoombox img");
-    const apply = () => {
-      document.getElementById("zoomvalue").textContent = zoom.value + "x";
-      images().forEach((im) => { im.style.transform = "scale(" + zoom.value + ")"; });
-    };
-    zoom.addEventListener("input", apply);
-    document.querySelectorAll(".zoombox").forEach((box) => {
-      box.addEventListener("mousemove", (e) => {
-        const r = box.getBoundingClientRect();
-        const origin = ((e.clientX - r.left) / r.width * 100) + "% " + ((e.clientY - r.top) / r.height * 100) + "%";
-        images().forEach((im) => { im.style.transformOrigin = origin; });
-      });
-      box.addEventListener("wheel", (e) => {
-        e.preventDefault();
-        zoom.value = Math.max(1, Math.min(8, Number(zoom.value) + (e.deltaY < 0 ? 0.5 : -0.5)));
-        apply();
-      }, {passive: false});
-    });
-  }
-})();
+if (DATA.frames.length) DipViewer.process({frames: DATA.frames, chosen: DATA.chosen, total: DATA.total});
+DipViewer.zoom();
 </script></body></html>
 """

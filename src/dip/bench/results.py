@@ -1,0 +1,57 @@
+"""Results files: markdown tables under benchmarks/results/, each opening with what produced it
+(the command, the date, the machine, torch), one row appended as each item finishes so that an
+interrupted run keeps what it measured, and never overwriting an earlier file."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+def fresh_path(path: Path) -> Path:
+    """`path`, or path-2, path-3, ... if it exists: earlier results are never overwritten."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def results_file(folder: Path, name: str, title: str, notes: Sequence[str], columns: Sequence[str]) -> Path:
+    """Start NAME-DATE.md in `folder` (a fresh name): the title, the command that runs now, the
+    date, machine and torch, the `notes` as list items, and the table's header."""
+    date = datetime.date.today().isoformat()
+    path = fresh_path(folder / f"{name}-{date}.md")
+    lines = [
+        f"# {title}",
+        "",
+        f"- command: `python {' '.join(sys.argv)}`",
+        f"- date: {date}; machine: {machine()}; torch {torch.__version__}",
+        *(f"- {note}" for note in notes),
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def append_row(path: Path, cells: Sequence[object]) -> str:
+    """Append a table row (and print it); returns the row."""
+    row = "| " + " | ".join(map(str, cells)) + " |"
+    with open(path, "a") as out:
+        out.write(row + "\n")
+    print(row, flush=True)
+    return row
