@@ -9,6 +9,8 @@ OUT="${OUT:-/tmp/dip-gpu}"; mkdir -p "$OUT"
 DEVICE="${DEVICE:-cuda}"; T="${T:-1}"  # T: scale of the phase limits (a CPU dry run uses small ones)
 log="$OUT/log.txt"
 phase() { echo "== $(date -u +%T) $1" | tee -a "$log"; }
+# PHASES: which phases to run, by first word (default all): e.g. PHASES="batched f16" bash benchmarks/gpu.sh
+want() { [ -z "${PHASES:-}" ] || [[ " $PHASES " == *" $1 "* ]]; }
 limit() { awk -v t="$T" -v s="$1" 'BEGIN { printf "%d", s * t + 1 }'; }
 
 phase "machine"
@@ -17,30 +19,48 @@ phase "machine"
 'skimage', skimage.__version__, 'cuda', torch.cuda.is_available())"; nproc; } 2>&1 | tee -a "$log"
 
 phase "tests on $DEVICE (precision, layout, determinism, CLI)"
-timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py 2>&1 | tail -15 | tee -a "$log"
+if want tests; then
+  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py 2>&1 | tail -15 | tee -a "$log"
+fi
 
 phase "per-step speed: every precision and layout"
-timeout "$(limit 150)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-    --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default ${VARIANTS:+--variants "$VARIANTS"} \
-    2>&1 | tee -a "$log"
+if want speed; then
+  timeout "$(limit 150)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
+      --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default ${VARIANTS:+--variants "$VARIANTS"} \
+      2>&1 | tee -a "$log"
+fi
 
 phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
-timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-    --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants tf32 --batches 1,4,16 \
-    2>&1 | tee -a "$log"
+if want batched; then
+  timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
+      --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants tf32 --batches 1,4,16 \
+      2>&1 | tee -a "$log"
+fi
 
 phase "time to quality at full size: paper vs default (and default in bf16)"
-timeout "$(limit 270)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --sizes "${TTQ_SPEED_SIZE:-512}" \
-    --steps 2 --presets denoise/default --variants "${TTQ_VARIANT:-tf32}" --ttq --ttq-tasks denoise \
-    --ttq-presets "${TTQ_PRESETS:-paper,default,default@bf16}" ${TTQ_FULL---ttq-full} ${TTQ_STEPS:+--ttq-steps "$TTQ_STEPS"} \
-    --data "$DIP_DATA/paper" 2>&1 | tee -a "$log"
+if want ttq; then
+  timeout "$(limit 270)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --sizes "${TTQ_SPEED_SIZE:-512}" \
+      --steps 2 --presets denoise/default --variants "${TTQ_VARIANT:-tf32}" --ttq --ttq-tasks denoise \
+      --ttq-presets "${TTQ_PRESETS:-paper,default,default@bf16}" ${TTQ_FULL---ttq-full} ${TTQ_STEPS:+--ttq-steps "$TTQ_STEPS"} \
+      --data "$DIP_DATA/paper" 2>&1 | tee -a "$log"
+fi
+
+phase "F16 at full size: what the paper preset's gap comes from (benchmarks/variants.py)"
+if want f16; then
+  timeout "$(limit 300)" python3 benchmarks/variants.py --suite denoise25 --images F16 --mode full --device "$DEVICE" \
+      --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+last,paper+fourier+steps=1800}" 2>&1 | tee -a "$log"
+  cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
+fi
 
 phase "paper's SR tables on Set5, full size: x4 then x8"
-for suite in sr4 sr8; do
-  timeout "$(limit "${QUALITY_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
-      --images baby,bird,butterfly,head,woman --data "$DIP_DATA/paper" --out "$OUT" ${QUALITY_FLAGS:-} \
-      2>&1 | tee -a "$log"
-done
+if want sr; then
+  for suite in sr4 sr8; do
+    timeout "$(limit "${QUALITY_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
+        --images baby,bird,butterfly,head,woman --data "$DIP_DATA/paper" --out "$OUT" ${QUALITY_FLAGS:-} \
+        2>&1 | tee -a "$log"
+  done
+fi
 for f in "$OUT"/*+*; do [ -e "$f" ] && cp "$f" "${f//+/_}" && rm "$f"; done  # the device tool drops names with +
+
 phase "done"
 ls -la "$OUT" | tee -a "$log"

@@ -19,24 +19,11 @@ from pathlib import Path
 import numpy as np
 
 import dip
-from dip.bench.quality import centre_box, cut
+from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
-from dip.degrade import add_noise, downscale
-from dip.io import read_image
 from dip.metrics import psnr
 
 COUNTS = (1, 2, 4, 8)
-
-
-def degrade(task: str, clean: np.ndarray) -> tuple[dip.Problem, np.ndarray, np.ndarray]:
-    """(problem, observation, the clean image it should give) for one crop."""
-    if task == "denoise":
-        return dip.Denoising(25), add_noise(clean, 25, seed=0), clean
-    if task == "super-resolve":
-        high, low = downscale(clean, 4)
-        return dip.SuperResolution(4), low, high
-    mask = np.random.default_rng(0).random(clean.shape[:2]) >= 0.5
-    return dip.Inpainting(mask), clean * mask[:, :, None], clean
 
 
 def main() -> None:
@@ -46,7 +33,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "CBSD68"
+    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     path = results_file(
         Path(__file__).parent / "results",
         f"restarts-{args.device}",
@@ -63,9 +50,7 @@ def main() -> None:
     )
     for task in args.tasks.split(","):
         rows = []
-        for file in sorted(data.glob("*.png"))[: args.images]:
-            truth = read_image(file).pixels
-            problem, observed, clean = degrade(task, cut(truth, centre_box(*truth.shape[:2], args.crop, 4)))
+        for name, problem, observed, clean in cases(task, args.images, args.crop, data):
             started = time.perf_counter()
             dip.run(problem, observed, seed=0, device=args.device)
             alone = time.perf_counter() - started
@@ -77,7 +62,7 @@ def main() -> None:
             rows.append(scores)
             append_row(
                 path,
-                [task, file.stem, f"{before:.2f}", *(f"{v:.2f}" for v in scores), f"{alone:.0f}", f"{together:.0f}"],
+                [task, name, f"{before:.2f}", *(f"{v:.2f}" for v in scores), f"{alone:.0f}", f"{together:.0f}"],
             )
         mean = np.mean(rows, axis=0)
         with open(path, "a") as out:

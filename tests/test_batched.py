@@ -122,3 +122,15 @@ def test_batch_must_be_auto_or_positive():
         dip.run(dip.Denoising(25), np.zeros((32, 32, 3)), steps=1, batch=0, device="cpu")
     with pytest.raises(DipError, match="one observation"):
         dip.run_many([dip.Denoising(25)], [], steps=1)
+
+
+def test_run_many_takes_one_seed_per_problem():
+    noisy = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    options = dict(steps=3, device="cpu", early_stop=False, batch=1)
+    many = dip.run_many([dip.Denoising(25)] * 2, [noisy] * 2, seed=[3, 4], **options)
+    for seed, done in zip((3, 4), many):
+        assert np.array_equal(done.image, dip.run(dip.Denoising(25), noisy, seed=seed, **options).image)
+        assert done.seed == seed
+    assert not np.array_equal(many[0].image, many[1].image)
+    with pytest.raises(DipError, match="one seed, or one per problem"):
+        dip.run_many([dip.Denoising(25)] * 2, [noisy] * 2, seed=[1])

@@ -1,5 +1,6 @@
 """Benchmarks run end to end on tiny budgets and write their tables as they go."""
 
+import importlib.util
 import subprocess
 import sys
 from datetime import date
@@ -52,6 +53,23 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
     assert "| baby |" in text and "| bird |" in text and "**average**" in text
     assert "| image | dip paper | dip default |" in text
     assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
+
+
+def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tmp_path):
+    code, _, err = run(
+        "bench", "quality", "--suite", "denoise25", "--mid", "--steps", "2", "--preset", "default",
+        "--images", "F16", "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    [result] = list(tmp_path.glob("denoise25-default-mid-cpu-*.md"))
+    text = result.read_text()
+    assert "centre crops of 256 px" in text and "| F16 |" in text
+    header = next(line for line in text.splitlines() if line.startswith("| image"))
+    assert "wavelet (run here)" in header and "NLM (run here)" in header and "| bm3d |" in header  # published too
+    assert ("CBM3D (run here)" in header) == (importlib.util.find_spec("bm3d") is not None)  # an optional extra
+    row = next(line for line in text.splitlines() if line.startswith("| F16"))
+    wavelet = float(row.split("|")[header.split("|").index(" wavelet (run here) ")])
+    assert 25 < wavelet < 35  # sigma 25 noise (20.2 dB) removed on the same 256 px crop
 
 
 def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):
@@ -210,3 +228,16 @@ def test_densest_window_finds_the_text():
     holes[70:80, 90:110] = True
     top, left, h, w = densest_window(holes, 32)
     assert (h, w) == (32, 32) and holes[top : top + 32, left : left + 32].sum() == 200
+
+
+def test_preset_variants_are_named_changes():
+    from dip.bench.choice import variant
+    from dip.errors import DipError
+
+    base = variant("denoise", "paper")
+    changed = variant("denoise", "paper+fourier+no-halving+last+steps=1800")
+    assert changed.input == "fourier" and changed.fit.reg_noise_std == 0 and base.fit.reg_noise_std > 0
+    assert changed.fit.backtrack_lr_factor == 1.0 and changed.fit.ema is None and changed.fit.steps == 1800
+    assert changed.net == base.net and changed.name == "paper+fourier+no-halving+last+steps=1800"
+    with pytest.raises(DipError, match="unknown change 'faster'"):
+        variant("denoise", "default+faster")

@@ -187,3 +187,16 @@ def test_deconvolution_baselines_do_not_ring_from_the_border():
     blurred = psnr(case.observation, case.clean)
     for method in ("Wiener", "Richardson-Lucy"):
         assert psnr(dip.run(case.problem, case.observation, method=method).image, case.clean) > blurred + 1.5, method
+
+
+def test_fourier_feature_input():
+    from dip.run import fourier_features
+
+    z = fourier_features(32, (16, 24))
+    assert z.shape == (1, 32, 16, 24) and float(z.abs().max()) <= 1
+    x = torch.linspace(0, 1, 24)
+    assert torch.allclose(z[0, 0, 5], torch.cos(x), atol=1e-6)  # the lowest frequency: 1 radian across
+    assert torch.allclose(z[0, 7, 5], torch.cos(256 * x), atol=1e-3)  # the highest: 256
+    assert torch.allclose(z[0, 16 + 8, :, 3], torch.sin(torch.linspace(0, 1, 16)), atol=1e-6)  # sin of y
+    with pytest.raises(DipError, match="4 channels per frequency"):
+        fourier_features(30, (8, 8))

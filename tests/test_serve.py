@@ -225,3 +225,34 @@ def test_the_page_and_its_scripts_need_no_network():
     for path in static.iterdir():
         text = path.read_text()
         assert "http://" not in text and "https://" not in text, path
+
+
+def test_a_job_nobody_watches_stops_and_a_failing_job_leaves_the_worker_running(tmp_path):
+    """The worker without a page: an abandoned fit stops itself; a job that raises fails alone."""
+    from dip.problems import Denoising, Problem
+    from dip.serve.jobs import Job, TempFolder, Upload, Worker
+
+    temp = TempFolder()
+    worker = Worker("cpu", temp, abandon_seconds=1.0)
+    picture = Picture(data.astronaut()[:64, :64].astype(np.float32) / 255)
+    try:
+        upload = Upload("a", "a.png", picture)
+        abandoned = Job("j1", upload, Denoising(25), {"steps": 100000})
+        worker.submit(abandoned)
+        broken = Job("j2", upload, Problem(lambda x: x[:, :, ::0]), {"steps": 5})  # a slice step of 0 raises
+        worker.submit(broken)
+        healthy = Job("j3", upload, Denoising(25), {"steps": 3})
+        worker.submit(healthy)
+        deadline = time.monotonic() + 120
+        while not healthy.finished and time.monotonic() < deadline:
+            broken.seen()  # these two are watched; the first is not
+            healthy.seen()
+            time.sleep(0.2)
+        assert abandoned.status == "stopped" and "the page went away" in abandoned.message
+        assert abandoned.restoration.fit.steps_run < 100000
+        assert broken.status == "failed" and broken.message.startswith("unexpected ValueError")
+        assert healthy.status == "done" and healthy.result is not None
+    finally:
+        worker.close()
+        temp.close()
+    assert not worker.thread.is_alive() and not temp.path.exists()

@@ -85,7 +85,18 @@ def add_tool_commands(commands, add_common) -> None:
         help="comma-separated presets to run side by side "
         "on the same pixels (default paper,default); none: only re-score the published methods",
     )
-    quality.add_argument("--quick", action="store_true", help="centre crops and a step budget, for a CPU")
+    protocol = quality.add_mutually_exclusive_group()
+    protocol.add_argument(
+        "--quick", dest="mode", action="store_const", const="quick", help="small centre crops and a step budget"
+    )
+    protocol.add_argument(
+        "--mid",
+        dest="mode",
+        action="store_const",
+        const="mid",
+        help="256 px centre crops, the presets' own steps, classical methods run on the same crops",
+    )
+    quality.set_defaults(mode="full")
     quality.add_argument("--steps", type=arg(number(int, 1)), help="override the step budget")
     quality.add_argument("--images", help="only these image names, comma-separated")
     quality.add_argument(
@@ -273,7 +284,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             suite,
             data_folder(args.data),
             [] if args.preset == "none" else args.preset.split(","),
-            quick=args.quick,
+            mode=args.mode,
             steps=args.steps,
             device=args.device,
             images=set(args.images.split(",")) if args.images else None,

@@ -11,7 +11,7 @@ from .errors import DipError
 from .fit import FitConfig
 from .nets import NetSpec, ResNetSpec, SkipSpec, UNetSpec, count_parameters
 
-INPUT_KINDS = ("noise", "meshgrid", "image")
+INPUT_KINDS = ("noise", "meshgrid", "fourier", "image")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Preset:
     name: str
     net: NetSpec
     fit: FitConfig
-    input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; image: a guide image
+    input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; fourier: cos/sin features
+    # of the coordinates (`dip.run.fourier_features`); image: a guide image
     input_channels: int = 32
     note: str = ""
     stop: StopRule | None = None  # None: run the full step budget, as the paper did

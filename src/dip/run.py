@@ -137,19 +137,34 @@ def pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def make_input(
     kind: str, channels: int, size: tuple[int, int], generator: torch.Generator, guide: np.ndarray | None = None
 ) -> torch.Tensor:
-    """The network's fixed input z at the padded `size`: uniform noise, a coordinate grid, or a
-    guide image (reflect-padded)."""
+    """The network's fixed input z at the padded `size`: uniform noise, a coordinate grid, Fourier
+    features of the coordinates, or a guide image (reflect-padded)."""
     height, width = size
     if kind == "noise":
         return torch.rand(1, channels, height, width, generator=generator) * NOISE_SCALE
     if kind == "meshgrid":
         grid_y, grid_x = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
         return torch.stack([grid_x, grid_y])[None]
+    if kind == "fourier":
+        return fourier_features(channels, size)
     if kind == "image":
         if guide is None:
             raise DipError("this preset's network input is a guide image, and the problem has none")
         return pad_to(to_tensor(guide), size)
     raise ValueError(f"unknown input kind {kind!r}")
+
+
+def fourier_features(channels: int, size: tuple[int, int], highest: float = 256.0) -> torch.Tensor:
+    """cos and sin of x and y (in [0, 1] across the canvas) at channels / 4 frequencies spaced
+    geometrically from 1 to `highest` radians per canvas side, as the reference code's later
+    denoising script feeds its network (8 frequencies, 32 channels)."""
+    if channels % 4 or channels < 4:
+        raise DipError(f"a Fourier-feature input has 4 channels per frequency, got {channels}")
+    count = channels // 4
+    freqs = highest ** (torch.arange(count) / max(count - 1, 1))
+    grid_y, grid_x = torch.meshgrid(torch.linspace(0, 1, size[0]), torch.linspace(0, 1, size[1]), indexing="ij")
+    phases = [freq * grid for grid in (grid_x, grid_y) for freq in freqs]
+    return torch.stack([torch.cos(p) for p in phases] + [torch.sin(p) for p in phases])[None]
 
 
 # -- fits ---------------------------------------------------------------------------------------

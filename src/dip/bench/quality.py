@@ -23,7 +23,7 @@ from ..io import read_image
 from ..presets import Preset, get_preset
 from ..problems import Denoising, Inpainting, Problem, SuperResolution
 from ..report.compare import Scoring
-from ..run import batch_size_for, resolve_device, run_many
+from ..run import batch_size_for, resolve_device, run, run_many
 from .results import fresh_path, machine
 
 log = logging.getLogger("dip")
@@ -108,17 +108,28 @@ class Run:
 class ImageResult:
     name: str
     runs: list[Run]
-    published: dict[str, float]
+    published: dict[str, float]  # every other method: the published outputs, the classical ones run here
     group: str = ""  # the benchmark set it belongs to (Set5, Set14): the paper averages per set
 
 
-def budget(suite: Suite, preset: str, quick: bool, steps: int | None) -> int | None:
+MODES = ("quick", "mid", "full")
+MID_CROP = 256  # centre crop side in mid mode (high-resolution side for SR)
+
+
+def crop_side(suite: Suite, mode: str) -> int | None:
+    """The centre crop a mode restores: small (quick), 256 px (mid) or none (full)."""
+    if mode not in MODES:
+        raise DipError(f"unknown protocol {mode!r}; choose from {', '.join(MODES)}")
+    return {"quick": suite.quick_crop, "mid": MID_CROP, "full": None}[mode]
+
+
+def budget(suite: Suite, preset: str, mode: str, steps: int | None) -> int | None:
     """Steps for one preset: --steps if given; in quick mode the suite's budget for presets that
     run a fixed number of steps (the paper's), while presets that stop themselves keep their own
-    rule and cap; in full mode the preset's own settings."""
+    rule and cap; in mid and full mode the preset's own settings."""
     if steps:
         return steps
-    if not quick:
+    if mode != "quick":
         return None
     return None if suite_preset(suite, preset).stop is not None else suite.quick_steps
 
@@ -154,10 +165,11 @@ class Case:
     published: dict[str, float]
 
 
-def load_case(suite: Suite, folder: Path, name: str, quick: bool) -> Case:
-    """Read one benchmark image (cropped in quick mode) and score every published method on it."""
+def load_case(suite: Suite, folder: Path, name: str, mode: str) -> Case:
+    """Read one benchmark image (cropped as the mode says) and score every published method on
+    it; in mid and full mode also the problem's classical methods, run here on the same input."""
     truth = read_image(folder / f"{name}_GT.png").pixels
-    side = suite.quick_crop if quick else None
+    side = crop_side(suite, mode)
     multiple = 32 if suite.task == "super-resolve" else 1
     box = centre_box(*truth.shape[:2], side, multiple)
     reference = cut(truth, box)
@@ -172,14 +184,19 @@ def load_case(suite: Suite, folder: Path, name: str, quick: bool) -> Case:
             pixels = cut(read_image(path).pixels, box)[:, :, : reference.shape[2]]
             published[method] = suite.scoring(pixels, reference)[0]
     group = folder.parent.name if suite.task == "super-resolve" else ""
-    return Case(name, group, observed, reference, suite_problem(suite, observed), published)
+    problem = suite_problem(suite, observed)
+    if mode != "quick":
+        for method in problem.baselines():
+            restored = run(problem, observed, method=method).pixels.reshape(reference.shape)
+            published[f"{method} (run here)"] = suite.scoring(restored, reference)[0]
+    return Case(name, group, observed, reference, problem, published)
 
 
 def run_cases(
     suite: Suite,
     cases: list[Case],
     presets: list[str],
-    quick: bool,
+    mode: str,
     steps: int | None,
     device: str,
     seed: int = 0,
@@ -193,7 +210,7 @@ def run_cases(
             [case.problem for case in cases],
             [case.observed for case in cases],
             preset=suite_preset(suite, preset),
-            steps=budget(suite, preset, quick, steps),
+            steps=budget(suite, preset, mode, steps),
             seed=seed,
             device=device,
             batch=batch,
@@ -239,7 +256,7 @@ def run_suite(
     data: Path,
     presets: list[str],
     *,
-    quick: bool,
+    mode: str = "full",
     steps: int | None = None,
     device: str = "auto",
     images: set[str] | None = None,
@@ -255,7 +272,7 @@ def run_suite(
     suite = SUITES[suite_name]
     device_name = resolve_device(device).type
     date = datetime.date.today().isoformat()
-    mode = "quick" if quick else "full"
+    side = crop_side(suite, mode)
     out_dir.mkdir(parents=True, exist_ok=True)
     label = "+".join(presets) or "published"
     path = fresh_path(out_dir / f"{suite.name}-{label}-{mode}-{device_name}-{date}.md")
@@ -272,11 +289,11 @@ def run_suite(
         raise DipError(f"no images selected in suite {suite_name}")
     for preset in presets:
         suite_preset(suite, preset)
-    crop = f"centre crops of {suite.quick_crop} px" if quick else "full images"
+    crop = f"centre crops of {side} px" if side else "full images"
+    quick = mode == "quick"
     budgets = (
         ", ".join(
-            f"{p}: {budget(suite, p, quick, steps) or 'its own (stops itself)' if quick else 'its own'}"
-            for p in presets
+            f"{p}: {budget(suite, p, mode, steps) or 'its own (stops itself)' if quick else 'its own'}" for p in presets
         )
         or "none (no preset runs: the published methods only)"
     )
@@ -287,19 +304,21 @@ def run_suite(
             f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
             f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
             f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
-            f"- every preset and every published method scored on the same pixels\n\n"
+            f"- every preset and every published method scored on the same pixels"
+            + ("; classical methods marked (run here) restored the same input here" if not quick else "")
+            + "\n\n"
         )
     started = time.perf_counter()
     results: list[ImageResult] = []
     methods: list[str] = []
-    cases = (load_case(suite, folder, name, quick) for folder, name in entries)
+    cases = (load_case(suite, folder, name, mode) for folder, name in entries)
     for chunk in _chunks(suite, cases, presets, device, batch):
         if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:
             log.info("stopping: the %g-minute budget ran out before %s", max_minutes, chunk[0].name)
             break
         names = ", ".join(case.name for case in chunk)
         log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
-        for result in run_cases(suite, chunk, presets, quick, steps, device, batch=batch):
+        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch):
             _write_row(path, result, presets, methods, results)
     _write_averages(path, results, methods, presets, len(entries), device_name)
     return path
