@@ -1,5 +1,5 @@
 """Preset variants side by side (`dip.bench.choice.variant`: PRESET[+fourier][+no-halving]
-[+last][+steps=N]) on the settings-choice set CBSD68 (`--task`), or on a suite of the paper's
+[+last][+steps=N][+clipped]) on the settings-choice set CBSD68 (`--task`), or on a suite of the paper's
 images (`--suite`, to explain a gap: the paper's own noisy F16 at full size needs a GPU). Each row:
 the result's PSNR, the best PSNR over the run (an oracle that knows the clean image), steps, time.
 
@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import dip
-from dip.bench.choice import cases, variant
+from dip.bench.choice import cases, problem_variant, variant
 from dip.bench.quality import SUITES, load_case, suite_preset
 from dip.bench.results import append_row, results_file
 from dip.metrics import psnr
@@ -70,7 +70,8 @@ def main() -> None:
     for name, problem, observed, clean in found:
         before = psnr(problem.before(observed), clean)
         for text, preset in presets.items():
-            done = dip.run(problem, observed, preset=preset, reference=clean, device=args.device)
+            own = problem_variant(problem, text)
+            done = dip.run(own, observed, preset=preset, reference=clean, device=args.device)
             step, best = done.metrics.best
             append_row(
                 path,

@@ -2,10 +2,10 @@
 checkpoints (safe, bound to their run, resumable), reports; and a user-defined Problem."""
 
 import doctest
+import importlib
 import importlib.util
 import os
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +163,9 @@ def test_user_defined_problem_example_beats_its_naive_baseline():
 
 
 def test_docstring_examples_run():
-    for name in ("dip.problems", "dip.run", "dip.tasks", "dip.io"):  # dip.run is also the function's name
-        module = sys.modules[name]
+    modules = ("dip.problems", "dip.run", "dip.tasks", "dip.io", "dip.operators", "dip.batched", "dip.bench.choice")
+    for name in (*modules, "dip.report.animation"):
+        module = importlib.import_module(name)  # the module: dip.run is also the function's name
         failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert tried > 0 and failed == 0, name
 

@@ -101,3 +101,18 @@ def test_snapshots_and_checkpoint_resume(tmp_path, astronaut_crop):
     dip.denoise(noisy, steps=4, device="cpu", callbacks=[Checkpoint(ckpt, every=4)])
     resumed = dip.denoise(noisy, steps=6, device="cpu", callbacks=[Checkpoint(ckpt, every=100, resume=True)])
     assert np.array_equal(full, resumed)
+
+
+def test_clipped_noise_data_term_keeps_a_bright_sky_bright():
+    """A near-white area under clipped noise: the plain fit returns the clipped noise's mean
+    (too dark); fitting E[clip(x + n)] returns the level itself."""
+    import dip
+
+    ramp = np.linspace(0.95, 0.99, 64, dtype=np.float32)
+    clean = np.repeat(np.repeat(ramp[None, :, None], 64, axis=0), 3, axis=2)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
+    options = dict(steps=300, device="cpu", early_stop=False)
+    plain = dip.run(dip.Denoising(25), noisy, **options).image
+    clipped = dip.run(dip.Denoising(25, clipped=True), noisy, **options).image
+    assert clean.mean() - plain.mean() > 0.02  # the clipped mean: about 0.94 for 0.97
+    assert abs(clipped.mean() - clean.mean()) < 0.01

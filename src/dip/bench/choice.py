@@ -3,7 +3,8 @@
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
-learning rate), `last` (the last output instead of the running average) and `steps=N`.
+learning rate), `last` (the last output instead of the running average), `steps=N`, and one
+change of the problem, `clipped` (denoising: the clipped-noise data term).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -77,6 +78,18 @@ def variant(task: str, text: str) -> Preset:
             fit = dataclasses.replace(fit, ema=None)
         elif change.startswith("steps="):
             fit = dataclasses.replace(fit, steps=int(change[6:]))
-        else:
-            raise DipError(f"unknown change {change!r} in {text!r}: fourier, no-halving, last or steps=N")
+        elif change not in PROBLEM_CHANGES:
+            raise DipError(f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N or clipped")
     return dataclasses.replace(preset, name=text, fit=fit)
+
+
+PROBLEM_CHANGES = ("clipped",)
+
+
+def problem_variant(problem: Problem, text: str) -> Problem:
+    """The problem with the variant's problem changes (`clipped`)."""
+    if "clipped" in text.split("+")[1:]:
+        if not isinstance(problem, Denoising):
+            raise DipError("clipped is a change of denoising problems")
+        return dataclasses.replace(problem, clipped=True)
+    return problem
