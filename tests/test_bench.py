@@ -239,5 +239,7 @@ def test_preset_variants_are_named_changes():
     assert changed.input == "fourier" and changed.fit.reg_noise_std == 0 and base.fit.reg_noise_std > 0
     assert changed.fit.backtrack_lr_factor == 1.0 and changed.fit.ema is None and changed.fit.steps == 1800
     assert changed.net == base.net and changed.name == "paper+fourier+no-halving+last+steps=1800"
+    borrowed = variant("inpaint", "default+net=denoise/default+lr=0.005")
+    assert borrowed.net == variant("denoise", "default").net and borrowed.fit.lr == 0.005
     with pytest.raises(DipError, match="unknown change 'faster'"):
         variant("denoise", "default+faster")

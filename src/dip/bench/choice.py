@@ -3,8 +3,9 @@
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
-learning rate), `last` (the last output instead of the running average), `steps=N`, and one
-change of the problem, `clipped` (denoising: the clipped-noise data term).
+learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `net=TASK/PRESET`
+(that preset's network and input), and one change of the problem, `clipped` (denoising: the
+clipped-noise data term).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -78,8 +79,16 @@ def variant(task: str, text: str) -> Preset:
             fit = dataclasses.replace(fit, ema=None)
         elif change.startswith("steps="):
             fit = dataclasses.replace(fit, steps=int(change[6:]))
+        elif change.startswith("lr="):
+            fit = dataclasses.replace(fit, lr=float(change[3:]))
+        elif change.startswith("net="):
+            other = get_preset(*change[4:].split("/", 1))
+            preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
-            raise DipError(f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N or clipped")
+            raise DipError(
+                f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, net=TASK/PRESET "
+                "or clipped"
+            )
     return dataclasses.replace(preset, name=text, fit=fit)
 
 
