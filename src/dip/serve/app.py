@@ -133,67 +133,70 @@ def build_problem(command: str, values: dict, images: dict):
     return cls(**kwargs)
 
 
-def create_app(device: str = "auto", token: str | None = None, limits: Limits = Limits(), abandon_seconds=30.0):
-    """The ASGI app; `app.state.token` is the token to print, `app.state.worker` runs the jobs."""
-    token = token or secrets.token_urlsafe(24)
-    temp = TempFolder()
-    worker = Worker(device, temp, abandon_seconds)
+class Handlers:
+    """The app's request handlers, over one worker, one temporary folder and one token."""
 
-    async def index(request: Request) -> Response:
+    def __init__(self, device: str, token: str, limits: Limits, abandon_seconds: float):
+        self.device, self.token, self.limits = device, token, limits
+        self.temp = TempFolder()
+        self.worker = Worker(device, self.temp, abandon_seconds)
+
+    async def index(self, request: Request) -> Response:
         response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
         return response
 
-    async def static(request: Request) -> Response:
+    async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         files = {"app.js": STATIC / "app.js", "app.css": STATIC / "app.css", "viewer.js": VIEWER}
         if name not in files:
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(files[name])
 
-    async def tasks(request: Request) -> Response:
-        return JSONResponse({"tasks": describe_tasks(), "device": device, "limits": dataclasses.asdict(limits)})
+    async def tasks(self, request: Request) -> Response:
+        limits = dataclasses.asdict(self.limits)
+        return JSONResponse({"tasks": describe_tasks(), "device": self.device, "limits": limits})
 
-    async def upload(request: Request) -> Response:
+    async def upload(self, request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limits.upload_bytes:
-            return _error(f"the file is larger than the limit of {limits.upload_bytes // 2**20} MB", 413)
+        if declared and declared.isdigit() and int(declared) > self.limits.upload_bytes:
+            return _error(f"the file is larger than the limit of {self.limits.upload_bytes // 2**20} MB", 413)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limits.upload_bytes:
-                return _error(f"the file is larger than the limit of {limits.upload_bytes // 2**20} MB", 413)
+            if size > self.limits.upload_bytes:
+                return _error(f"the file is larger than the limit of {self.limits.upload_bytes // 2**20} MB", 413)
             chunks.append(chunk)
         if not size:
             return _error("the file is empty")
         name = re.sub(r"[^\w.\- ]", "_", request.headers.get("x-filename", "image"))[:100] or "image"
         try:
-            done = await asyncio.to_thread(decode, b"".join(chunks), name, temp, limits.pixels)
+            done = await asyncio.to_thread(decode, b"".join(chunks), name, self.temp, self.limits.pixels)
         except DipError as error:
             return _error(str(error))
-        worker.add_upload(done)
+        self.worker.add_upload(done)
         height, width = done.picture.pixels.shape[:2]
         return JSONResponse({"id": done.id, "name": name, "width": width, "height": height})
 
-    async def preview(request: Request) -> Response:
-        found = worker.uploads.get(request.path_params["id"])
+    async def preview(self, request: Request) -> Response:
+        found = self.worker.uploads.get(request.path_params["id"])
         if found is None:
             return PlainTextResponse("no such upload", status_code=404)
         return Response(found.preview(), media_type="image/png")
 
-    async def create_job(request: Request) -> Response:
+    async def create_job(self, request: Request) -> Response:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error("expected a JSON body")
         if not isinstance(body, dict):
             return _error("expected a JSON object")
-        source = worker.uploads.get(str(body.get("upload", "")))
+        source = self.worker.uploads.get(str(body.get("upload", "")))
         if source is None:
             return _error("open an image first (the upload was not found: it may have expired)")
         images = {}
         for name, upload_id in (body.get("images") or {}).items():
-            found = worker.uploads.get(str(upload_id))
+            found = self.worker.uploads.get(str(upload_id))
             if found is None:
                 return _error(f"the {name} upload was not found")
             images[str(name)] = found
@@ -203,8 +206,8 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
                 steps = int(body["steps"])
             except (TypeError, ValueError):
                 return _error("steps must be a whole number")
-            if not 1 <= steps <= limits.steps:
-                return _error(f"steps must be between 1 and {limits.steps}")
+            if not 1 <= steps <= self.limits.steps:
+                return _error(f"steps must be between 1 and {self.limits.steps}")
             options["steps"] = steps
         try:
             problem = build_problem(str(body.get("task", "")), body.get("options") or {}, images)
@@ -214,20 +217,20 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
         except DipError as error:
             return _error(str(error))
         job = Job(secrets.token_hex(8), source, problem, options)
-        worker.submit(job)
-        return JSONResponse({"id": job.id, "place": worker.place(job)})
+        self.worker.submit(job)
+        return JSONResponse({"id": job.id, "place": self.worker.place(job)})
 
-    def _job(request: Request) -> Job | None:
-        job = worker.jobs.get(request.path_params["id"])
+    def _job(self, request: Request) -> Job | None:
+        job = self.worker.jobs.get(request.path_params["id"])
         if job is not None:
             job.seen()
         return job
 
-    def _status(job: Job) -> dict:
+    def _status(self, job: Job) -> dict:
         return {
             "id": job.id,
             "status": job.status,
-            "place": worker.place(job),
+            "place": self.worker.place(job),
             "message": job.message,
             "frames": len(job.frames),
             "total": job.total_steps,
@@ -235,19 +238,19 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
             "chosen": job.restoration.fit.step if job.restoration and job.restoration.fit else None,
         }
 
-    async def job_status(request: Request) -> Response:
-        job = _job(request)
-        return JSONResponse(_status(job)) if job else _error("no such job", 404)
+    async def job_status(self, request: Request) -> Response:
+        job = self._job(request)
+        return JSONResponse(self._status(job)) if job else _error("no such job", 404)
 
-    async def stop_job(request: Request) -> Response:
-        job = _job(request)
+    async def stop_job(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None:
             return _error("no such job", 404)
-        worker.stop(job)
-        return JSONResponse(_status(job))
+        self.worker.stop(job)
+        return JSONResponse(self._status(job))
 
-    async def events(request: Request) -> Response:
-        job = _job(request)
+    async def events(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None:
             return _error("no such job", 404)
 
@@ -266,7 +269,7 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
                     }
                     yield f"event: frame\ndata: {json.dumps(data)}\n\n"
                     sent += 1
-                status = _status(job)
+                status = self._status(job)
                 if status != last:
                     yield f"event: status\ndata: {json.dumps(status)}\n\n"
                     last = status
@@ -276,31 +279,31 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    async def frame(request: Request) -> Response:
-        job = _job(request)
+    async def frame(self, request: Request) -> Response:
+        job = self._job(request)
         index = request.path_params["index"]
         if job is None or not 0 <= index < len(job.frames):
             return PlainTextResponse("no such frame", status_code=404)
         return Response(job.frames[index].png, media_type="image/png")
 
-    async def result(request: Request) -> Response:
-        job = _job(request)
+    async def result(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None or job.result is None:
             return PlainTextResponse("no result yet", status_code=404)
         stem = Path(job.upload.name).stem or "image"
         headers = {"Content-Disposition": f'attachment; filename="{stem}-{job.problem.task}.png"'}
         return Response(job.result, media_type="image/png", headers=headers)
 
-    async def baseline(request: Request) -> Response:
-        job = _job(request)
+    async def baseline(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None or job.baseline is None:
             return PlainTextResponse("no baseline", status_code=404)
         return Response(job.baseline[1], media_type="image/png")
 
-    async def animation(request: Request) -> Response:
+    async def animation(self, request: Request) -> Response:
         from ..report.animation import animate
 
-        job = _job(request)
+        job = self._job(request)
         kind = request.path_params["kind"]
         if job is None or not job.frames or kind not in ("webp", "gif"):
             return PlainTextResponse("no frames", status_code=404)
@@ -311,20 +314,28 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
         headers = {"Content-Disposition": f'attachment; filename="{stem}-process.{kind}"'}
         return Response(data, media_type=f"image/{kind}", headers=headers)
 
+    def close(self) -> None:
+        self.worker.close()
+        self.temp.close()
+
+
+def create_app(device: str = "auto", token: str | None = None, limits: Limits = Limits(), abandon_seconds=30.0):
+    """The ASGI app; `app.state.token` is the token to print, `app.state.worker` runs the jobs."""
+    handlers = h = Handlers(device, token or secrets.token_urlsafe(24), limits, abandon_seconds)
     routes = [
-        Route("/", index),
-        Route("/static/{name}", static),
-        Route("/api/tasks", tasks),
-        Route("/api/uploads", upload, methods=["POST"]),
-        Route("/api/uploads/{id}/preview.png", preview),
-        Route("/api/jobs", create_job, methods=["POST"]),
-        Route("/api/jobs/{id}", job_status),
-        Route("/api/jobs/{id}/stop", stop_job, methods=["POST"]),
-        Route("/api/jobs/{id}/events", events),
-        Route("/api/jobs/{id}/frames/{index:int}.png", frame),
-        Route("/api/jobs/{id}/result.png", result),
-        Route("/api/jobs/{id}/baseline.png", baseline),
-        Route("/api/jobs/{id}/process.{kind}", animation),
+        Route("/", h.index),
+        Route("/static/{name}", h.static),
+        Route("/api/tasks", h.tasks),
+        Route("/api/uploads", h.upload, methods=["POST"]),
+        Route("/api/uploads/{id}/preview.png", h.preview),
+        Route("/api/jobs", h.create_job, methods=["POST"]),
+        Route("/api/jobs/{id}", h.job_status),
+        Route("/api/jobs/{id}/stop", h.stop_job, methods=["POST"]),
+        Route("/api/jobs/{id}/events", h.events),
+        Route("/api/jobs/{id}/frames/{index:int}.png", h.frame),
+        Route("/api/jobs/{id}/result.png", h.result),
+        Route("/api/jobs/{id}/baseline.png", h.baseline),
+        Route("/api/jobs/{id}/process.{kind}", h.animation),
     ]
 
     @contextlib.asynccontextmanager
@@ -332,11 +343,10 @@ def create_app(device: str = "auto", token: str | None = None, limits: Limits = 
         try:
             yield
         finally:
-            worker.close()
-            temp.close()
+            handlers.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=token)], lifespan=lifespan)
-    app.state.token, app.state.worker, app.state.temp = token, worker, temp
+    app = Starlette(routes=routes, middleware=[Middleware(TokenCheck, token=handlers.token)], lifespan=lifespan)
+    app.state.token, app.state.worker, app.state.temp = handlers.token, handlers.worker, handlers.temp
     return app
 
 
