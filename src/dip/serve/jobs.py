@@ -36,6 +36,7 @@ log = logging.getLogger("dip")
 
 FRAME_SECONDS = 0.5  # a live frame at most this often (and at the first step and the end)
 KEEP = 16  # uploads and finished jobs kept in memory; older ones are dropped
+BASELINE_PIXELS = 1024 * 1024  # the classical comparison is computed up to this size
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -270,9 +271,11 @@ class Worker:
 
     @staticmethod
     def _baseline(job: Job) -> tuple[str, bytes] | None:
-        """The problem's first classical method, for the comparison (None if it has none)."""
+        """The problem's first classical method, for the comparison (None if it has none, or the
+        image is over BASELINE_PIXELS: some classical methods take minutes there)."""
         methods = job.problem.baselines()
-        if not methods:
+        height, width = job.upload.picture.pixels.shape[:2]
+        if not methods or height * width > BASELINE_PIXELS:
             return None
         name = next(iter(methods))
         try:
