@@ -1,5 +1,5 @@
 """Preset variants side by side (`dip.bench.choice.variant`: PRESET[+fourier][+no-halving]
-[+last][+steps=N][+clipped]) on the settings-choice set CBSD68 (`--task`), or on a suite of the paper's
+[+last][+steps=N][+unclipped]) on the settings-choice set CBSD68 (`--task`), or on a suite of the paper's
 images (`--suite`, to explain a gap: the paper's own noisy F16 at full size needs a GPU). Each row:
 the result's PSNR, the best PSNR over the run (an oracle that knows the clean image), steps, time.
 

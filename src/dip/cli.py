@@ -52,8 +52,9 @@ def _add_problem_command(commands, cls) -> None:
     for item, option in own:
         if option.positional:
             continue
-        if item.default is False:
-            sub.add_argument(*option.flags, dest=item.name, action="store_true", help=option.help)
+        if isinstance(item.default, bool):  # a switch: its flag sets the other value
+            action = "store_false" if item.default else "store_true"
+            sub.add_argument(*option.flags, dest=item.name, action=action, help=option.help)
         else:
             sub.add_argument(
                 *option.flags,

@@ -4,7 +4,7 @@
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `net=TASK/PRESET`
-(that preset's network and input), and one change of the problem, `clipped` (denoising: the
+(that preset's network and input), and one change of the problem, `unclipped` (denoising: no
 clipped-noise data term).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
@@ -87,18 +87,18 @@ def variant(task: str, text: str) -> Preset:
         elif change not in PROBLEM_CHANGES:
             raise DipError(
                 f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, net=TASK/PRESET "
-                "or clipped"
+                "or unclipped"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
 
-PROBLEM_CHANGES = ("clipped",)
+PROBLEM_CHANGES = ("unclipped",)
 
 
 def problem_variant(problem: Problem, text: str) -> Problem:
-    """The problem with the variant's problem changes (`clipped`)."""
-    if "clipped" in text.split("+")[1:]:
+    """The problem with the variant's problem changes (`unclipped`)."""
+    if "unclipped" in text.split("+")[1:]:
         if not isinstance(problem, Denoising):
-            raise DipError("clipped is a change of denoising problems")
-        return dataclasses.replace(problem, clipped=True)
+            raise DipError("unclipped is a change of denoising problems")
+        return dataclasses.replace(problem, clipped=False)
     return problem

@@ -91,7 +91,7 @@ def describe_tasks() -> list[dict]:
                     "default": default if isinstance(default, (int, float, str, bool)) or default is None else None,
                     "choices": list(option.choices) if option.choices else None,
                     "required": option.required,
-                    "switch": default is False,
+                    "switch": isinstance(default, bool),
                 }
             )
         presets = [p.name for p in presets_for(cls.task)]
@@ -121,7 +121,7 @@ def build_problem(command: str, values: dict, images: dict):
             if option.required:
                 raise DipError(f"{command} needs {option.flags[0] if option.flags else item.name}")
             continue
-        if item.default is False:
+        if isinstance(item.default, bool):
             kwargs[item.name] = bool(value)
             continue
         try:

@@ -42,7 +42,7 @@
       label.textContent = field.name + " ";
       let input;
       if (field.switch) {
-        input = document.createElement("input"); input.type = "checkbox";
+        input = document.createElement("input"); input.type = "checkbox"; input.checked = field.default === true;
       } else if (field.choices) {
         input = document.createElement("select");
         for (const choice of field.choices) {
