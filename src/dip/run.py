@@ -677,6 +677,11 @@ def run_many(
     return [_restoration(p, g, done[i], settings[i], seconds) for i, (p, g) in enumerate(zip(problems, given))]
 
 
+def _preset_for(problem: Problem, preset: str | Preset) -> Preset:
+    """The preset a name means for this problem (its own rules: sigma 50, x8, ...), or the preset given."""
+    return get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
+
+
 def batch_size_for(
     problem: Problem,
     shape: tuple[int, ...],
@@ -693,7 +698,7 @@ def batch_size_for(
     channels = shape[2] if len(shape) > 2 else 1
     colour = channels - 1 if channels in (2, 4) else channels  # alpha is carried, not fitted
     height, width, channels = problem.output_shape((shape[0], shape[1], colour))
-    chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
+    chosen = _preset_for(problem, preset)
     canvas = padded_size(height, width, chosen.net.stride, chosen.net.min_size)
     return batch_size(chosen, canvas, channels, resolve_device(device))
 
@@ -735,7 +740,7 @@ def _settings(
     """The options of a run resolved (device, arithmetic, the problem's preset) and checked."""
     dev = resolve_device(device)
     acceleration = Acceleration.resolve(dev, *arithmetic)
-    chosen = get_preset(problem.task, problem.preset_name(preset)) if isinstance(preset, str) else preset
+    chosen = _preset_for(problem, preset)
     check_size(shape[0], shape[1], chosen.net.stride)
     if batch != "auto" and (not isinstance(batch, int) or batch < 1):
         raise DipError(f"batch must be 'auto' or a whole number of at least 1, got {batch!r}")
