@@ -43,32 +43,48 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--task", help="denoise, super-resolve or inpaint, on CBSD68 crops")
     where.add_argument("--suite", help="a suite of the paper's images (dip bench quality's names)")
-    parser.add_argument("--variants", required=True, help="comma-separated PRESET[+CHANGE...]")
-    parser.add_argument("--images", default="4", help="CBSD68: how many; a suite: names, comma-separated")
+    parser.add_argument("--variants", required=True, help="comma-separated PRESET[+CHANGE...]; none: classical only")
+    parser.add_argument(
+        "--images",
+        default="4",
+        help="CBSD68: how many (N, or FIRST:LAST counting from 1); a suite: names, comma-separated",
+    )
     parser.add_argument("--crop", type=int, default=128, help="CBSD68 centre crop side")
     parser.add_argument("--mode", default="full", help="a suite's protocol: quick, mid or full")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     if args.task:
-        task, source = args.task, f"CBSD68, the first {args.images} images, centre {args.crop} px crops"
-        found = list(cases(task, int(args.images), args.crop, data))
+        first, _, last = args.images.rpartition(":")
+        start = int(first) - 1 if first else 0
+        which = f"images {first} to {last}" if first else f"the first {last} images"
+        task, source = args.task, f"CBSD68 (sorted by name), {which}, centre {args.crop} px crops"
+        found = list(cases(task, int(last) - start, args.crop, data, start=start))
     else:
         task = SUITES[args.suite].task
         source = f"the paper's {args.suite} images {args.images}, {args.mode} protocol"
         found = list(paper_cases(args.suite, args.images.split(","), args.mode, data))
-    presets = {
-        text: variant(task, text if args.task else suite_variant(args.suite, text)) for text in args.variants.split(",")
-    }
+    texts = [] if args.variants == "none" else args.variants.split(",")
+    presets = {text: variant(task, text if args.task else suite_variant(args.suite, text)) for text in texts}
     path = results_file(
         Path(__file__).parent / "results",
         f"variants-{task}-{args.device}",
         f"Preset variants: {task}",
-        [source, "RGB PSNR against the clean image; best: the highest over the run (knows the clean image)"],
-        ["image", "variant", "input PSNR", "result PSNR", "best PSNR (step)", "steps", "seconds"],
+        [
+            source,
+            "RGB PSNR against the clean image; classical: the problem's classical methods on the same input; "
+            "best: the highest over the run (knows the clean image)",
+        ],
+        ["image", "variant", "input PSNR", "classical", "result PSNR", "best PSNR (step)", "steps", "seconds"],
     )
     for name, problem, observed, clean in found:
         before = psnr(problem.before(observed), clean)
+        classical = ", ".join(
+            f"{method} {psnr(dip.run(problem, observed, method=method).pixels, clean):.2f}"
+            for method in problem.baselines()
+        )
+        if not presets:
+            append_row(path, [name, "none", f"{before:.2f}", classical, "", "", "", ""])
         for text, preset in presets.items():
             own = problem_variant(problem, text)
             done = dip.run(own, observed, preset=preset, reference=clean, device=args.device)
@@ -79,6 +95,7 @@ def main() -> None:
                     name,
                     text,
                     f"{before:.2f}",
+                    classical,
                     f"{psnr(done.pixels, clean):.2f}",
                     f"{best:.2f} ({step})",
                     done.fit.steps_run,

@@ -181,6 +181,31 @@ def test_restarts_average_independent_fits(astronaut_crop):
         dip.run(dip.Denoising(25), noisy, restarts=2, checkpoint="x.ckpt", **options)
 
 
+def test_best_preset_averages_four_seeds_and_an_explicit_restarts_wins(astronaut_crop):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=3, device="cpu", early_stop=False, batch=1)
+    best = dip.run(dip.Denoising(25), noisy, preset="best", **options)
+    assert best.fit.steps_run == 12 and "mean of 4 fits (seeds 0-3" in best.fit.stop_reason
+    fits = [dip.run(dip.Denoising(25), noisy, seed=seed, **options).image for seed in range(4)]
+    assert np.allclose(best.image, np.mean(fits, axis=0), atol=1e-6)  # best: the default, four seeds
+    assert dip.run(dip.Denoising(25), noisy, preset="best", restarts=1, **options).fit.steps_run == 3
+    assert dip.run(dip.Denoising(60), noisy, preset="best", restarts=2, **options).fit.steps_run == 6
+
+
+def test_inpainting_default_reads_the_mask():
+    rng = np.random.default_rng(0)
+    scattered_mask = rng.random((64, 64)) >= 0.5
+    stroke = np.ones((64, 64))
+    stroke[20:26, 4:60] = 0  # a 6-pixel-wide line: most of its pixels have no known neighbour
+    hole = np.ones((64, 64))
+    hole[16:48, 16:48] = 0
+    assert dip.Inpainting(scattered_mask).preset_name("default") == "default-pixels"
+    assert dip.Inpainting(scattered_mask).preset_name("best") == "best-pixels"
+    assert dip.Inpainting(scattered_mask).preset_name("text") == "text"
+    assert dip.Inpainting(stroke).preset_name("default") == "default"
+    assert dip.Inpainting(hole).preset_name("best") == "best"
+
+
 def test_deconvolution_baselines_do_not_ring_from_the_border():
     from dip.demo import make_case
 

@@ -104,6 +104,14 @@ def finish(page, timeout: float = 120_000) -> str:
     return page.locator("#status").get_attribute("data-status")
 
 
+def test_the_page_offers_the_presets_a_user_picks():
+    from dip.serve.app import describe_tasks
+
+    offered = {task["command"]: task["presets"] for task in describe_tasks()}
+    assert offered["denoise"][:2] == ["default", "paper"] and "best" in offered["denoise"]
+    assert "default-sigma50" not in offered["denoise"] and "default-pixels" not in offered["inpaint"]
+
+
 def test_paint_a_mask_watch_it_fill_stop_swipe_and_download(browser, server, photo, tmp_path):
     page, errors = open_page(browser, server)
     start(page, photo, "inpaint", 2000)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import dip
 from dip.callbacks import Checkpoint, Snapshots
@@ -62,15 +63,21 @@ def test_too_small_and_bad_sigma_are_refused():
 @pytest.mark.slow
 def test_known_sigma_gives_the_noise_variance_left_after_clipping():
     """The automatic stop waits for the data term to reach the noise level: with sigma given,
-    that is the variance of clipped noise, which clipping makes smaller than sigma^2."""
+    that is the variance of clipped noise, which clipping makes smaller than sigma^2; fitting the
+    clipped mean (the default), the residual about that mean, smaller still."""
     from skimage import data
+
+    from dip.operators import ClippedMean
 
     clean = (data.astronaut()[:128, :128] / 255).astype(np.float32)
     for sigma, nominal_excess in ((25, 1.05), (50, 1.15)):
         noisy = add_noise(clean, sigma)
         actual = float(np.mean((noisy - clean) ** 2))
-        assert dip.Denoising(sigma).known_noise_variance(noisy) == pytest.approx(actual, rel=0.02)
-        assert (sigma / 255) ** 2 > nominal_excess * actual
+        mean = ClippedMean(sigma / 255)(torch.from_numpy(clean)).numpy()
+        about_mean = float(np.mean((noisy - mean) ** 2))
+        assert dip.Denoising(sigma, clipped=False).known_noise_variance(noisy) == pytest.approx(actual, rel=0.02)
+        assert dip.Denoising(sigma).known_noise_variance(noisy) == pytest.approx(about_mean, rel=0.02)
+        assert about_mean < actual < (sigma / 255) ** 2 / nominal_excess
 
     assert [dip.Denoising(s).preset_name("default") for s in (25, 50, None)] == [
         "default",

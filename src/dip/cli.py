@@ -92,9 +92,10 @@ def _add_problem_command(commands, cls) -> None:
     sub.add_argument(
         "--restarts",
         type=whole(1),
-        default=1,
+        default=None,
         metavar="K",
-        help="fit K differently seeded networks and average their results (an ensemble: K times the work; default 1)",
+        help="fit K differently seeded networks and average their results (an ensemble: K times the work; "
+        "default: the preset's, 1, or 4 for --preset best)",
     )
     sub.add_argument(
         "--batch",

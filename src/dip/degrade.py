@@ -35,11 +35,13 @@ def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return np.clip(image + rng.normal(0, sigma / 255, image.shape), 0, 1).astype(np.float32)
 
 
-def clipped_noise_variance(noisy: np.ndarray, sigma: float) -> float:
+def clipped_noise_variance(noisy: np.ndarray, sigma: float, about_mean: bool = False) -> float:
     """The mean squared difference between `noisy` = clip(x + n, 0, 1) and the clean x it came
     from, for Gaussian n of `sigma` (0-255 scale): what the data term reaches once the fit has
     explained the image. Clipping shrinks it below sigma^2 in dark and bright regions (5-20% at
     sigma 25, 15-40% at sigma 50 on the paper's images), so a stop at sigma^2 would come early.
+    `about_mean`: about E[clip(x + n)] instead of x (the variance of the clipped noise), what a
+    fit of the clipped mean (`dip.operators.ClippedMean`) reaches.
 
     x is unknown: a pixel's local mean (Gaussian, 1.5 px) is matched to the mean of clipped
     noise around x, and E[(clip(x + n) - x)^2] is averaged over the pixels."""
@@ -59,6 +61,8 @@ def clipped_noise_variance(noisy: np.ndarray, sigma: float) -> float:
     )
     local = gaussian_filter(np.asarray(noisy, dtype=np.float64), sigma=(1.5, 1.5) + (0,) * (noisy.ndim - 2))
     clean = np.interp(local, mean, grid)  # mean(x) rises with x: invert it
+    if about_mean:
+        second = second - (mean - grid) ** 2  # E[(c - x)^2] - (E[c] - x)^2 = Var[c]
     return float(np.mean(np.interp(clean, grid, second)))
 
 

@@ -481,7 +481,7 @@ def run(
     early_stop: bool | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
-    restarts: int = 1,
+    restarts: int | None = None,
     batch: int | str = "auto",
     save_every: int | None = None,
     snapshot_dir: str | Path | None = None,
@@ -518,9 +518,10 @@ def run(
         Force the automatic stop on or off (default: the preset's choice).
     callbacks, progress
         Extra `dip.fit.Callback` objects; a progress bar on stderr.
-    restarts : int
+    restarts : int, optional
         Fit this many independently seeded networks (seeds seed, seed + 1, ...) and return the
         mean of their results (an ensemble); snapshots and metrics follow the first fit.
+        Default: the preset's (1, or more for the `best` presets).
     batch : int or "auto"
         Fits of one size (restarts, tiles) run together, this many at a time, each with its own
         network and state (`dip.batched`): the same results, in less time where batching pays.
@@ -566,7 +567,7 @@ def run(
         problem, given.shape, preset, steps, seed, device, (precision, channels_last, compile, deterministic),
         early_stop, callbacks, progress, restarts, batch,
     )  # fmt: skip
-    if restarts > 1 and checkpoint is not None:
+    if settings.restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
     if tile:
         if not problem.tileable:
@@ -624,7 +625,7 @@ def run_many(
     deterministic: bool = False,
     early_stop: bool | None = None,
     progress: bool = False,
-    restarts: int = 1,
+    restarts: int | None = None,
     batch: int | str = "auto",
     check_memory: bool = True,
 ) -> list[Restoration]:
@@ -734,7 +735,7 @@ def _settings(
     early_stop: bool | None,
     callbacks: Sequence[Callback],
     progress: bool,
-    restarts: int,
+    restarts: int | None,
     batch: int | str,
 ) -> _Settings:
     """The options of a run resolved (device, arithmetic, the problem's preset) and checked."""
@@ -744,6 +745,7 @@ def _settings(
     check_size(shape[0], shape[1], chosen.net.stride)
     if batch != "auto" and (not isinstance(batch, int) or batch < 1):
         raise DipError(f"batch must be 'auto' or a whole number of at least 1, got {batch!r}")
+    restarts = chosen.restarts if restarts is None else restarts
     if restarts < 1:
         raise DipError(f"restarts must be at least 1, got {restarts}")
     settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch)

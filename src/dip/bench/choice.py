@@ -56,9 +56,10 @@ def degrade(task: str, clean: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarr
 Case = tuple[str, Problem, np.ndarray, np.ndarray]  # name, problem, observation, clean
 
 
-def cases(task: str, count: int, crop: int, data: Path | None = None) -> Iterator[Case]:
-    """(name, problem, observation, clean) for the first `count` images, centre crops of `crop` px."""
-    for path in settings_images(data)[:count]:
+def cases(task: str, count: int, crop: int, data: Path | None = None, start: int = 0) -> Iterator[Case]:
+    """(name, problem, observation, clean) for `count` images from the `start`-th (sorted by
+    name), centre crops of `crop` px."""
+    for path in settings_images(data)[start : start + count]:
         truth = read_image(path).pixels
         problem, observed, clean = degrade(task, cut(truth, centre_box(*truth.shape[:2], crop, 4)))
         yield path.stem, problem, observed, clean

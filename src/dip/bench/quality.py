@@ -143,13 +143,20 @@ def suite_problem(suite: Suite, observed: np.ndarray | None = None) -> Problem:
     return Inpainting(known_pixels(observed))
 
 
-def suite_preset(suite: Suite, preset: str) -> Preset:
-    """The task preset that `preset` names in this suite (`paper` is the paper's setting for the
-    suite's factor, noise level or mask: `pixels` for the 50% inpainting); a one-line error for
-    an unknown name."""
-    if suite.task == "inpaint":
-        return get_preset("inpaint", "pixels" if preset == "paper" else preset)
-    return get_preset(suite.task, suite_problem(suite).preset_name(preset))
+def preset_name(suite: Suite, preset: str) -> str:
+    """The name each problem of the suite resolves for itself (`paper` in the 50% inpainting
+    suite is the paper's `pixels` setting; elsewhere the problem's own rules pick it)."""
+    return "pixels" if suite.task == "inpaint" and preset == "paper" else preset
+
+
+def suite_preset(suite: Suite, preset: str, problem: Problem | None = None) -> Preset:
+    """The task preset that `preset` names for the suite's problem (`paper` is the paper's setting
+    for the suite's factor, noise level or mask); a one-line error for an unknown name.
+    Inpainting needs the problem (its mask) to resolve `default` and `best`."""
+    name = preset_name(suite, preset)
+    if problem is None and suite.task != "inpaint":
+        problem = suite_problem(suite)
+    return get_preset(suite.task, problem.preset_name(name) if problem is not None else name)
 
 
 @dataclass
@@ -209,7 +216,7 @@ def run_cases(
         done = run_many(
             [case.problem for case in cases],
             [case.observed for case in cases],
-            preset=suite_preset(suite, preset),
+            preset=preset_name(suite, preset),
             steps=budget(suite, preset, mode, steps),
             seed=seed,
             device=device,
@@ -231,7 +238,7 @@ def _chunks(suite: Suite, cases: Iterable[Case], presets: list[str], device: str
         chunk.append(case)
         limit = (
             batch_size_for(
-                case.problem, case.observed.shape, preset=suite_preset(suite, presets[0]), device=device, batch=batch
+                case.problem, case.observed.shape, preset=preset_name(suite, presets[0]), device=device, batch=batch
             )
             if presets
             else 1

@@ -94,7 +94,7 @@ def describe_tasks() -> list[dict]:
                     "switch": isinstance(default, bool),
                 }
             )
-        presets = [p.name for p in presets_for(cls.task)]
+        presets = [p.name for p in presets_for(cls.task) if not p.picked_for]  # the problem picks those itself
         tasks.append({"command": command, "help": cls.help, "options": options, "images": images, "presets": presets})
     return tasks
 

@@ -1,0 +1,114 @@
+"""Probe: Deep Image Prior fitted with Stein's unbiased risk estimate (SURE) instead of the plain
+squared error, on the settings-choice set (CBSD68 crops, Gaussian noise sigma 25).
+
+The network's input is the noisy image itself (plus Gaussian noise of `--input-noise` x sigma,
+after Jo, Chun and Choi, "Rethinking Deep Image Prior for Denoising", ICCV 2021); the loss is
+
+    ||f(y) - y||^2 / N - sigma^2 + 2 sigma^2 div_y f(y) / N,
+
+the divergence estimated by one Monte-Carlo probe b: b . d(b . f)/dy (double backward). SURE is
+an unbiased estimate of the error against the clean image, so the fit should not need an early
+stop. Prints the PSNR of the running average of the outputs every 100 steps and appends one row
+per image to benchmarks/results/sure-probe-DEVICE-DATE.md.
+
+    python benchmarks/sure_probe.py --images 4 --crop 128 --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dip.bench.choice import cases
+from dip.bench.results import append_row, results_file
+from dip.metrics import psnr
+from dip.presets import get_preset
+
+
+def sure_fit(noisy: np.ndarray, sigma: float, steps: int, lr: float, input_noise: float, seed: int):
+    """Fit the default denoising net under the SURE loss; yields (step, smoothed SURE, running
+    average of the outputs, output) at each step, the outputs at the perturbed inputs (the
+    running average is then the stochastic temporal ensemble of Jo et al.)."""
+    torch.manual_seed(seed)
+    preset = get_preset("denoise", "default")
+    y = torch.from_numpy(noisy).permute(2, 0, 1)[None].float()
+    net = preset.net.build(y.shape[1], y.shape[1])
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    variance = (sigma / 255) ** 2
+    average, smoothed = None, None
+    for step in range(1, steps + 1):
+        given = (y + torch.randn_like(y) * input_noise * sigma / 255).requires_grad_()
+        out = net(given)
+        probe = torch.randn_like(y)
+        (grad,) = torch.autograd.grad((probe * out).sum(), given, create_graph=True)
+        divergence = (probe * grad).mean()
+        loss = ((out - y) ** 2).mean() - variance + 2 * variance * divergence
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+        with torch.no_grad():
+            now = out.detach().clamp(0, 1)  # at the perturbed input: the function SURE scores
+            average = now if average is None else 0.99 * average + 0.01 * now
+        yield step, smoothed, average[0].permute(1, 2, 0).numpy(), now[0].permute(1, 2, 0).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--input-noise", type=float, default=0.5, help="input noise, times sigma")
+    args = parser.parse_args()
+    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    path = results_file(
+        Path(__file__).parent / "results",
+        "sure-probe-cpu",
+        "SURE probe: denoising sigma 25",
+        [
+            f"CBSD68, the first {args.images} images, centre {args.crop} px crops; lr {args.lr}, "
+            f"input noise {args.input_noise} sigma, {args.steps} steps",
+            "the default preset on the same crops: results/variants-denoise-cpu-2026-11-27.md (default+clipped)",
+        ],
+        [
+            "image",
+            "SURE average (final)",
+            "SURE last (final)",
+            "at the lowest smoothed SURE (step)",
+            "SURE average best (step)",
+            "seconds SURE",
+        ],
+    )
+    for name, _, observed, clean in cases("denoise", args.images, args.crop, data):
+        started = time.perf_counter()
+        curve, lowest = [], (np.inf, 0, 0.0)
+        for step, sure, average, last in sure_fit(observed, 25, args.steps, args.lr, args.input_noise, seed=0):
+            if step > 100 and sure < lowest[0]:
+                lowest = (sure, step, psnr(average, clean))
+            if step % 100 == 0 or step == args.steps:
+                curve.append((step, psnr(average, clean), psnr(last, clean)))
+                print(name, step, f"{curve[-1][1]:.2f} {curve[-1][2]:.2f} sure {sure:.3g}", flush=True)
+        best = max(curve, key=lambda row: row[1])
+        append_row(
+            path,
+            [
+                name,
+                f"{curve[-1][1]:.2f}",
+                f"{curve[-1][2]:.2f}",
+                f"{lowest[2]:.2f} ({lowest[1]})",
+                f"{best[1]:.2f} ({best[0]})",
+                f"{time.perf_counter() - started:.0f}",
+            ],
+        )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
