@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DipError
-from .io import WRITABLE, join_channels, read_image, split_channels, write_image
-from .problems import REGISTRY
+from .io import WRITABLE, Picture, join_channels, read_image, split_channels, write_image
+from .problems import REGISTRY, Problem
 from .run import Interrupted, Restoration, batch_size_for, run, run_many
 
 log = logging.getLogger("dip")
@@ -91,10 +93,10 @@ class _Loaded:
     """A job's files read and checked: its problem, observation, reference and `dip.run` options."""
 
     job: Job
-    problem: object
-    picture: object  # the observation as a Picture, or None
-    observation: object  # the array `run` takes, or None
-    reference: object
+    problem: Problem
+    picture: Picture | None  # the observation as read
+    observation: np.ndarray | None  # the array `run` takes
+    reference: np.ndarray | None
     options: dict
 
     @property

@@ -66,10 +66,7 @@ def _measure(
     acceleration = Acceleration.parse(variant)
     acceleration.check(device)
 
-    torch.manual_seed(0)
-    net = preset.net.build(preset.input_channels, 3).to(device)
-    z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
-    target = torch.rand(1, 3, size, size, device=device)
+    net, z, target = _random_problem(preset, size, device, seed=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clock = _StepClock(device)
@@ -106,10 +103,7 @@ def _measure_batch(
     acceleration.check(device)
     members = []
     for index in range(k):
-        torch.manual_seed(index)
-        net = preset.net.build(preset.input_channels, 3).to(device)
-        z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
-        target = torch.rand(1, 3, size, size, device=device)
+        net, z, target = _random_problem(preset, size, device, seed=index)
         members.append(Member(net, z, target, Identity(), torch.Generator(device).manual_seed(index)))
     clock = _StepClock(device)
     members[0].callbacks = [clock]
@@ -121,6 +115,15 @@ def _measure_batch(
     if queue is not None:
         queue.put(result)
     return result
+
+
+def _random_problem(preset, size: int, device: torch.device, seed: int) -> tuple:
+    """A seeded network of the preset, its input z and a random RGB target of `size` px (what a
+    step costs does not depend on the image)."""
+    torch.manual_seed(seed)
+    net = preset.net.build(preset.input_channels, 3).to(device)
+    z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
+    return net, z, torch.rand(1, 3, size, size, device=device)
 
 
 def _peak(device: torch.device) -> float:
