@@ -50,6 +50,8 @@ def main() -> None:
         help="CBSD68: how many (N, or FIRST:LAST counting from 1); a suite: names, comma-separated",
     )
     parser.add_argument("--crop", type=int, default=128, help="CBSD68 centre crop side")
+    parser.add_argument("--factor", type=int, default=4, help="CBSD68 super-resolution factor")
+    parser.add_argument("--mask", default="pixels", help="CBSD68 inpainting holes: pixels, box or strokes")
     parser.add_argument("--mode", default="full", help="a suite's protocol: quick, mid or full")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -59,16 +61,21 @@ def main() -> None:
         start = int(first) - 1 if first else 0
         which = f"images {first} to {last}" if first else f"the first {last} images"
         task, source = args.task, f"CBSD68 (sorted by name), {which}, centre {args.crop} px crops"
-        found = list(cases(task, int(last) - start, args.crop, data, start=start))
+        if task == "super-resolve":
+            source += f", x{args.factor}"
+        if task == "inpaint":
+            source += f", holes: {args.mask}"
+        found = list(cases(task, int(last) - start, args.crop, data, start, args.factor, args.mask))
     else:
         task = SUITES[args.suite].task
         source = f"the paper's {args.suite} images {args.images}, {args.mode} protocol"
         found = list(paper_cases(args.suite, args.images.split(","), args.mode, data))
     texts = [] if args.variants == "none" else args.variants.split(",")
     presets = {text: variant(task, text if args.task else suite_variant(args.suite, text)) for text in texts}
+    suffix = {"super-resolve": f"-x{args.factor}", "inpaint": f"-{args.mask}"}.get(task, "") if args.task else ""
     path = results_file(
         Path(__file__).parent / "results",
-        f"variants-{task}-{args.device}",
+        f"variants-{task}{suffix}-{args.device}",
         f"Preset variants: {task}",
         [
             source,

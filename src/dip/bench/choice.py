@@ -3,7 +3,8 @@
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
-learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `net=TASK/PRESET`
+learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
+(the input noise's std), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
 (that preset's network and input), and one change of the problem, `unclipped` (denoising: no
 clipped-noise data term).
 
@@ -39,16 +40,49 @@ def settings_images(data: Path | None = None) -> list[Path]:
     return images
 
 
-def degrade(task: str, clean: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarray]:
+MASKS = ("pixels", "box", "strokes")
+
+
+def holes(shape: tuple[int, int], kind: str = "pixels") -> np.ndarray:
+    """A seeded (H, W) bool mask, True = known: `pixels` drops half the pixels at random; `box`, a
+    centred square of a third of the side; `strokes`, six random lines 5 px wide.
+
+    >>> [round(float(1 - holes((96, 96), kind).mean()), 2) for kind in MASKS]  # the share missing
+    [0.5, 0.11, 0.17]
+    """
+    height, width = shape
+    rng = np.random.default_rng(0)
+    if kind == "pixels":
+        return rng.random(shape) >= 0.5
+    known = np.ones(shape, bool)
+    if kind == "box":
+        side = min(shape) // 3
+        top, left = (height - side) // 2, (width - side) // 2
+        known[top : top + side, left : left + side] = False
+        return known
+    if kind == "strokes":
+        from scipy.ndimage import binary_dilation
+        from skimage.draw import line
+
+        for _ in range(6):
+            (r0, r1), (c0, c1) = rng.integers(0, height, 2), rng.integers(0, width, 2)
+            known[line(int(r0), int(c0), int(r1), int(c1))] = False
+        return ~binary_dilation(~known, np.ones((5, 5), bool))
+    raise DipError(f"unknown mask kind {kind!r}; choose from {', '.join(MASKS)}")
+
+
+def degrade(
+    task: str, clean: np.ndarray, factor: int = 4, kind: str = "pixels"
+) -> tuple[Problem, np.ndarray, np.ndarray]:
     """(problem, observation, the image it should give) for one clean crop, seeded: Gaussian
-    noise sigma 25; x4 Lanczos downscale; half the pixels dropped."""
+    noise sigma 25; Lanczos downscale by `factor`; holes of `kind` (`holes`)."""
     if task == "denoise":
         return Denoising(25), add_noise(clean, 25, seed=0), clean
     if task == "super-resolve":
-        high, low = downscale(clean, 4)
-        return SuperResolution(4), low, high
+        high, low = downscale(clean, factor)
+        return SuperResolution(factor), low, high
     if task == "inpaint":
-        mask = np.random.default_rng(0).random(clean.shape[:2]) >= 0.5
+        mask = holes(clean.shape[:2], kind)
         return Inpainting(mask), clean * mask[:, :, None], clean
     raise DipError(f"no settings-choice cases for {task!r}; choose from {', '.join(TASKS)}")
 
@@ -56,12 +90,15 @@ def degrade(task: str, clean: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarr
 Case = tuple[str, Problem, np.ndarray, np.ndarray]  # name, problem, observation, clean
 
 
-def cases(task: str, count: int, crop: int, data: Path | None = None, start: int = 0) -> Iterator[Case]:
+def cases(
+    task: str, count: int, crop: int, data: Path | None = None, start: int = 0, factor: int = 4, kind: str = "pixels"
+) -> Iterator[Case]:
     """(name, problem, observation, clean) for `count` images from the `start`-th (sorted by
-    name), centre crops of `crop` px."""
+    name), centre crops of `crop` px; super-resolution by `factor`; inpainting holes of `kind`."""
     for path in settings_images(data)[start : start + count]:
         truth = read_image(path).pixels
-        problem, observed, clean = degrade(task, cut(truth, centre_box(*truth.shape[:2], crop, 4)))
+        box = centre_box(*truth.shape[:2], crop, factor)
+        problem, observed, clean = degrade(task, cut(truth, box), factor, kind)
         yield path.stem, problem, observed, clean
 
 
@@ -82,13 +119,19 @@ def variant(task: str, text: str) -> Preset:
             fit = dataclasses.replace(fit, steps=int(change[6:]))
         elif change.startswith("lr="):
             fit = dataclasses.replace(fit, lr=float(change[3:]))
+        elif change.startswith("noise="):
+            fit = dataclasses.replace(fit, reg_noise_std=float(change[6:]))
+        elif change.startswith("width="):
+            cap, net = int(change[6:]), preset.net
+            narrower = {key: tuple(min(c, cap) for c in getattr(net, key)) for key in ("channels_down", "channels_up")}
+            preset = dataclasses.replace(preset, net=dataclasses.replace(net, **narrower))
         elif change.startswith("net="):
             other = get_preset(*change[4:].split("/", 1))
             preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
             raise DipError(
-                f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, net=TASK/PRESET "
-                "or unclipped"
+                f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, noise=X, "
+                "net=TASK/PRESET, width=N or unclipped"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
