@@ -35,10 +35,10 @@ def write_presets() -> None:
         "# Presets\n\nMade by `python docs/make_gallery.py --presets` from `dip presets` (`dip.presets.PRESETS`). "
         "The `default` of each task runs unless `--preset` (or `preset=`) names another; presets marked "
         "`auto` stop by themselves (`steps` is then a cap); `fits`: independently seeded fits averaged "
-        "(the `best` presets: the task's default, four times). Names ending in `-sigma50` or `-pixels` are "
-        "picked by the problem itself: noise above sigma 40 (for `default`, `best` and `paper`), a mask of "
-        "scattered missing pixels (for `default` and `best`). Parameters: trainable parameters for an RGB "
-        "image.\n\n" + markdown() + "\n"
+        "(the `best` presets: the task's default, four times). Names ending in `-sigma50`, `-x8` or `-pixels` "
+        "are picked by the problem itself: noise above sigma 40 and super-resolution x8 (for `default`, `best` "
+        "and `paper`), a mask of scattered missing pixels (for `default` and `best`). Parameters: trainable "
+        "parameters for an RGB image.\n\n" + markdown() + "\n"
     )
     (DOCS / "presets.md").write_text(text)
 

@@ -52,7 +52,12 @@ def test_every_registered_problem_builds_its_operator():
     assert dip.SuperResolution(4).build_operator()(image).shape == (1, 3, 16, 16)
     assert dip.Inpainting(mask).build_operator()(image)[0, :, :8].abs().max() == 0
     assert dip.Deblurring(np.ones((3, 3))).build_operator()(image).shape == image.shape
-    assert dip.SuperResolution(8).preset_name("paper") == "paper-x8"
+    assert [dip.SuperResolution(8).preset_name(name) for name in ("paper", "default", "best")] == [
+        "paper-x8",
+        "default-x8",
+        "best-x8",
+    ]
+    assert dip.SuperResolution(4).preset_name("default") == "default"
     assert dip.Inpainting(mask).tile((8, 0, 16, 16)) is None  # no hole there: nothing to do
     assert dip.Inpainting(mask).tile((0, 0, 16, 16)).mask.shape == (16, 16, 1)
 
