@@ -18,22 +18,22 @@ phase "machine"
   python3 -c "import torch, numpy, skimage; print('torch', torch.__version__, 'numpy', numpy.__version__,
 'skimage', skimage.__version__, 'cuda', torch.cuda.is_available())"; nproc; } 2>&1 | tee -a "$log"
 
-phase "tests on $DEVICE (precision, layout, determinism, CLI)"
+phase "tests on $DEVICE (precision, layout, determinism, CLI, the CUDA graph against the plain step)"
 if want tests; then
-  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py 2>&1 | tail -15 | tee -a "$log"
+  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py tests/test_graphed.py 2>&1 | tail -15 | tee -a "$log"
 fi
 
-phase "per-step speed: every precision and layout"
+phase "per-step speed: every precision and layout, with and without the CUDA graph"
 if want speed; then
   timeout "$(limit 150)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-      --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default ${VARIANTS:+--variants "$VARIANTS"} \
+      --sizes "${SIZES:-128,256,512}" --presets denoise/paper,denoise/default --variants "${VARIANTS:-tf32,tf32+graph,bf16,bf16+graph}" \
       2>&1 | tee -a "$log"
 fi
 
 phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
 if want batched; then
   timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-      --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants tf32 --batches 1,4,16 \
+      --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches 1,4,16 \
       2>&1 | tee -a "$log"
 fi
 

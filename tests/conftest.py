@@ -7,9 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from skimage import data
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def float64():
+    """float64 as torch's default type for one test: fits compared to rounding (`test_batched.py`)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 CHROMIUM = os.environ.get("DIP_CHROMIUM", "/usr/bin/chromium")

@@ -18,16 +18,6 @@ from dip.fit import Callback, FitConfig, fit
 from dip.nets import SkipSpec
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def _decimate(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, ::2, ::2]
 

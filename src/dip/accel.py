@@ -25,13 +25,15 @@ class Acceleration:
     """fp32: exact float32 everywhere. tf32: float32 storage, convolutions and matrix products on
     TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA); weights, Adam
     state, BatchNorm statistics and the loss stay float32; fp16 adds loss scaling.
-    `channels_last`: NHWC memory layout. `compile`: torch.compile the network. CPU runs are
-    always reproducible; `deterministic` makes CUDA runs so too."""
+    `channels_last`: NHWC memory layout. `compile`: torch.compile the network. `cuda_graph`:
+    every decision of a step taken on the device and the step replayed as a CUDA graph
+    (`dip.graphed`). CPU runs are always reproducible; `deterministic` makes CUDA runs so too."""
 
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
     deterministic: bool = False  # reproducible cuDNN kernels, no autotuning (CUDA)
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -42,6 +44,10 @@ class Acceleration:
         AVX-512/AMX bf16 autocast measured ~80x slower)."""
         if self.precision != "fp32" and device.type != "cuda":
             raise DipError(f"precision {self.precision} needs a CUDA device; on {device.type} use fp32")
+        if self.cuda_graph and device.type != "cuda":
+            raise DipError(f"the CUDA graph needs a CUDA device, not {device.type}")
+        if self.cuda_graph and self.precision == "fp16":
+            raise DipError("the CUDA graph cannot scale fp16 losses: use bf16")
 
     @classmethod
     def default(cls, device: torch.device) -> Acceleration:
@@ -56,11 +62,12 @@ class Acceleration:
         channels_last: bool = False,
         compile: bool = False,
         deterministic: bool = False,
+        cuda_graph: bool = False,
     ) -> Acceleration:
         """The options of a run, 'auto' precision resolved for `device`, checked against it."""
         if precision == "auto":
             precision = cls.default(device).precision
-        acceleration = cls(precision, channels_last, compile, deterministic)
+        acceleration = cls(precision, channels_last, compile, deterministic, cuda_graph)
         acceleration.check(device)
         return acceleration
 
@@ -113,23 +120,22 @@ class Acceleration:
                 setattr(backend, name, value)
             torch.use_deterministic_algorithms(deterministic_before)
 
-    def autocast(self, device: torch.device):
-        """Mixed precision for the network's forward pass (and so its backward), or nothing."""
+    def autocast(self, device: torch.device, cache: bool = True):
+        """Mixed precision for the network's forward pass (and so its backward), or nothing;
+        `cache=False` where the pass is captured as a CUDA graph (torch's rule)."""
         dtype = self.autocast_dtype
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
+        return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
     def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         """Loss scaling keeps fp16 gradients from underflowing; bf16 has float32's range."""
         return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
 
     def describe(self) -> str:
-        """The variant's name in the form `parse` takes: 'bf16+channels_last+compile'."""
-        parts = (
-            [self.precision] + (["channels_last"] if self.channels_last else []) + (["compile"] if self.compile else [])
-        )
-        return "+".join(parts)
+        """The variant's name in the form `parse` takes: 'bf16+channels_last+compile+graph'."""
+        flags = {"channels_last": self.channels_last, "compile": self.compile, "graph": self.cuda_graph}
+        return "+".join([self.precision] + [name for name, on in flags.items() if on])
 
     def options(self) -> dict:
         """The `dip.run` keywords that give this arithmetic."""
@@ -138,15 +144,17 @@ class Acceleration:
             "channels_last": self.channels_last,
             "compile": self.compile,
             "deterministic": self.deterministic,
+            "cuda_graph": self.cuda_graph,
         }
 
     @classmethod
     def parse(cls, text: str) -> Acceleration:
-        """'bf16+channels_last+compile' -> Acceleration (the bench's variant names)."""
+        """'bf16+channels_last+compile+graph' -> Acceleration (the bench's variant names)."""
         parts = text.split("+")
-        unknown = [p for p in parts[1:] if p not in ("channels_last", "compile")]
+        unknown = [p for p in parts[1:] if p not in ("channels_last", "compile", "graph")]
         if unknown:
             raise DipError(
-                f"unknown acceleration option {unknown[0]!r} in {text!r} (PRECISION[+channels_last][+compile])"
+                f"unknown acceleration option {unknown[0]!r} in {text!r} (PRECISION[+channels_last][+compile][+graph])"
             )
-        return cls(parts[0], "channels_last" in parts[1:], "compile" in parts[1:])
+        flags = parts[1:]
+        return cls(parts[0], "channels_last" in flags, "compile" in flags, cuda_graph="graph" in flags)

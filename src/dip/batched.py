@@ -139,8 +139,12 @@ def fit_batch(
 
     All networks share an architecture, all inputs a shape. One member runs through
     `dip.fit.fit` itself; fp16 (loss scaling per member is not supported) runs the members one
-    after another.
+    after another; with the CUDA graph, `dip.graphed` runs them.
     """
+    if acceleration.cuda_graph:
+        from .graphed import fit_on_device
+
+        return fit_on_device(members, config, acceleration)
     if len(members) == 1 or acceleration.precision == "fp16":
         return [
             fit(

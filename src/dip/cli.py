@@ -141,6 +141,11 @@ def _add_problem_command(commands, cls) -> None:
         action="store_true",
         help="on CUDA: deterministic kernels, no cuDNN autotuning (slower; CPU runs are always reproducible)",
     )
+    speed.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="on CUDA: decide each step on the GPU and replay it as a CUDA graph (no checkpoints, no fp16)",
+    )
     long_runs = sub.add_argument_group("long runs and big images")
     long_runs.add_argument(
         "--checkpoint",
@@ -201,6 +206,7 @@ def _recipe(args: argparse.Namespace) -> tuple:
         channels_last=args.channels_last,
         compile=args.compile,
         deterministic=args.deterministic,
+        cuda_graph=args.cuda_graph,
         early_stop=args.early_stop,
         restarts=args.restarts,
         batch=args.batch,

@@ -230,6 +230,7 @@ MANY_OPTIONS = (
     "channels_last",
     "compile",
     "deterministic",
+    "cuda_graph",
     "early_stop",
     "restarts",
     "batch",

@@ -170,9 +170,17 @@ def fit(
     return the restored image.
 
     The result is the image a callback selected (early stopping), else the EMA, else the
-    last output. `acceleration` sets precision, layout and compilation (not the result's
-    meaning: the loss and all state stay float32).
+    last output. `acceleration` sets precision, layout, compilation and the CUDA graph (not the
+    result's meaning: the loss and all state stay float32). With the CUDA graph the step runs in
+    `dip.graphed`, on a copy of `net`.
     """
+    if acceleration.cuda_graph:
+        from .batched import Member
+        from .graphed import fit_on_device
+
+        generator = generator or torch.Generator(device=z.device).manual_seed(0)
+        member = Member(net, z, target, operator, generator, loss_fn, crop, callbacks)
+        return fit_on_device([member], config, acceleration)[0]
     with acceleration.arithmetic(z.device):
         return _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, acceleration)
 

@@ -477,6 +477,7 @@ def run(
     channels_last: bool = False,
     compile: bool = False,
     deterministic: bool = False,
+    cuda_graph: bool = False,
     reference: np.ndarray | None = None,
     early_stop: bool | None = None,
     callbacks: Sequence[Callback] = (),
@@ -509,9 +510,9 @@ def run(
         "dip", or a classical baseline of the problem (`problem.baselines()`).
     preset : str or Preset
         Settings by name (`dip presets`): "default" (fast, stops itself), "paper", ...
-    steps, seed, device, precision, channels_last, compile, deterministic
+    steps, seed, device, precision, channels_last, compile, deterministic, cuda_graph
         Step budget (default: the preset's), random seed, "auto"/"cpu"/"cuda", and how the
-        arithmetic runs (see `dip.accel.Acceleration`).
+        arithmetic runs (see `dip.accel.Acceleration`; `cuda_graph`: `dip.graphed`).
     reference : ndarray, optional
         The clean image: PSNR is tracked in `Restoration.metrics` (never used by the fit).
     early_stop : bool, optional
@@ -563,10 +564,10 @@ def run(
     given = _take(problem, observation, reference)
     if method != "dip":
         return _baseline_restoration(problem, given, method, started)
+    arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = _settings(
-        problem, given.shape, preset, steps, seed, device, (precision, channels_last, compile, deterministic),
-        early_stop, callbacks, progress, restarts, batch,
-    )  # fmt: skip
+        problem, given.shape, preset, steps, seed, device, arithmetic, early_stop, callbacks, progress, restarts, batch
+    )
     if settings.restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
     if tile:
@@ -623,6 +624,7 @@ def run_many(
     channels_last: bool = False,
     compile: bool = False,
     deterministic: bool = False,
+    cuda_graph: bool = False,
     early_stop: bool | None = None,
     progress: bool = False,
     restarts: int | None = None,
@@ -656,7 +658,7 @@ def run_many(
     given = [_take(*triple) for triple in zip(problems, observations, references)]
     if method != "dip":
         return [_baseline_restoration(p, g, method, started) for p, g in zip(problems, given)]
-    arithmetic = (precision, channels_last, compile, deterministic)
+    arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = [
         _settings(p, g.shape, preset, steps, s, device, arithmetic, early_stop, (), progress, restarts, batch)
         for p, g, s in zip(problems, given, seeds)

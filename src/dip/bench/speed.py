@@ -26,6 +26,7 @@ from ..batched import Member, fit_batch
 from ..budget import gemm_rate, gflop_per_step
 from ..errors import DipError
 from ..fit import Callback, fit
+from ..graphed import SYNC_EVERY
 from ..operators import Identity
 from ..presets import get_preset
 from ..run import resolve_device
@@ -42,10 +43,26 @@ def _sync(device: torch.device) -> None:
 
 
 class _StepClock(Callback):
-    """Time stamps after each step (after the device finished it)."""
+    """Time stamps after each step (after the device finished it).
 
-    def __init__(self, device: torch.device):
-        self.device, self.stamps = device, []
+    With the CUDA graph (`dip.graphed`) callbacks hear of the steps in groups of `SYNC_EVERY`
+    after the group ran, so only the stamps at group ends are times: `budget` makes the warm-up
+    and the timed steps whole groups and `ms` takes the mean over the timed groups; otherwise
+    `ms` is the median step."""
+
+    def __init__(self, device: torch.device, acceleration: Acceleration):
+        self.device, self.stamps, self.grouped = device, [], acceleration.cuda_graph
+
+    def budget(self, steps: int, warmup: int) -> tuple[int, int]:
+        """(steps, warmup) to run: whole groups with the CUDA graph."""
+        if not self.grouped:
+            return steps, warmup
+        return _whole_groups(steps), _whole_groups(warmup)
+
+    def ms(self, warmup: int) -> float:
+        if self.grouped:
+            return (self.stamps[-1] - self.stamps[warmup]) / (len(self.stamps) - 1 - warmup) * 1000
+        return statistics.median(np.diff(self.stamps)[warmup:]) * 1000
 
     def on_start(self, state) -> None:
         _sync(self.device)
@@ -54,6 +71,10 @@ class _StepClock(Callback):
     def on_step(self, state) -> None:
         _sync(self.device)
         self.stamps.append(time.perf_counter())
+
+
+def _whole_groups(steps: int) -> int:
+    return -(-steps // SYNC_EVERY) * SYNC_EVERY
 
 
 def _measure(
@@ -69,7 +90,8 @@ def _measure(
     net, z, target = _random_problem(preset, size, device, seed=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    clock = _StepClock(device)
+    clock = _StepClock(device, acceleration)
+    steps, warmup = clock.budget(steps, warmup)
     fit(
         net,
         z,
@@ -82,7 +104,7 @@ def _measure(
     times = np.diff(clock.stamps)
     peak = _peak(device)
     result = {
-        "ms": statistics.median(times[warmup:]) * 1000,
+        "ms": clock.ms(warmup),
         "gflop": gflop_per_step(preset, (size, size), 3),
         "peak_mb": peak / 2**20,
         "first_s": float(times[0]),
@@ -105,12 +127,13 @@ def _measure_batch(
     for index in range(k):
         net, z, target = _random_problem(preset, size, device, seed=index)
         members.append(Member(net, z, target, Identity(), torch.Generator(device).manual_seed(index)))
-    clock = _StepClock(device)
+    clock = _StepClock(device, acceleration)
+    steps, warmup = clock.budget(steps, warmup)
     members[0].callbacks = [clock]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     fit_batch(members, dataclasses.replace(preset.fit, steps=warmup + steps), acceleration)
-    ms = statistics.median(np.diff(clock.stamps)[warmup:]) * 1000
+    ms = clock.ms(warmup)
     result = {"ms": ms, "per_problem": ms / k, "peak_mb": _peak(device) / 2**20}
     if queue is not None:
         queue.put(result)
@@ -171,10 +194,10 @@ def _in_child(function, args: tuple, device: str, variant: str, extra: tuple = (
 
 
 def default_variants(device: torch.device) -> list[str]:
-    """What `dip bench speed` compares: on CUDA every precision and the NHWC layout; on a CPU
-    only fp32 (reduced precision needs CUDA; channels_last measured slower here)."""
+    """What `dip bench speed` compares: on CUDA every precision, the NHWC layout and the CUDA
+    graph; on a CPU only fp32 (reduced precision needs CUDA; channels_last measured slower here)."""
     if device.type == "cuda":
-        return ["fp32", "tf32", "bf16", "fp16", "tf32+channels_last", "bf16+channels_last"]
+        return ["fp32", "tf32", "bf16", "fp16", "tf32+channels_last", "bf16+channels_last", "tf32+graph", "bf16+graph"]
     return ["fp32"]
 
 

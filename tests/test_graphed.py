@@ -1,0 +1,109 @@
+"""The step decided on the device (`dip.graphed`): each problem gets the result of its plain fit.
+
+On a CPU the step runs uncaptured (a CUDA graph needs CUDA); the decisions, the deferred reading
+of the losses and the callbacks' replay are the same code. Exactness is checked in float64, as
+for the batched engine (`test_batched.py`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from test_batched import _alone, _cases, _members
+
+import dip
+import dip.graphed
+from dip.accel import Acceleration
+from dip.batched import Member, fit_batch
+from dip.callbacks import Checkpoint
+from dip.errors import DipError
+from dip.fit import FitConfig
+from dip.graphed import fit_on_device
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture
+def graph_on_cpu(monkeypatch):
+    """Let `cuda_graph=True` through on a CPU: the loop runs uncaptured there."""
+    monkeypatch.setattr(Acceleration, "check", lambda self, device: None)
+
+
+@pytest.mark.parametrize("kind", ["denoising", "super-resolution", "inpainting", "user-defined"])
+def test_each_problem_gets_its_plain_fit(float64, graph_on_cpu, monkeypatch, kind):
+    problems, observations = _cases(data.astronaut().astype(np.float32) / 255)[kind]
+    observations = [o.clip(0, 1) for o in observations]
+    options = dict(steps=9, seed=3, device="cpu", early_stop=False)
+    batches = []
+    monkeypatch.setattr(dip.graphed, "fit_on_device", lambda m, *a: batches.append(len(m)) or fit_on_device(m, *a))
+    on_device = dip.run_many(problems, observations, batch=3, cuda_graph=True, **options)
+    assert batches == [3]
+    for problem, observation, done in zip(problems, observations, on_device):
+        plain = dip.run(problem, observation, **options)
+        assert np.abs(done.image - plain.image).max() < 1e-6, kind
+        assert done.fit.steps_run == 9
+
+
+@pytest.mark.parametrize("sync_every", [1, 5, 40])
+def test_stops_and_backtracks_land_where_the_plain_loop_puts_them(float64, sync_every):
+    config = FitConfig(steps=25, lr=0.3, reg_noise_std=0.05, ema=0.9, backtrack_db=0.01)  # losses jump
+    stops = [4, None, 13]
+    on_device = fit_on_device(_members(stops), config, sync_every=sync_every, capture=False)
+    plain = _alone(_members(stops), config)
+    assert [r.steps_run for r in on_device] == [r.steps_run for r in plain] == [4, 25, 13]
+    assert [r.backtracks for r in on_device] == [r.backtracks for r in plain]
+    assert sum(r.backtracks for r in plain) > 0
+    for mine, theirs in zip(on_device, plain):
+        assert mine.stop_reason == theirs.stop_reason
+        assert torch.allclose(mine.image, theirs.image, atol=1e-9)
+        assert mine.final_loss == pytest.approx(theirs.final_loss, rel=1e-9)
+
+
+def test_one_problem_through_fit_batch_and_fit(float64, graph_on_cpu):
+    config = FitConfig(steps=10, reg_noise_std=0.03)
+    graph = Acceleration(cuda_graph=True)
+    [through_batch] = fit_batch(_members([None]), config, graph)
+    [plain] = _alone(_members([None]), config)
+    assert torch.allclose(through_batch.image, plain.image, atol=1e-9)
+
+
+def test_a_first_step_that_is_not_finite_is_an_error():
+    [member] = _members([None])
+    member.target = torch.full_like(member.target, float("nan"))
+    with pytest.raises(FloatingPointError, match="not finite at the first step"):
+        fit_on_device([member], FitConfig(steps=3), capture=False)
+
+
+def test_what_the_graph_cannot_do_is_refused(tmp_path):
+    [member] = _members([None])
+    member.callbacks = [Checkpoint(tmp_path / "fit.ckpt")]
+    with pytest.raises(DipError, match="checkpoints need the plain fitting loop"):
+        fit_on_device([member], FitConfig(steps=2), capture=False)
+    with pytest.raises(DipError, match="needs a CUDA device"):
+        Acceleration(cuda_graph=True).check(torch.device("cpu"))
+    with pytest.raises(DipError, match="use bf16"):
+        Acceleration("fp16", cuda_graph=True).check(torch.device("cuda"))
+    assert Acceleration.parse("bf16+graph") == Acceleration("bf16", cuda_graph=True)
+    assert Acceleration("tf32", cuda_graph=True).describe() == "tf32+graph"
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_captured_step_matches_the_plain_one_on_cuda(precision):
+    """The graph replays what the plain loop computes: same steps, same backtracks, images within
+    what reordered float32 sums allow."""
+    config = FitConfig(steps=60, lr=0.01, reg_noise_std=0.05, ema=0.99)
+    members = [
+        Member(m.net.cuda(), m.z.cuda(), m.target.cuda(), m.operator, torch.Generator("cuda").manual_seed(20 + k))
+        for k, m in enumerate(_members([None, None]))
+    ]
+    replayed = fit_batch(members, config, Acceleration(precision, deterministic=True, cuda_graph=True))
+    members = [
+        Member(m.net.cuda(), m.z.cuda(), m.target.cuda(), m.operator, torch.Generator("cuda").manual_seed(20 + k))
+        for k, m in enumerate(_members([None, None]))
+    ]
+    plain = fit_batch(members, config, Acceleration(precision, deterministic=True))
+    for mine, theirs in zip(replayed, plain):
+        assert mine.steps_run == theirs.steps_run == 60
+        assert (mine.image - theirs.image).abs().max() < (1e-4 if precision == "fp32" else 2e-2)
