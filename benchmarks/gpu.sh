@@ -37,6 +37,22 @@ if want batched; then
       2>&1 | tee -a "$log"
 fi
 
+phase "a 4000x3000 photo (sigma 25), default preset, tiled and batched"
+if want photo; then
+  python3 -c "
+import numpy as np; from PIL import Image; from skimage import data
+clean = Image.fromarray(data.astronaut()).resize((4000, 3000), Image.LANCZOS)
+noisy = np.asarray(clean) / 255 + np.random.default_rng(0).normal(0, 25 / 255, (3000, 4000, 3))
+Image.fromarray((noisy.clip(0, 1) * 255).round().astype(np.uint8)).save('$OUT/photo-noisy.png')"
+  for flags in ${PHOTO_FLAGS:---cuda-graph}; do
+    start=$SECONDS
+    timeout "$(limit "${PHOTO_LIMIT:-240}")" python3 -m dip denoise "$OUT/photo-noisy.png" --sigma 25 --device "$DEVICE" \
+        --tile "${PHOTO_TILE:-256}" --tile-batch auto ${flags//,/ } -o "$OUT/photo-denoised.png" --force 2>&1 | tail -5 | tee -a "$log"
+    echo "photo 4000x3000, flags ${flags}: $((SECONDS - start)) s (exit ${PIPESTATUS[0]})" | tee -a "$log"
+  done
+  rm -f "$OUT/photo-noisy.png" "$OUT/photo-denoised.png"
+fi
+
 phase "time to quality at full size: paper vs default (and default in bf16)"
 if want ttq; then
   timeout "$(limit 270)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --sizes "${TTQ_SPEED_SIZE:-512}" \
