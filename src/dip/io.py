@@ -58,6 +58,11 @@ def to_float(array: np.ndarray) -> np.ndarray:
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
 
+def has_alpha(channels: int) -> bool:
+    """Whether an image of `channels` channels carries alpha (grey + alpha, RGBA): it is kept, not fitted."""
+    return channels in (2, 4)
+
+
 def split_channels(array: np.ndarray) -> Picture:
     """(H, W), (H, W, 1|2|3|4) array -> Picture with alpha split off."""
     array = to_float(array)
@@ -66,7 +71,7 @@ def split_channels(array: np.ndarray) -> Picture:
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise DipError(f"expected an image of shape (H, W) or (H, W, 1-4), got {array.shape}")
     alpha = None
-    if array.shape[2] in (2, 4):
+    if has_alpha(array.shape[2]):
         alpha = array[:, :, -1].copy()
         array = array[:, :, :-1]
     return Picture(np.ascontiguousarray(array), alpha)

@@ -37,7 +37,7 @@ from .callbacks import (
 )
 from .errors import DipError
 from .fit import Callback, FitResult
-from .io import Picture, join_channels, split_channels
+from .io import Picture, has_alpha, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
 from .presets import Preset, StopRule, get_preset
@@ -699,7 +699,7 @@ def batch_size_for(
     from .budget import batch_size
 
     channels = shape[2] if len(shape) > 2 else 1
-    colour = channels - 1 if channels in (2, 4) else channels  # alpha is carried, not fitted
+    colour = channels - 1 if has_alpha(channels) else channels
     height, width, channels = problem.output_shape((shape[0], shape[1], colour))
     chosen = _preset_for(problem, preset)
     canvas = padded_size(height, width, chosen.net.stride, chosen.net.min_size)
