@@ -153,3 +153,19 @@ def test_quiet_leaves_only_warnings_and_verbose_is_accepted(folder):
     assert code == 0 and out == "" and err == ""
     code, _, err = run("denoise", folder / "ok.png", "-o", folder / "v.png", "--steps", "2", "-v")
     assert code == 0 and "wrote" in err
+
+
+def test_inpaint_keeps_known_pixels_unless_fit_known(tmp_path):
+    rng = np.random.default_rng(0)
+    image = (rng.random((48, 48, 3)) * 255).astype(np.uint8)
+    mask = np.full((48, 48), 255, np.uint8)
+    mask[16:32, 16:32] = 0
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    common = ("--mask", tmp_path / "mask.png", "--steps", "3", "--device", "cpu", "-q")
+    assert run("inpaint", tmp_path / "in.png", "-o", tmp_path / "kept.png", *common)[0] == 0
+    assert run("inpaint", tmp_path / "in.png", "-o", tmp_path / "fitted.png", "--fit-known", *common)[0] == 0
+    known = mask > 0
+    kept, fitted = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in ("kept", "fitted"))
+    assert np.array_equal(kept[known], image[known])
+    assert np.abs(fitted[known].astype(int) - image[known]).mean() > 10  # 3 steps: far from the input

@@ -87,19 +87,20 @@ def super_resolve(image: np.ndarray, factor: int = 4, *, return_info: bool = Fal
     return _out(run(SuperResolution(factor), image, **options), return_info)
 
 
-def inpaint(image: np.ndarray, mask: np.ndarray, *, paste_known: bool = False, return_info: bool = False, **options):
+def inpaint(image: np.ndarray, mask: np.ndarray, *, paste_known: bool = True, return_info: bool = False, **options):
     """Fill the holes of `image` where `mask` is black (0); white (1) marks known pixels.
 
     The loss sees known pixels only. Presets: default (fast, stops itself), text (the paper's,
     for scribbles), blob (one object), large-holes (and its -unet / -resnet comparisons),
-    pixels (random missing pixels). With `paste_known`, known pixels are copied from `image`.
+    pixels (random missing pixels). Known pixels are copied from `image` into the result;
+    `paste_known=False` returns the network's values there too (as the paper's outputs).
 
     Examples
     --------
     >>> import numpy as np
     >>> mask = np.ones((32, 32))
     >>> mask[8:16, 8:16] = 0
-    >>> inpaint(np.full((32, 32, 3), 0.5), mask, paste_known=True, steps=2, device="cpu")[0, 0]
+    >>> inpaint(np.full((32, 32, 3), 0.5), mask, steps=2, device="cpu")[0, 0]
     array([0.5, 0.5, 0.5], dtype=float32)
     """
     return _out(run(Inpainting(mask, paste_known), image, **options), return_info)

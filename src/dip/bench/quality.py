@@ -7,6 +7,7 @@ it measured. Quick mode runs the same protocol on centre crops with a step budge
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import time
@@ -143,6 +144,14 @@ def suite_problem(suite: Suite, observed: np.ndarray | None = None) -> Problem:
     return Inpainting(known_pixels(observed))
 
 
+def preset_problem(preset: str, problem: Problem) -> Problem:
+    """The problem a preset runs: under the paper's settings inpainting returns the network's
+    values at known pixels too, as the paper's published outputs do."""
+    if preset == "paper" and isinstance(problem, Inpainting):
+        return dataclasses.replace(problem, paste_known=False)
+    return problem
+
+
 def preset_name(suite: Suite, preset: str) -> str:
     """The name each problem of the suite resolves for itself (`paper` in the 50% inpainting
     suite is the paper's `pixels` setting; elsewhere the problem's own rules pick it)."""
@@ -214,7 +223,7 @@ def run_cases(
     runs: list[list[Run]] = [[] for _ in cases]
     for preset in presets:
         done = run_many(
-            [case.problem for case in cases],
+            [preset_problem(preset, case.problem) for case in cases],
             [case.observed for case in cases],
             preset=preset_name(suite, preset),
             steps=budget(suite, preset, mode, steps),
