@@ -98,6 +98,14 @@ class _Adam:
             p.sub_(_per_member(step_size, grad[0]) * m / denom)
 
 
+@torch.no_grad()
+def copy_members(sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor, k: int) -> None:
+    """Copy each source into its target for the members set in `members` (bool, (K,)) only."""
+    for source, target in zip(sources, targets):
+        rows = _rows(target, k)
+        rows.copy_(torch.where(_per_member(members, rows[0]), _rows(source, k), rows))
+
+
 class _Undo:
     """Each member's last good weights and Adam state, to undo that member's bad step."""
 
@@ -116,10 +124,7 @@ class _Undo:
         if bool(members.all()):
             torch._foreach_copy_(targets, sources)
             return
-        k = self.adam.k
-        for source, target in zip(sources, targets):
-            rows = _rows(target, k)
-            rows.copy_(torch.where(_per_member(members, rows[0]), _rows(source, k), rows))
+        copy_members(sources, targets, members, self.adam.k)
 
     def save(self, members: torch.Tensor, losses: dict[int, float]) -> None:
         self._copy(self.live, self.saved, members)

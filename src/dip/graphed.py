@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .accel import Acceleration
-from .batched import Member, _Adam, _per_member, _rows
+from .batched import Member, _Adam, _Undo, copy_members
 from .errors import DipError
 from .fit import FitConfig, FitResult, FitState, finish, full_precision, update_ema
 from .nets.fused import fuse
@@ -48,26 +48,18 @@ SYNC_EVERY = 25  # steps between reads of the losses: a stop comes at most this 
 WARMUP = 3  # plain steps before capture (cuDNN picks its kernels; lazily made state exists)
 
 
-class _DeviceUndo:
+class _DeviceUndo(_Undo):
     """Each member's last good weights, BatchNorm statistics and Adam state, saved and put back
-    by masks on the device (no host decision)."""
+    by masks on the device (no host decision): `dip.batched`'s undo with its losses on the device."""
 
     def __init__(self, net: nn.Module, adam: _Adam):
-        k = adam.k
-        buffers = [b for b in net.buffers() if b.dim() and b.shape[0] % k == 0]
-        self.live = [p.data for p in net.parameters()] + buffers + adam.state()
-        self.saved = [t.clone() for t in self.live]
-        self.adam, self.saved_steps = adam, adam.steps.clone()
+        super().__init__(net, adam)
         device = adam.steps.device
-        self.loss = torch.full((k,), math.inf, device=device)
-        self.taken = torch.zeros(k, dtype=torch.bool, device=device)
+        self.loss = torch.full((adam.k,), math.inf, device=device)
+        self.taken = torch.zeros(adam.k, dtype=torch.bool, device=device)
 
-    @torch.no_grad()
     def _copy(self, sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor) -> None:
-        k = self.adam.k
-        for source, target in zip(sources, targets):
-            rows = _rows(target, k)
-            rows.copy_(torch.where(_per_member(members, rows[0]), _rows(source, k), rows))
+        copy_members(sources, targets, members, self.adam.k)
 
     def save(self, members: torch.Tensor, losses: torch.Tensor) -> None:
         self._copy(self.live, self.saved, members)
