@@ -201,12 +201,6 @@ class Problem:
         """An image for presets whose network input z is a guide image (flash / no-flash)."""
         return None
 
-    def first_guess(self, pixels: np.ndarray) -> np.ndarray | None:
-        """The first classical restoration of `pixels` (`baselines`' first), at the output's size:
-        the network input of presets whose input is a guess."""
-        methods = list(self.baselines().values())
-        return methods[0](pixels, self) if methods else None
-
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The data term: mean squared error."""
         return mse(prediction, target)

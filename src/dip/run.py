@@ -138,14 +138,8 @@ def make_input(
     kind: str, channels: int, size: tuple[int, int], generator: torch.Generator, guide: np.ndarray | None = None
 ) -> torch.Tensor:
     """The network's fixed input z at the padded `size`: uniform noise, a coordinate grid, Fourier
-    features of the coordinates, a guide image (reflect-padded), or a guess: a first restoration
-    (reflect-padded) in the first channels and uniform noise in the others."""
+    features of the coordinates, or a guide image (reflect-padded)."""
     height, width = size
-    if kind == "guess":
-        if guide is None:
-            raise DipError("this preset's network input starts from a classical restoration, and the problem has none")
-        first = pad_to(to_tensor(guide), size)
-        return torch.cat([first, make_input("noise", channels - first.shape[1], size, generator)], dim=1)
     if kind == "noise":
         return torch.rand(1, channels, height, width, generator=generator) * NOISE_SCALE
     if kind == "meshgrid":
@@ -249,8 +243,7 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(item.seed)
         net = preset.net.build(preset.input_channels, channels)
-    guide = problem.first_guess(pixels) if preset.input == "guess" and pixels is not None else problem.guide()
-    z = make_input(preset.input, preset.input_channels, canvas, generator, guide)
+    z = make_input(preset.input, preset.input_channels, canvas, generator, problem.guide())
     metrics = ReferenceMetrics(to_tensor(item.reference).to(dev)) if item.reference is not None else None
     noise_variance = problem.known_noise_variance(pixels) if pixels is not None else None
     watchdog = problem.watchdog(pixels, settings.config.steps) if pixels is not None else None

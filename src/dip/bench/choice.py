@@ -2,8 +2,7 @@
 (`../shared/data/CBSD68`), and preset variants named as text for side-by-side runs.
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
-(Fourier-feature input, no input noise), `guess` (the problem's first classical restoration in
-the input's first channels: `Problem.first_guess`), `no-halving` (a bad step is undone without halving the
+(Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
 (the input noise's std), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
 (that preset's network and input), and one change of the problem, `unclipped` (denoising: no
@@ -112,8 +111,6 @@ def variant(task: str, text: str) -> Preset:
         if change == "fourier":
             preset = dataclasses.replace(preset, input="fourier")
             fit = dataclasses.replace(fit, reg_noise_std=0.0)
-        elif change == "guess":
-            preset = dataclasses.replace(preset, input="guess")
         elif change == "no-halving":
             fit = dataclasses.replace(fit, backtrack_lr_factor=1.0)
         elif change == "last":
@@ -133,7 +130,7 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
             raise DipError(
-                f"unknown change {change!r} in {text!r}: fourier, guess, no-halving, last, steps=N, lr=X, noise=X, "
+                f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, noise=X, "
                 "net=TASK/PRESET, width=N or unclipped"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
