@@ -11,7 +11,14 @@ an unbiased estimate of the error against the clean image, so the fit should not
 stop. Prints the PSNR of the running average of the outputs every 100 steps and appends one row
 per image to benchmarks/results/sure-probe-DEVICE-DATE.md.
 
+With `--recorrupt A`, a stop without the clean image: the fit sees y1 = y + A w and is checked
+against y2 = y - w / A (w Gaussian, sigma of the noise). For Gaussian noise the noises of y1 and
+y2 are independent, so the squared distance of the running average to y2 is the error against
+the clean image plus a constant, and its lowest point picks the step (the fit pays for its
+noisier data: sigma times sqrt(1 + A^2)).
+
     python benchmarks/sure_probe.py --images 4 --crop 128 --steps 2000
+    python benchmarks/sure_probe.py --images 3 --crop 128 --steps 1200 --recorrupt 0.5
 """
 
 from __future__ import annotations
@@ -62,10 +69,12 @@ def sure_fit(noisy: np.ndarray, sigma: float, steps: int, lr: float, input_noise
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--skip", type=int, default=0, help="start after this many images")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--input-noise", type=float, default=0.5, help="input noise, times sigma")
+    parser.add_argument("--recorrupt", type=float, default=0.0, help="A > 0: stop at the lowest distance to y - w/A")
     args = parser.parse_args()
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     path = results_file(
@@ -73,25 +82,32 @@ def main() -> None:
         "sure-probe-cpu",
         "SURE probe: denoising sigma 25",
         [
-            f"CBSD68, the first {args.images} images, centre {args.crop} px crops; lr {args.lr}, "
+            f"CBSD68, {args.images} images after the first {args.skip}, centre {args.crop} px crops; lr {args.lr}, "
             f"input noise {args.input_noise} sigma, {args.steps} steps",
             "the default preset on the same crops: results/variants-denoise-cpu-2026-11-27.md (default+clipped)",
+            f"recorrupted: A = {args.recorrupt} (0: off; the stop column is then the lowest smoothed SURE)",
         ],
         [
             "image",
             "SURE average (final)",
             "SURE last (final)",
-            "at the lowest smoothed SURE (step)",
+            "at the stop (step)",
             "SURE average best (step)",
             "seconds SURE",
         ],
     )
-    for name, _, observed, clean in cases("denoise", args.images, args.crop, data):
+    for name, _, observed, clean in cases("denoise", args.images, args.crop, data, start=args.skip):
         started = time.perf_counter()
         curve, lowest = [], (np.inf, 0, 0.0)
-        for step, sure, average, last in sure_fit(observed, 25, args.steps, args.lr, args.input_noise, seed=0):
-            if step > 100 and sure < lowest[0]:
-                lowest = (sure, step, psnr(average, clean))
+        fitted, checked, sigma = observed, None, 25.0
+        if args.recorrupt > 0:
+            w = np.random.default_rng(1).normal(0, 25 / 255, observed.shape).astype(np.float32)
+            fitted, checked = observed + args.recorrupt * w, observed - w / args.recorrupt
+            sigma = 25.0 * (1 + args.recorrupt**2) ** 0.5
+        for step, sure, average, last in sure_fit(fitted, sigma, args.steps, args.lr, args.input_noise, seed=0):
+            score = sure if checked is None else float(np.mean((average - checked) ** 2))
+            if step > 100 and score < lowest[0] and (checked is None or step % 10 == 0):
+                lowest = (score, step, psnr(average, clean))
             if step % 100 == 0 or step == args.steps:
                 curve.append((step, psnr(average, clean), psnr(last, clean)))
                 print(name, step, f"{curve[-1][1]:.2f} {curve[-1][2]:.2f} sure {sure:.3g}", flush=True)
