@@ -194,6 +194,26 @@ def test_early_stopping_keeps_the_most_settled_iterate_and_stops():
     assert state.step == stopper.best_step + 20
 
 
+def test_held_out_rule_keeps_the_estimate_that_meets_the_held_out_pixels_best():
+    from dip.callbacks import EarlyStopping
+
+    values = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    where = torch.zeros(1, 1, 8, 8)
+    where[..., ::3, ::3] = 1
+    stopper = EarlyStopping(patience=15, warmup=5, held_out=(where, values))
+    state = FitState(net=None, optimizer=None, config=FitConfig(), z=torch.zeros(1), generator=None)
+    while not state.stop and state.step < 500:
+        state.step += 1
+        # the estimate nears the held-out values until step 40, then drifts away (overfitting)
+        distance = abs(state.step - 40) / 40 + 0.01
+        state.output = state.ema = values + distance
+        stopper.on_step(state)
+    assert stopper.rule == "held-out" and "held-out pixels" in state.stop_reason
+    assert state.selected_step == stopper.best_step == 40 and state.step == 55
+    assert torch.allclose(state.selected, values + 0.01)
+    assert state.logs["held-out error"] > 0.1
+
+
 def test_discrepancy_rule_stops_when_the_fit_reaches_the_noise_level():
     from dip.callbacks import EarlyStopping
 

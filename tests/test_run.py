@@ -211,6 +211,45 @@ def test_inpainting_default_reads_the_mask():
     assert dip.Inpainting(hole).preset_name("best") == "best"
 
 
+def test_inpainting_holds_out_known_pixels_for_its_stop():
+    mask = np.ones((64, 64))
+    mask[20:26, 4:60] = 0
+    problem = dip.Inpainting(mask)
+    fitted, where = problem.held_out(None, seed=3)
+    known = problem.mask > 0
+    assert where.shape == (64, 64, 1) and not where[~known].any()
+    assert 0.04 < where.sum() / known.sum() < 0.06  # holdout 0.05 of the known pixels
+    assert np.array_equal(fitted.mask, problem.mask * (1 - where)) and fitted.holdout == 0
+    assert not np.array_equal(problem.held_out(None, seed=4)[1], where)  # each seed its own draw
+    assert dip.Inpainting(mask, holdout=0).held_out(None, seed=3) is None
+    hole = np.ones((64, 64))
+    hole[16:48, 16:48] = 0
+    assert dip.Inpainting(hole).held_out(None, seed=3) is None  # a large hole keeps the variance rule
+
+
+def test_self_stopping_inpainting_watches_the_held_out_pixels():
+    image = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+    mask = np.ones((32, 32))
+    mask[10:14, 2:30] = 0
+
+    class Logs(Callback):
+        keys: set = set()
+
+        def on_step(self, state):
+            self.keys |= set(state.logs)
+
+    options = dict(steps=120, device="cpu")
+    watched = dip.run(dip.Inpainting(mask), image, callbacks=[Logs()], **options)
+    assert "held-out error" in Logs.keys and "variance" not in Logs.keys
+    assert np.array_equal(watched.image[mask > 0], image[mask > 0])  # held-out pixels pasted back too
+    Logs.keys = set()
+    dip.run(dip.Inpainting(mask, holdout=0), image, callbacks=[Logs()], **options)
+    assert "variance" in Logs.keys and "held-out error" not in Logs.keys
+    unwatched = dip.run(dip.Inpainting(mask), image, steps=5, device="cpu", early_stop=False)
+    fitted_all = dip.run(dip.Inpainting(mask, holdout=0), image, steps=5, device="cpu", early_stop=False)
+    assert np.array_equal(unwatched.image, fitted_all.image)  # no stop, nothing held out
+
+
 def test_deconvolution_baselines_do_not_ring_from_the_border():
     from dip.demo import make_case
 

@@ -268,11 +268,15 @@ def _to_device(value, device: torch.device):
 class EarlyStopping(Callback):
     """Stop without ground truth, keeping the best iterate by a rule that needs no clean image.
 
-    Two rules, both cheap (running numbers on the device, one image kept):
+    Three rules, all cheap (running numbers on the device, one image kept):
     - discrepancy, when the observation's noise variance is known (or estimated): the fit has
       explained the image and starts on the noise once the data term falls to the noise level.
       A smoothed loss (EMA, `loss_decay`) is compared with `noise_variance`; the run stops there
       and keeps the current estimate (Morozov's discrepancy principle).
+    - held-out, when some observed pixels were left out of the fit (`held_out`: where they are,
+      1 / 0, and their values): the estimate's squared error there is measured each step; they
+      are pixels the network never saw, as the holes of an inpainting, so the estimate where it
+      is lowest is kept, and the run stops once no new minimum has appeared for `patience` steps.
     - variance, otherwise: an exponential moving mean m and variance v of the iterates x_t,
       v <- a v + (1 - a) mean((x_t - m)^2). The fit first converges (v falls), then starts fitting
       the noise (v rises again); the estimate at the lowest v is kept and the run stops once no
@@ -287,24 +291,29 @@ class EarlyStopping(Callback):
         warmup: int = 100,
         noise_variance: float | None = None,
         loss_decay: float = 0.98,
+        held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         self.patience, self.decay, self.warmup = patience, decay, warmup
-        self.noise_variance, self.loss_decay = noise_variance, loss_decay
+        self.noise_variance, self.loss_decay, self.held_out = noise_variance, loss_decay, held_out
         self.mean: torch.Tensor | None = None
         self.variance = 0.0
         self.loss_average: float | None = None
-        self.best_variance = float("inf")
+        self.lowest = float("inf")  # of the variance or of the held-out error
         self.best_step: int | None = None
 
     @property
     def rule(self) -> str:
-        return "variance" if self.noise_variance is None else "discrepancy"
+        if self.noise_variance is not None:
+            return "discrepancy"
+        return "variance" if self.held_out is None else "held-out"
 
     def on_step(self, state: FitState) -> None:
         if state.backtracked or state.output is None:
             return
         if self.noise_variance is not None:
             self._discrepancy(state)
+        elif self.held_out is not None:
+            self._held_out(state)
         else:
             self._variance(state)
 
@@ -332,17 +341,27 @@ class EarlyStopping(Callback):
         self.mean.add_(delta, alpha=1 - self.decay)
         self.variance = self.decay * self.variance + (1 - self.decay) * float(torch.mean(delta * delta))
         state.logs["variance"] = self.variance
-        if state.step < self.warmup:
-            return
-        if self.variance < self.best_variance:
-            self.best_variance, self.best_step = self.variance, state.step
+        if state.step >= self.warmup:
+            self._keep_lowest(state, self.variance, "outputs settled most")
+
+    def _held_out(self, state: FitState) -> None:
+        where, values = self.held_out
+        squared = (state.estimate - values).square().mul_(where)
+        error = float(squared.sum() / (where.sum() * values.shape[1]))
+        state.logs["held-out error"] = error
+        if state.step >= self.warmup:
+            self._keep_lowest(state, error, "the held-out pixels were met best")
+
+    def _keep_lowest(self, state: FitState, value: float, what: str) -> None:
+        """Keep the estimate where `value` is lowest; stop `patience` steps after it."""
+        if value < self.lowest:
+            self.lowest, self.best_step = value, state.step
             state.selected = state.estimate.clone() if state.selected is None else state.selected.copy_(state.estimate)
             state.selected_step = state.step
         elif state.step - self.best_step >= self.patience:
             state.stop = True
             state.stop_reason = (
-                f"early stop at step {state.step}: outputs settled most at step "
-                f"{self.best_step}, no better in {self.patience} steps"
+                f"early stop at step {state.step}: {what} at step {self.best_step}, no better in {self.patience} steps"
             )
 
     def state_dict(self) -> dict:
@@ -351,13 +370,13 @@ class EarlyStopping(Callback):
             "mean": self.mean,
             "variance": self.variance,
             "loss_average": self.loss_average,
-            "best_variance": self.best_variance,
+            "lowest": self.lowest,
             "best_step": self.best_step,
         }
 
     def load_state_dict(self, data: dict) -> None:
         for key, value in data.items():
-            setattr(self, key, value)
+            setattr(self, "lowest" if key == "best_variance" else key, value)  # best_variance: older checkpoints
 
 
 class StuckDetector(Callback):

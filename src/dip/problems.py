@@ -201,6 +201,13 @@ class Problem:
         """An image for presets whose network input z is a guide image (flash / no-flash)."""
         return None
 
+    def held_out(self, pixels: np.ndarray | None, seed: int) -> tuple[Problem, np.ndarray] | None:
+        """For a run that stops itself without a noise level: this problem fitting fewer of the
+        observed pixels, and where the others are ((H, W, 1), 1 = left out), for the stop to watch
+        the fit's error there (`EarlyStopping`'s held-out rule); None where the problem leaves
+        nothing out."""
+        return None
+
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The data term: mean squared error."""
         return mse(prediction, target)
@@ -403,7 +410,21 @@ def read_mask(mask: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndar
     return binary
 
 
-SCATTERED = 0.9  # share of hole pixels next to a known one above which holes count as scattered pixels
+SCATTERED = 0.9  # share of hole pixels near a known one above which holes count as scattered / thin
+THIN_REACH = 4  # px: holes whose pixels lie this close to a known pixel are thin (strokes, text)
+
+
+def near_known(mask: np.ndarray, reach: int = 1) -> float:
+    """The share of the hole pixels of a binary (H, W, 1) mask (1 = known) that have a known pixel
+    within `reach` pixels (in the square around them); 1.0 where nothing is missing."""
+    from scipy.ndimage import binary_dilation
+
+    known = mask[:, :, 0] >= 0.5
+    hole = ~known
+    if not hole.any():
+        return 1.0
+    near = binary_dilation(known, np.ones((2 * reach + 1, 2 * reach + 1), bool))
+    return float(near[hole].mean())
 
 
 def scattered(mask: np.ndarray) -> bool:
@@ -417,12 +438,19 @@ def scattered(mask: np.ndarray) -> bool:
     >>> scattered(np.pad(np.zeros((8, 8, 1)), ((4, 4), (4, 4), (0, 0)), constant_values=1))
     False
     """
-    from scipy.ndimage import binary_dilation
+    return bool((mask[:, :, 0] < 0.5).any() and near_known(mask) >= SCATTERED)
 
-    known = mask[:, :, 0] >= 0.5
-    near = binary_dilation(known, np.ones((3, 3), bool))  # a known pixel among the 3x3 around
-    hole = ~known
-    return bool(hole.any() and near[hole].mean() >= SCATTERED)
+
+def thin(mask: np.ndarray) -> bool:
+    """Whether the holes are thin (strokes, text, scattered pixels): at least 90% of the hole
+    pixels lie within `THIN_REACH` pixels of a known one (a removed object: far fewer).
+
+    >>> thin(np.pad(np.zeros((40, 5, 1)), ((4, 4), (4, 4), (0, 0)), constant_values=1))
+    True
+    >>> thin(np.pad(np.zeros((40, 40, 1)), ((4, 4), (4, 4), (0, 0)), constant_values=1))
+    False
+    """
+    return bool((mask[:, :, 0] < 0.5).any() and near_known(mask, THIN_REACH) >= SCATTERED)
 
 
 @dataclass
@@ -432,7 +460,9 @@ class Inpainting(_Registered):
     `mask` is (H, W) or (H, W, C), binarised at 50% grey. With `paste_known` (the default), known
     pixels are copied from the observation into the result, as a user expects of a fill (and
     +0.07 / +0.09 dB on stroke holes / half the pixels missing: `benchmarks/README.md`); without,
-    the result is the network's output everywhere, as the paper's published outputs.
+    the result is the network's output everywhere, as the paper's published outputs. A run that
+    stops itself on thin holes leaves a `holdout` share of the known pixels out of the fit and
+    stops where the output meets them best (`held_out`).
     """
 
     mask: np.ndarray = option(
@@ -447,6 +477,13 @@ class Inpainting(_Registered):
         flags=("--fit-known",),
         help="return the network's values at known pixels too, as the paper's outputs do "
         "(default: known pixels are copied from the input)",
+    )
+    holdout: float = option(
+        0.05,
+        flags=("--holdout",),
+        parse=number(float, 0, 0.5),
+        help="fraction of the known pixels a self-stopping run leaves out of the fit to tell when the "
+        "holes are filled best (default 0.05; 0: judge by how the outputs settle)",
     )
 
     task: ClassVar[str] = "inpaint"
@@ -470,6 +507,24 @@ class Inpainting(_Registered):
 
         return Mask(to_tensor(self.mask))
 
+    def target(self, pixels: np.ndarray) -> torch.Tensor:
+        """The known pixels (whatever the holes hold in the file does not enter the loss)."""
+        return to_tensor(pixels * self.mask)
+
+    def held_out(self, pixels: np.ndarray | None, seed: int) -> tuple[Inpainting, np.ndarray] | None:
+        """For thin holes (strokes, text: `thin`), a random `holdout` share of the known pixels
+        (drawn from `seed`) left out of the fit: like the holes, pixels the network never saw, so
+        the fit's error there tells when the holes are filled best (benchmarks/README.md, "Held-out
+        pixels as the stop"). They are pasted back with the other known pixels. Large holes keep
+        the variance rule: there the held-out pixels, each next to known ones, stopped the fit
+        before the hole was filled."""
+        if not self.holdout or not thin(self.mask):
+            return None
+        where = (self.mask > 0) & (np.random.default_rng(seed).random(self.mask.shape) < self.holdout)
+        fitted = Inpainting.__new__(Inpainting)
+        fitted.mask, fitted.paste_known, fitted.holdout = self.mask * ~where, self.paste_known, 0.0
+        return fitted, where.astype(np.float32)
+
     def preset_variant(self) -> str | None:
         """Scattered missing pixels get the fast denoising net (`default-pixels`, `best-pixels`):
         +0.04 to +0.95 dB over the stroke default on half the pixels missing."""
@@ -486,7 +541,7 @@ class Inpainting(_Registered):
         if part.min() >= 0.5:
             return None  # nothing missing in this tile
         tiled = Inpainting.__new__(Inpainting)
-        tiled.mask, tiled.paste_known = part, self.paste_known
+        tiled.mask, tiled.paste_known, tiled.holdout = part, self.paste_known, self.holdout
         return tiled
 
 

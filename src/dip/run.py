@@ -220,15 +220,31 @@ class _Prepared:
     shape: tuple  # fits of one shape (canvas, input and output channels) can share a batch
 
 
-def stopping(preset: Preset, early_stop: bool | None, noise_variance: float | None) -> list[EarlyStopping]:
-    """The automatic-stop callback a run gets: the preset's rule, on unless switched off; a preset
-    without a rule (the paper's) gets the default rule when `early_stop` is asked for."""
-    if early_stop is False or (early_stop is None and preset.stop is None):
+def stops(preset: Preset, early_stop: bool | None) -> bool:
+    """Whether a run stops itself: the preset's rule, on unless switched off; a preset without a
+    rule (the paper's) stops when `early_stop` is asked for."""
+    return early_stop is True or (early_stop is None and preset.stop is not None)
+
+
+def stopping(
+    preset: Preset,
+    early_stop: bool | None,
+    noise_variance: float | None,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> list[EarlyStopping]:
+    """The automatic-stop callback a run gets (see `stops`), with the preset's rule or the default
+    one: the discrepancy rule where the noise level is known, the held-out pixels where some were
+    left out of the fit, else the variance of the outputs."""
+    if not stops(preset, early_stop):
         return []
     rule = preset.stop or StopRule()
+    known = noise_variance if rule.discrepancy else None
     return [
         EarlyStopping(
-            patience=rule.patience, warmup=rule.warmup, noise_variance=noise_variance if rule.discrepancy else None
+            patience=rule.patience,
+            warmup=rule.warmup,
+            noise_variance=known,
+            held_out=held_out if known is None else None,
         )
     ]
 
@@ -247,9 +263,15 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     metrics = ReferenceMetrics(to_tensor(item.reference).to(dev)) if item.reference is not None else None
     noise_variance = problem.known_noise_variance(pixels) if pixels is not None else None
     watchdog = problem.watchdog(pixels, settings.config.steps) if pixels is not None else None
+    fitted, held_out = problem, None
+    watched = stops(preset, settings.early_stop) and noise_variance is None and pixels is not None
+    split = problem.held_out(pixels, item.seed) if watched else None
+    if split is not None:
+        fitted, where = split
+        held_out = (to_tensor(where).to(dev), to_tensor(pixels).to(dev))
     callbacks = (
         ([metrics] if metrics else [])
-        + stopping(preset, settings.early_stop, noise_variance)
+        + stopping(preset, settings.early_stop, noise_variance, held_out)
         + list(item.extra)
         + ([watchdog] if watchdog else [])
         + list(settings.callbacks)
@@ -257,8 +279,8 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     member = Member(
         net.to(dev),
         z.to(dev),
-        problem.target(pixels).to(dev),
-        problem.build_operator().to(dev),
+        fitted.target(pixels).to(dev),
+        fitted.build_operator().to(dev),
         torch.Generator(device=dev).manual_seed(item.seed + 1),
         problem.loss,
         lambda tensor: center_crop_to(tensor, height, width),

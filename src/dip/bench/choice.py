@@ -5,8 +5,8 @@ A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, 
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
 (the input noise's std), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
-(that preset's network and input), and one change of the problem, `unclipped` (denoising: no
-clipped-noise data term).
+(that preset's network and input), and changes of the problem: `unclipped` (denoising: no
+clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the stop).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -131,18 +131,23 @@ def variant(task: str, text: str) -> Preset:
         elif change not in PROBLEM_CHANGES:
             raise DipError(
                 f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, noise=X, "
-                "net=TASK/PRESET, width=N or unclipped"
+                "net=TASK/PRESET, width=N, unclipped or no-holdout"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
 
-PROBLEM_CHANGES = ("unclipped",)
+PROBLEM_CHANGES = ("unclipped", "no-holdout")
 
 
 def problem_variant(problem: Problem, text: str) -> Problem:
-    """The problem with the variant's problem changes (`unclipped`)."""
-    if "unclipped" in text.split("+")[1:]:
+    """The problem with the variant's problem changes (`unclipped`, `no-holdout`)."""
+    changes = text.split("+")[1:]
+    if "unclipped" in changes:
         if not isinstance(problem, Denoising):
             raise DipError("unclipped is a change of denoising problems")
-        return dataclasses.replace(problem, clipped=False)
+        problem = dataclasses.replace(problem, clipped=False)
+    if "no-holdout" in changes:
+        if not isinstance(problem, Inpainting):
+            raise DipError("no-holdout is a change of inpainting problems")
+        problem = dataclasses.replace(problem, holdout=0.0)
     return problem
