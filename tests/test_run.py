@@ -225,6 +225,9 @@ def test_inpainting_holds_out_known_pixels_for_its_stop():
     hole = np.ones((64, 64))
     hole[16:48, 16:48] = 0
     assert dip.Inpainting(hole).held_out(None, seed=3) is None  # a large hole keeps the variance rule
+    tiny = np.ones((4, 4))
+    tiny[1, 1] = 0
+    assert dip.Inpainting(tiny).held_out(None, seed=2) is None  # the draw left nothing out: no rule to watch
 
 
 def test_self_stopping_inpainting_watches_the_held_out_pixels():
@@ -233,18 +236,20 @@ def test_self_stopping_inpainting_watches_the_held_out_pixels():
     mask[10:14, 2:30] = 0
 
     class Logs(Callback):
-        keys: set = set()
+        def __init__(self):
+            self.keys = set()
 
         def on_step(self, state):
             self.keys |= set(state.logs)
 
     options = dict(steps=120, device="cpu")
-    watched = dip.run(dip.Inpainting(mask), image, callbacks=[Logs()], **options)
-    assert "held-out error" in Logs.keys and "variance" not in Logs.keys
+    logs = Logs()
+    watched = dip.run(dip.Inpainting(mask), image, callbacks=[logs], **options)
+    assert "held-out error" in logs.keys and "variance" not in logs.keys
     assert np.array_equal(watched.image[mask > 0], image[mask > 0])  # held-out pixels pasted back too
-    Logs.keys = set()
-    dip.run(dip.Inpainting(mask, holdout=0), image, callbacks=[Logs()], **options)
-    assert "variance" in Logs.keys and "held-out error" not in Logs.keys
+    logs = Logs()
+    dip.run(dip.Inpainting(mask, holdout=0), image, callbacks=[logs], **options)
+    assert "variance" in logs.keys and "held-out error" not in logs.keys
     unwatched = dip.run(dip.Inpainting(mask), image, steps=5, device="cpu", early_stop=False)
     fitted_all = dip.run(dip.Inpainting(mask, holdout=0), image, steps=5, device="cpu", early_stop=False)
     assert np.array_equal(unwatched.image, fitted_all.image)  # no stop, nothing held out

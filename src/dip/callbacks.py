@@ -295,6 +295,7 @@ class EarlyStopping(Callback):
     ):
         self.patience, self.decay, self.warmup = patience, decay, warmup
         self.noise_variance, self.loss_decay, self.held_out = noise_variance, loss_decay, held_out
+        self.held_count = float(held_out[0].sum()) * held_out[1].shape[1] if held_out is not None else 0.0
         self.mean: torch.Tensor | None = None
         self.variance = 0.0
         self.loss_average: float | None = None
@@ -347,7 +348,7 @@ class EarlyStopping(Callback):
     def _held_out(self, state: FitState) -> None:
         where, values = self.held_out
         squared = (state.estimate - values).square().mul_(where)
-        error = float(squared.sum() / (where.sum() * values.shape[1]))
+        error = float(squared.sum()) / self.held_count
         state.logs["held-out error"] = error
         if state.step >= self.warmup:
             self._keep_lowest(state, error, "the held-out pixels were met best")

@@ -17,6 +17,7 @@ makes one subcommand of each. A degradation of your own is one object too::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Callable
@@ -414,17 +415,17 @@ SCATTERED = 0.9  # share of hole pixels near a known one above which holes count
 THIN_REACH = 4  # px: holes whose pixels lie this close to a known pixel are thin (strokes, text)
 
 
-def near_known(mask: np.ndarray, reach: int = 1) -> float:
-    """The share of the hole pixels of a binary (H, W, 1) mask (1 = known) that have a known pixel
-    within `reach` pixels (in the square around them); 1.0 where nothing is missing."""
+def _holes_near_known(mask: np.ndarray, reach: int) -> bool:
+    """Whether a binary (H, W, 1) mask (1 = known) has holes, and at least `SCATTERED` of the hole
+    pixels have a known pixel within `reach` pixels (in the square around them)."""
     from scipy.ndimage import binary_dilation
 
     known = mask[:, :, 0] >= 0.5
     hole = ~known
     if not hole.any():
-        return 1.0
+        return False
     near = binary_dilation(known, np.ones((2 * reach + 1, 2 * reach + 1), bool))
-    return float(near[hole].mean())
+    return bool(near[hole].mean() >= SCATTERED)
 
 
 def scattered(mask: np.ndarray) -> bool:
@@ -438,7 +439,7 @@ def scattered(mask: np.ndarray) -> bool:
     >>> scattered(np.pad(np.zeros((8, 8, 1)), ((4, 4), (4, 4), (0, 0)), constant_values=1))
     False
     """
-    return bool((mask[:, :, 0] < 0.5).any() and near_known(mask) >= SCATTERED)
+    return _holes_near_known(mask, 1)
 
 
 def thin(mask: np.ndarray) -> bool:
@@ -450,7 +451,7 @@ def thin(mask: np.ndarray) -> bool:
     >>> thin(np.pad(np.zeros((40, 40, 1)), ((4, 4), (4, 4), (0, 0)), constant_values=1))
     False
     """
-    return bool((mask[:, :, 0] < 0.5).any() and near_known(mask, THIN_REACH) >= SCATTERED)
+    return _holes_near_known(mask, THIN_REACH)
 
 
 @dataclass
@@ -521,9 +522,17 @@ class Inpainting(_Registered):
         if not self.holdout or not thin(self.mask):
             return None
         where = (self.mask > 0) & (np.random.default_rng(seed).random(self.mask.shape) < self.holdout)
-        fitted = Inpainting.__new__(Inpainting)
-        fitted.mask, fitted.paste_known, fitted.holdout = self.mask * ~where, self.paste_known, 0.0
-        return fitted, where.astype(np.float32)
+        if not where.any():
+            return None  # too few known pixels to leave any out
+        return self._on_mask(self.mask * ~where, holdout=0.0), where.astype(np.float32)
+
+    def _on_mask(self, mask: np.ndarray, **changes) -> Inpainting:
+        """This problem with another (already binary) mask and any other `changes` of its fields."""
+        other = copy.copy(self)
+        other.mask = mask
+        for name, value in changes.items():
+            setattr(other, name, value)
+        return other
 
     def preset_variant(self) -> str | None:
         """Scattered missing pixels get the fast denoising net (`default-pixels`, `best-pixels`):
@@ -540,9 +549,7 @@ class Inpainting(_Registered):
         part = self.mask[top : top + height, left : left + width]
         if part.min() >= 0.5:
             return None  # nothing missing in this tile
-        tiled = Inpainting.__new__(Inpainting)
-        tiled.mask, tiled.paste_known, tiled.holdout = part, self.paste_known, self.holdout
-        return tiled
+        return self._on_mask(part)
 
 
 def kernel_spec(text: str) -> np.ndarray:

@@ -238,13 +238,12 @@ def stopping(
     if not stops(preset, early_stop):
         return []
     rule = preset.stop or StopRule()
-    known = noise_variance if rule.discrepancy else None
     return [
         EarlyStopping(
             patience=rule.patience,
             warmup=rule.warmup,
-            noise_variance=known,
-            held_out=held_out if known is None else None,
+            noise_variance=noise_variance if rule.discrepancy else None,
+            held_out=held_out,
         )
     ]
 
