@@ -19,6 +19,13 @@ noisier data: sigma times sqrt(1 + A^2)).
 
     python benchmarks/sure_probe.py --images 4 --crop 128 --steps 2000
     python benchmarks/sure_probe.py --images 3 --crop 128 --steps 1200 --recorrupt 0.5
+
+With `--restarts K` (and `--recorrupt A`), an ensemble: K fits, each with its own seed and its own
+recorruption w, each stopped at its own lowest distance (and left `--patience` steps after it);
+the row gives the PSNR of the mean of the first k stopped outputs, k = 1..K. The members' data
+noises differ, so their errors should be less alike than those of restarts of one fit.
+
+    python benchmarks/sure_probe.py --images 2 --crop 128 --steps 2500 --recorrupt 0.25 --restarts 4
 """
 
 from __future__ import annotations
@@ -66,6 +73,50 @@ def sure_fit(noisy: np.ndarray, sigma: float, steps: int, lr: float, input_noise
         yield step, smoothed, average[0].permute(1, 2, 0).numpy(), now[0].permute(1, 2, 0).numpy()
 
 
+def recorrupted_fit(observed: np.ndarray, args: argparse.Namespace, seed: int) -> tuple[np.ndarray, int]:
+    """One fit of y + A w (w drawn from `seed`), its running average taken where it came closest
+    to y - w / A; returns (that average, its step)."""
+    w = np.random.default_rng(1 + seed).normal(0, 25 / 255, observed.shape).astype(np.float32)
+    fitted, checked = observed + args.recorrupt * w, observed - w / args.recorrupt
+    sigma = 25.0 * (1 + args.recorrupt**2) ** 0.5
+    lowest, kept, at = np.inf, None, 0
+    for step, _, average, _ in sure_fit(fitted, sigma, args.steps, args.lr, args.input_noise, seed=seed):
+        if step > 100 and step % 10 == 0:
+            distance = float(np.mean((average - checked) ** 2))
+            if distance < lowest:
+                lowest, kept, at = distance, average.copy(), step
+        if kept is not None and step > at + args.patience:
+            break
+    return kept, at
+
+
+def ensemble(args: argparse.Namespace, data: Path) -> None:
+    """The `--restarts` rows: PSNR of the mean of the first k recorrupted fits, k = 1..K."""
+    if args.recorrupt <= 0:
+        raise SystemExit("--restarts needs --recorrupt A")
+    path = results_file(
+        Path(__file__).parent / "results",
+        "sure-restarts-cpu",
+        "SURE probe: an ensemble of recorrupted fits, denoising sigma 25",
+        [
+            f"CBSD68, {args.images} images after the first {args.skip}, centre {args.crop} px crops; lr {args.lr}, "
+            f"input noise {args.input_noise} sigma, at most {args.steps} steps, patience {args.patience}",
+            f"recorrupted: A = {args.recorrupt}; fit k has seed k and its own w",
+        ],
+        ["image", *(f"K = {k}" for k in range(1, args.restarts + 1)), "stop steps", "seconds"],
+    )
+    for name, _, observed, clean in cases("denoise", args.images, args.crop, data, start=args.skip):
+        started, outputs, steps = time.perf_counter(), [], []
+        for seed in range(args.restarts):
+            output, step = recorrupted_fit(observed, args, seed)
+            outputs.append(output)
+            steps.append(str(step))
+            print(name, seed, step, f"{psnr(np.mean(outputs, axis=0), clean):.2f}", flush=True)
+        scores = [f"{psnr(np.mean(outputs[:k], axis=0), clean):.2f}" for k in range(1, args.restarts + 1)]
+        append_row(path, [name, *scores, " ".join(steps), f"{time.perf_counter() - started:.0f}"])
+    print(f"results: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
@@ -75,8 +126,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--input-noise", type=float, default=0.5, help="input noise, times sigma")
     parser.add_argument("--recorrupt", type=float, default=0.0, help="A > 0: stop at the lowest distance to y - w/A")
+    parser.add_argument("--restarts", type=int, default=0, help="K > 0: an ensemble of K recorrupted fits")
+    parser.add_argument("--patience", type=int, default=300, help="restarts: steps run past a fit's lowest point")
     args = parser.parse_args()
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if args.restarts:
+        ensemble(args, data)
+        return
     path = results_file(
         Path(__file__).parent / "results",
         "sure-probe-cpu",
