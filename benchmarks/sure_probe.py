@@ -73,12 +73,17 @@ def sure_fit(noisy: np.ndarray, sigma: float, steps: int, lr: float, input_noise
         yield step, smoothed, average[0].permute(1, 2, 0).numpy(), now[0].permute(1, 2, 0).numpy()
 
 
+def recorrupt(observed: np.ndarray, amount: float, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(y + A w, y - w / A, the fitted data's noise sigma) for w Gaussian at sigma 25, drawn from
+    `seed` + 1."""
+    w = np.random.default_rng(1 + seed).normal(0, 25 / 255, observed.shape).astype(np.float32)
+    return observed + amount * w, observed - w / amount, 25.0 * (1 + amount**2) ** 0.5
+
+
 def recorrupted_fit(observed: np.ndarray, args: argparse.Namespace, seed: int) -> tuple[np.ndarray, int]:
     """One fit of y + A w (w drawn from `seed`), its running average taken where it came closest
     to y - w / A; returns (that average, its step)."""
-    w = np.random.default_rng(1 + seed).normal(0, 25 / 255, observed.shape).astype(np.float32)
-    fitted, checked = observed + args.recorrupt * w, observed - w / args.recorrupt
-    sigma = 25.0 * (1 + args.recorrupt**2) ** 0.5
+    fitted, checked, sigma = recorrupt(observed, args.recorrupt, seed)
     lowest, kept, at = np.inf, None, 0
     for step, _, average, _ in sure_fit(fitted, sigma, args.steps, args.lr, args.input_noise, seed=seed):
         if step > 100 and step % 10 == 0:
@@ -157,9 +162,7 @@ def main() -> None:
         curve, lowest = [], (np.inf, 0, 0.0)
         fitted, checked, sigma = observed, None, 25.0
         if args.recorrupt > 0:
-            w = np.random.default_rng(1).normal(0, 25 / 255, observed.shape).astype(np.float32)
-            fitted, checked = observed + args.recorrupt * w, observed - w / args.recorrupt
-            sigma = 25.0 * (1 + args.recorrupt**2) ** 0.5
+            fitted, checked, sigma = recorrupt(observed, args.recorrupt, seed=0)
         for step, sure, average, last in sure_fit(fitted, sigma, args.steps, args.lr, args.input_noise, seed=0):
             score = sure if checked is None else float(np.mean((average - checked) ** 2))
             if step > 100 and score < lowest[0] and (checked is None or step % 10 == 0):
