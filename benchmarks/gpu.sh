@@ -76,6 +76,13 @@ if want sr; then
         2>&1 | tee -a "$log"
   done
 fi
+phase "mid protocol (256 px centre crops): the suites whose data is in .gpudata, batched"
+if want mid; then  # build .gpudata for them first: bash benchmarks/gpudata.sh [SUITE ...]
+  for suite in ${MID_SUITES:-denoise25 denoise50 inpaint50}; do
+    timeout "$(limit "${MID_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --mid --device "$DEVICE" \
+        --preset "${MID_PRESETS:-default,best}" --data "$DIP_DATA/paper" --out "$OUT" ${MID_FLAGS:-} 2>&1 | tee -a "$log"
+  done
+fi
 for f in "$OUT"/*+*; do [ -e "$f" ] && cp "$f" "${f//+/_}" && rm "$f"; done  # the device tool drops names with +
 
 phase "done"
