@@ -1,10 +1,18 @@
-"""Ensembles of restarts (`restarts=K`: the mean of K independently seeded fits) on the
-settings-choice set CBSD68, per task: centre crops, degraded with a fixed seed (denoising: Gaussian
-noise; super-resolution: the paper's Lanczos downscale; inpainting: half the pixels dropped), the
-default preset, 8 fits per image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the
-mean of the first 1, 2, 4, 8 of them; with the time of one fit alone and of the 8 fitted together.
+"""Ensembles of restarts (`restarts=K`: the mean of K fits) on the settings-choice set CBSD68, per
+task: centre crops, degraded with a fixed seed (denoising: Gaussian noise; super-resolution: the
+paper's Lanczos downscale; inpainting: half the pixels dropped), the default preset, 8 fits per
+image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the mean of the first 1, 2,
+4, 8 of them; with the time of one fit alone and of the 8 fitted together.
 
     python benchmarks/restarts.py [--tasks denoise,super-resolve,inpaint] [--images 4] [--crop 96]
+                                  [--members seeds|dihedral] [--fits 8]
+
+`--members seeds` (the default): the fits differ by their seeds only, as `dip.run`'s ensembles.
+`--members dihedral` (denoising and super-resolution, whose operators commute with flips and
+transposes of a square crop): fit k, still seeded k, restores the k-th of the eight flips and
+rotations of the observation (`dihedral`: the first four keep the image's shape) and is turned
+back before averaging. `--fits N` fits N members (default 8) and scores the means of 1, 2, 4, 8
+of them up to N.
 
 Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it finishes.
 """
@@ -21,9 +29,29 @@ import numpy as np
 import dip
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
+from dip.errors import DipError
 from dip.metrics import psnr
 
 COUNTS = (1, 2, 4, 8)
+FLIPS = ((), (0,), (1,), (0, 1))  # none, upside down, mirrored, both
+
+
+def dihedral(image: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
+    """The k-th (0-7) flip or quarter turn of an (H, W, ...) array, or its inverse. The first four
+    keep the shape (none, upside down, mirrored, both: a half turn); the last four are those
+    transposed.
+
+    >>> a = np.arange(6).reshape(2, 3)
+    >>> all((dihedral(dihedral(a, k), k, inverse=True) == a).all() for k in range(8))
+    True
+    >>> [dihedral(a, k).shape for k in (3, 4)]
+    [(2, 3), (3, 2)]
+    """
+    flips, transpose = FLIPS[k % 4], k >= 4
+    if inverse and transpose:
+        image = np.swapaxes(image, 0, 1)
+    image = np.flip(image, flips) if flips else image
+    return np.swapaxes(image, 0, 1) if transpose and not inverse else image
 
 
 def main() -> None:
@@ -32,21 +60,26 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="the first N images of CBSD68, sorted by name")
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--members", choices=("seeds", "dihedral"), default="seeds")
+    parser.add_argument("--fits", type=int, default=8, help="fits per image (at most 8)")
     args = parser.parse_args()
+    counts = [k for k in COUNTS if k <= args.fits]
+    if args.members == "dihedral" and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
+        raise DipError("--members dihedral: denoise and super-resolve only (their operators commute with the views)")
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     path = results_file(
         Path(__file__).parent / "results",
-        f"restarts-{args.device}",
-        "Restarts: the mean of K fits",
+        f"restarts-{args.device}" + ("-dihedral" if args.members == "dihedral" else ""),
+        "Restarts: the mean of K fits" + (", each on its own flip or rotation" if args.members == "dihedral" else ""),
         [
             f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
             "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
             "random (seed 0)",
-            "default presets; RGB PSNR of the mean of the first K of 8 fits (seeds 0-7, made by one "
-            "`dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone (seed 0), and "
-            "the 8 fits",
+            f"default presets; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
+            "made by one `dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone "
+            f"(seed 0), and the {args.fits} fits",
         ],
-        ["task", "image", "input", *(f"K={k}" for k in COUNTS), "s, 1 fit", "s, 8 fits"],
+        ["task", "image", "input", *(f"K={k}" for k in counts), "s, 1 fit", f"s, {args.fits} fits"],
     )
     for task in args.tasks.split(","):
         rows = []
@@ -55,9 +88,17 @@ def main() -> None:
             dip.run(problem, observed, seed=0, device=args.device)
             alone = time.perf_counter() - started
             started = time.perf_counter()
-            fits = dip.run_many([problem] * 8, [observed] * 8, seed=range(8), device=args.device)
+            if args.members == "dihedral":
+                views = [np.ascontiguousarray(dihedral(observed, k)) for k in range(args.fits)]
+                fits = dip.run_many([problem] * args.fits, views, seed=range(args.fits), device=args.device)
+                results = [dihedral(f.pixels, k, inverse=True) for k, f in enumerate(fits)]
+            else:
+                fits = dip.run_many(
+                    [problem] * args.fits, [observed] * args.fits, seed=range(args.fits), device=args.device
+                )
+                results = [f.pixels for f in fits]
             together = time.perf_counter() - started
-            scores = [psnr(np.mean([f.pixels for f in fits[:k]], axis=0), clean) for k in COUNTS]
+            scores = [psnr(np.mean(results[:k], axis=0), clean) for k in counts]
             before = psnr(problem.before(observed), clean)
             rows.append(scores)
             append_row(
