@@ -241,5 +241,7 @@ def test_preset_variants_are_named_changes():
     assert changed.net == base.net and changed.name == "paper+fourier+no-halving+last+steps=1800"
     borrowed = variant("inpaint", "default+net=denoise/default+lr=0.005")
     assert borrowed.net == variant("denoise", "default").net and borrowed.fit.lr == 0.005
+    averaged = variant("denoise", "default+ema=0.999+ramp=4").fit
+    assert (averaged.ema, averaged.ema_ramp) == (0.999, 4.0)
     with pytest.raises(DipError, match="unknown change 'faster'"):
         variant("denoise", "default+faster")

@@ -4,7 +4,8 @@
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
-(the input noise's std), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
+(the input noise's std), `ema=X` and `ramp=N` (the running average's weight, and its ramp: it spans
+about the last 1/N of the run), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
 (that preset's network and input), and changes of the problem: `unclipped` (denoising: no
 clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the stop).
 
@@ -121,6 +122,10 @@ def variant(task: str, text: str) -> Preset:
             fit = dataclasses.replace(fit, lr=float(change[3:]))
         elif change.startswith("noise="):
             fit = dataclasses.replace(fit, reg_noise_std=float(change[6:]))
+        elif change.startswith("ema="):
+            fit = dataclasses.replace(fit, ema=float(change[4:]))
+        elif change.startswith("ramp="):
+            fit = dataclasses.replace(fit, ema_ramp=float(change[5:]))
         elif change.startswith("width="):
             cap, net = int(change[6:]), preset.net
             narrower = {key: tuple(min(c, cap) for c in getattr(net, key)) for key in ("channels_down", "channels_up")}
@@ -131,7 +136,7 @@ def variant(task: str, text: str) -> Preset:
         elif change not in PROBLEM_CHANGES:
             raise DipError(
                 f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, noise=X, "
-                "net=TASK/PRESET, width=N, unclipped or no-holdout"
+                "ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped or no-holdout"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
