@@ -35,6 +35,13 @@ def test_dip_and_the_baselines_share_one_call(astronaut_crop):
         dip.run(problem, noisy, method="bm4d")
 
 
+def test_a_subclass_of_a_built_in_problem_leaves_the_registry_alone():
+    class Quieter(dip.Denoising):
+        """A user's variant of denoising (as `benchmarks/guess_probe.py` makes one)."""
+
+    assert dip.REGISTRY["denoise"] is dip.Denoising and Quieter not in dip.REGISTRY.values()
+
+
 def test_every_registered_problem_builds_its_operator():
     assert set(dip.REGISTRY) == {
         "denoise",

@@ -257,7 +257,7 @@ class _Registered(Problem):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.command:
+        if cls.__dict__.get("command"):  # its own name: a subclass of a built-in problem does not take the built-in's
             REGISTRY[cls.command] = cls
 
     @property
