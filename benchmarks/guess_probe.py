@@ -19,7 +19,6 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -40,8 +39,6 @@ class GuidedDenoising(Denoising):
     guess: np.ndarray | None = None
     seed: int = 0
     channels: int = 32
-
-    command: ClassVar[str] = ""  # not a command of its own
 
     def guide(self) -> np.ndarray:
         height, width, bands = self.guess.shape
