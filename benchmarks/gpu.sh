@@ -76,6 +76,7 @@ if want sr; then
         2>&1 | tee -a "$log"
   done
 fi
+
 phase "mid protocol (256 px centre crops): the suites whose data is in .gpudata, batched"
 if want mid; then  # build .gpudata for them first: bash benchmarks/gpudata.sh [SUITE ...]
   for suite in ${MID_SUITES:-denoise25 denoise50 inpaint50}; do
