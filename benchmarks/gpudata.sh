@@ -6,11 +6,11 @@
 # and sr8 (~38 MB) each need a call of their own. Delete .gpudata/ afterwards.
 set -eu
 data="${DIP_DATA:-$(dirname "$PWD")/shared/data}"
-suites=("${@:-denoise25 denoise50 inpaint50}")
+suites="${*:-denoise25 denoise50 inpaint50}"
 rm -rf .gpudata
 for folder in $(PYTHONPATH=src python3 -c "
 import sys; from dip.bench.quality import SUITES
-print(' '.join(f for s in sys.argv[1:] for f in SUITES[s].folders))" ${suites[@]}); do
+print(' '.join(f for s in sys.argv[1:] for f in SUITES[s].folders))" $suites); do
   mkdir -p ".gpudata/paper/$folder"
   cp "$data/paper/$folder"/*.png ".gpudata/paper/$folder/"
 done

@@ -56,7 +56,7 @@ def main() -> None:
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     default = get_preset("denoise", "default")
     preset = dataclasses.replace(default, name="default+guess", input="image", input_channels=32)
-    counts = sorted({1, 2, args.fits} & set(range(1, args.fits + 1)))
+    counts = sorted({k for k in (1, 2, args.fits) if k <= args.fits})
     path = results_file(
         Path(__file__).parent / "results",
         f"guess-probe-{args.device}",

@@ -64,13 +64,14 @@ def main() -> None:
     parser.add_argument("--fits", type=int, default=8, help="fits per image (at most 8)")
     args = parser.parse_args()
     counts = [k for k in COUNTS if k <= args.fits]
-    if args.members == "dihedral" and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
+    turned = args.members == "dihedral"
+    if turned and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
         raise DipError("--members dihedral: denoise and super-resolve only (their operators commute with the views)")
     data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     path = results_file(
         Path(__file__).parent / "results",
-        f"restarts-{args.device}" + ("-dihedral" if args.members == "dihedral" else ""),
-        "Restarts: the mean of K fits" + (", each on its own flip or rotation" if args.members == "dihedral" else ""),
+        f"restarts-{args.device}" + ("-dihedral" if turned else ""),
+        "Restarts: the mean of K fits" + (", each on its own flip or rotation" if turned else ""),
         [
             f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
             "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
@@ -88,15 +89,9 @@ def main() -> None:
             dip.run(problem, observed, seed=0, device=args.device)
             alone = time.perf_counter() - started
             started = time.perf_counter()
-            if args.members == "dihedral":
-                views = [np.ascontiguousarray(dihedral(observed, k)) for k in range(args.fits)]
-                fits = dip.run_many([problem] * args.fits, views, seed=range(args.fits), device=args.device)
-                results = [dihedral(f.pixels, k, inverse=True) for k, f in enumerate(fits)]
-            else:
-                fits = dip.run_many(
-                    [problem] * args.fits, [observed] * args.fits, seed=range(args.fits), device=args.device
-                )
-                results = [f.pixels for f in fits]
+            views = [np.ascontiguousarray(dihedral(observed, k)) if turned else observed for k in range(args.fits)]
+            fits = dip.run_many([problem] * args.fits, views, seed=range(args.fits), device=args.device)
+            results = [dihedral(f.pixels, k, inverse=True) if turned else f.pixels for k, f in enumerate(fits)]
             together = time.perf_counter() - started
             scores = [psnr(np.mean(results[:k], axis=0), clean) for k in counts]
             before = psnr(problem.before(observed), clean)
