@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 
 import dip
 from dip.baselines import cbm3d
+from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
 from dip.metrics import psnr
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--fits", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     default = get_preset("denoise", "default")
     preset = dataclasses.replace(default, name="default+guess", input="image", input_channels=32)
     counts = sorted({k for k in (1, 2, args.fits) if k <= args.fits})

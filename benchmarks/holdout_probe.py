@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 import dip
+from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
 from dip.callbacks import to_numpy_image
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--held", type=float, default=5.0, help="percent of the known pixels held out")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     path = results_file(
         Path(__file__).parent / "results",
         "holdout-probe-cpu",

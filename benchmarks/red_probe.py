@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from skimage.restoration import denoise_nl_means
 from torch import nn
 
 import dip
+from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
 from dip.fit import Callback, FitState
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--denoiser-sigma", type=float, default=3.0)
     parser.add_argument("--no-default", action="store_true", help="skip the default preset's run")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     path = results_file(
         Path(__file__).parent / "results",
         "red-probe-cpu" if args.method == "deepred" else "sgld-probe-cpu",

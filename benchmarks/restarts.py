@@ -20,13 +20,13 @@ Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it fi
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 import dip
+from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
 from dip.errors import DipError
@@ -67,7 +67,7 @@ def main() -> None:
     turned = args.members == "dihedral"
     if turned and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
         raise DipError("--members dihedral: denoise and super-resolve only (their operators commute with the views)")
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     path = results_file(
         Path(__file__).parent / "results",
         f"restarts-{args.device}" + ("-dihedral" if turned else ""),

@@ -31,13 +31,13 @@ noises differ, so their errors should be less alike than those of restarts of on
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
 from dip.metrics import psnr
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=0, help="K > 0: an ensemble of K recorrupted fits")
     parser.add_argument("--patience", type=int, default=300, help="restarts: steps run past a fit's lowest point")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     if args.restarts:
         ensemble(args, data)
         return

@@ -13,10 +13,10 @@ Appends one row per run to benchmarks/results/variants-TASK-DEVICE-DATE.md as it
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import dip
+from dip.bench import data_root
 from dip.bench.choice import cases, problem_variant, variant
 from dip.bench.quality import SUITES, load_case, suite_preset
 from dip.bench.results import append_row, results_file
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--mode", default="full", help="a suite's protocol: quick, mid or full")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = data_root()
     if args.task:
         first, _, last = args.images.rpartition(":")
         start = int(first) - 1 if first else 0

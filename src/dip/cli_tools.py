@@ -268,12 +268,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def data_folder(given: str | None) -> Path:
     """The paper's data: --data, else $DIP_DATA/paper, else ../shared/data/paper."""
-    import os
+    from .bench import data_root
 
-    if given:
-        return Path(given)
-    root = os.environ.get("DIP_DATA")
-    return Path(root) / "paper" if root else Path("..") / "shared" / "data" / "paper"
+    return Path(given) if given else data_root() / "paper"
 
 
 def cmd_bench_quality(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ..errors import DipError
 from ..io import read_image
 from ..presets import Preset, get_preset
 from ..problems import Denoising, Inpainting, Problem, SuperResolution
+from . import data_root
 from .quality import centre_box, cut
 
 TASKS = ("denoise", "super-resolve", "inpaint")
@@ -34,7 +34,7 @@ TASKS = ("denoise", "super-resolve", "inpaint")
 
 def settings_images(data: Path | None = None) -> list[Path]:
     """The images settings are chosen on: CBSD68, sorted by name."""
-    folder = (data or Path(os.environ.get("DIP_DATA", "../shared/data"))) / "CBSD68"
+    folder = data_root(data) / "CBSD68"
     images = sorted(folder.glob("*.png"))
     if not images:
         raise DipError(f"no images in {folder} (give the data folder, or set DIP_DATA)")
