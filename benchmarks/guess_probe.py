@@ -25,7 +25,7 @@ import dip
 from dip.baselines import cbm3d
 from dip.bench import data_root
 from dip.bench.choice import cases
-from dip.bench.results import append_row, results_file
+from dip.bench.results import append_mean, append_row, results_file
 from dip.metrics import psnr
 from dip.presets import get_preset
 from dip.problems import Denoising
@@ -86,9 +86,7 @@ def main() -> None:
         rows.append(scores)
         steps = "/".join(str(f.fit.steps_run) for f in fits)
         append_row(path, [name, *(f"{v:.2f}" for v in scores), steps, f"{time.perf_counter() - started:.0f}"])
-    mean = np.mean(rows, axis=0)
-    with open(path, "a") as out:
-        out.write("| **average** | " + " | ".join(f"**{v:.2f}**" for v in mean) + " | | |\n")
+    append_mean(path, ["**average**"], rows, blanks=2)
     print(f"results: {path}")
 
 

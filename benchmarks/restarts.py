@@ -28,7 +28,7 @@ import numpy as np
 import dip
 from dip.bench import data_root
 from dip.bench.choice import cases
-from dip.bench.results import append_row, results_file
+from dip.bench.results import append_mean, append_row, results_file
 from dip.errors import DipError
 from dip.metrics import psnr
 
@@ -100,9 +100,7 @@ def main() -> None:
                 path,
                 [task, name, f"{before:.2f}", *(f"{v:.2f}" for v in scores), f"{alone:.0f}", f"{together:.0f}"],
             )
-        mean = np.mean(rows, axis=0)
-        with open(path, "a") as out:
-            out.write(f"| **{task}** | **average** | | " + " | ".join(f"**{v:.2f}**" for v in mean) + " | | |\n")
+        append_mean(path, [f"**{task}**", "**average**", ""], rows, blanks=2)
     print(f"results: {path}")
 
 

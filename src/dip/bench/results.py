@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -55,3 +56,19 @@ def append_row(path: Path, cells: Sequence[object]) -> str:
         out.write(row + "\n")
     print(row, flush=True)
     return row
+
+
+def append_mean(path: Path, labels: Sequence[str], rows: Sequence[Sequence[float]], blanks: int = 0) -> str:
+    """Append the bold column means of `rows` (dB to 2 decimals) after `labels`, then `blanks`
+    empty cells (the columns, such as steps and seconds, that have no mean); returns the row.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.md"
+    >>> append_mean(path, ["**average**"], [[30.0, 28.0], [31.0, 29.0]], blanks=1)
+    | **average** | **30.50** | **28.50** |  |
+    '| **average** | **30.50** | **28.50** |  |'
+    """
+    means = np.mean(np.asarray(rows, dtype=float), axis=0)
+    return append_row(path, [*labels, *(f"**{v:.2f}**" for v in means), *[""] * blanks])
