@@ -30,6 +30,13 @@ if want speed; then
       2>&1 | tee -a "$log"
 fi
 
+phase "torch.compile's CUDA graphs (reduce-overhead) against dip's own (graph), one net and size"
+if want compile; then
+  timeout "$(limit 180)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
+      --sizes "${COMPILE_SIZES:-512}" --presets denoise/paper --variants "${COMPILE_VARIANTS:-tf32+graph,tf32+compile=reduce-overhead}" \
+      2>&1 | tee -a "$log"
+fi
+
 phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
 if want batched; then
   timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \

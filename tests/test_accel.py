@@ -28,8 +28,13 @@ def _noisy(size: int = 64, sigma: float = 25, seed: int = 0):
 
 def test_parse_names_variants():
     assert Acceleration.parse("bf16+channels_last") == Acceleration("bf16", channels_last=True)
-    for name in ("fp32+compile", "bf16+channels_last+compile", "tf32"):
+    for name in ("fp32+compile", "bf16+channels_last+compile", "tf32", "tf32+compile=reduce-overhead"):
         assert Acceleration.parse(name).describe() == name  # describe and parse round-trip
+    assert Acceleration.parse("tf32+compile=reduce-overhead").compile == "reduce-overhead"
+    with pytest.raises(DipError, match="unknown compile mode 'fast'"):
+        Acceleration.parse("fp32+compile=fast")
+    with pytest.raises(DipError, match="makes its own CUDA graphs"):
+        Acceleration("tf32", compile="reduce-overhead", cuda_graph=True).check(torch.device("cuda"))
     with pytest.raises(DipError, match="unknown precision 'fp64'"):
         Acceleration.parse("fp64")
     with pytest.raises(DipError, match="unknown acceleration option 'nhwc'"):

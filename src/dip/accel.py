@@ -17,6 +17,7 @@ from torch import nn
 from .errors import DipError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
 
 
@@ -25,19 +26,23 @@ class Acceleration:
     """fp32: exact float32 everywhere. tf32: float32 storage, convolutions and matrix products on
     TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA); weights, Adam
     state, BatchNorm statistics and the loss stay float32; fp16 adds loss scaling.
-    `channels_last`: NHWC memory layout. `compile`: torch.compile the network. `cuda_graph`:
-    every decision of a step taken on the device and the step replayed as a CUDA graph
-    (`dip.graphed`). CPU runs are always reproducible; `deterministic` makes CUDA runs so too."""
+    `channels_last`: NHWC memory layout. `compile`: torch.compile the network (True, or one of
+    `COMPILE_MODES`: "reduce-overhead" replays the forward and backward passes as CUDA graphs,
+    torch's own alternative to `cuda_graph`). `cuda_graph`: every decision of a step taken on the
+    device and the whole step replayed as a CUDA graph (`dip.graphed`). CPU runs are always
+    reproducible; `deterministic` makes CUDA runs so too."""
 
     precision: str = "fp32"
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False
     deterministic: bool = False  # reproducible cuDNN kernels, no autotuning (CUDA)
     cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise DipError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if isinstance(self.compile, str) and self.compile not in COMPILE_MODES:
+            raise DipError(f"unknown compile mode {self.compile!r}; choose from {', '.join(COMPILE_MODES)}")
 
     def check(self, device: torch.device) -> None:
         """Refuse what the device cannot do: reduced precision is for CUDA (on a CPU without
@@ -48,6 +53,8 @@ class Acceleration:
             raise DipError(f"the CUDA graph needs a CUDA device, not {device.type}")
         if self.cuda_graph and self.precision == "fp16":
             raise DipError("the CUDA graph cannot scale fp16 losses: use bf16")
+        if self.cuda_graph and self.compile in ("reduce-overhead", "max-autotune"):
+            raise DipError(f"compile mode {self.compile} makes its own CUDA graphs: leave out the CUDA graph")
 
     @classmethod
     def default(cls, device: torch.device) -> Acceleration:
@@ -60,7 +67,7 @@ class Acceleration:
         device: torch.device,
         precision: str = "auto",
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
         deterministic: bool = False,
         cuda_graph: bool = False,
     ) -> Acceleration:
@@ -86,8 +93,11 @@ class Acceleration:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
             z = z.contiguous(memory_format=torch.channels_last)
-        forward = torch.compile(net) if self.compile else net
-        return forward, z
+        if not self.compile:
+            return net, z
+        mode = None if self.compile is True else self.compile
+        compiled = torch.compile(net, mode=mode)
+        return (_StepGraphs(compiled) if mode in ("reduce-overhead", "max-autotune") else compiled), z
 
     @contextlib.contextmanager
     def arithmetic(self, device: torch.device):
@@ -134,7 +144,8 @@ class Acceleration:
 
     def describe(self) -> str:
         """The variant's name in the form `parse` takes: 'bf16+channels_last+compile+graph'."""
-        flags = {"channels_last": self.channels_last, "compile": self.compile, "graph": self.cuda_graph}
+        compile = f"compile={self.compile}" if isinstance(self.compile, str) else "compile"
+        flags = {"channels_last": self.channels_last, compile: self.compile, "graph": self.cuda_graph}
         return "+".join([self.precision] + [name for name, on in flags.items() if on])
 
     def options(self) -> dict:
@@ -149,12 +160,30 @@ class Acceleration:
 
     @classmethod
     def parse(cls, text: str) -> Acceleration:
-        """'bf16+channels_last+compile+graph' -> Acceleration (the bench's variant names)."""
+        """'bf16+channels_last+compile+graph' -> Acceleration (the bench's variant names);
+        'compile=MODE' names a torch.compile mode."""
         parts = text.split("+")
-        unknown = [p for p in parts[1:] if p not in ("channels_last", "compile", "graph")]
+        flags = parts[1:]
+        unknown = [p for p in flags if p not in ("channels_last", "compile", "graph") and not p.startswith("compile=")]
         if unknown:
             raise DipError(
-                f"unknown acceleration option {unknown[0]!r} in {text!r} (PRECISION[+channels_last][+compile][+graph])"
+                f"unknown acceleration option {unknown[0]!r} in {text!r} "
+                "(PRECISION[+channels_last][+compile[=MODE]][+graph])"
             )
-        flags = parts[1:]
-        return cls(parts[0], "channels_last" in flags, "compile" in flags, cuda_graph="graph" in flags)
+        modes = [p.removeprefix("compile=") for p in flags if p.startswith("compile=")]
+        compile = modes[0] if modes else "compile" in flags
+        return cls(parts[0], "channels_last" in flags, compile, cuda_graph="graph" in flags)
+
+
+class _StepGraphs(nn.Module):
+    """A network compiled to replay as CUDA graphs, called once per fitting step: each call starts
+    a new step for torch's graph trees, and returns a copy, since the graph's output memory is
+    overwritten by the next replay (the running average and the undo keep earlier outputs)."""
+
+    def __init__(self, compiled: nn.Module):
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled(x).clone()

@@ -141,7 +141,8 @@ def add_tool_commands(commands, add_common) -> None:
     speed.add_argument(
         "--variants",
         help="arithmetic variants to time, comma-separated, each PRECISION"
-        "[+channels_last][+compile] (default: fp32 on a CPU; every precision and NHWC on CUDA)",
+        "[+channels_last][+compile[=MODE]][+graph], MODE a torch.compile mode such as reduce-overhead "
+        "(default: fp32 on a CPU; every precision, NHWC and the CUDA graph on CUDA)",
     )
     speed.add_argument(
         "--presets",
