@@ -4,6 +4,7 @@ import importlib.util
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,44 @@ def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tm
     row = next(line for line in text.splitlines() if line.startswith("| F16"))
     wavelet = float(row.split("|")[header.split("|").index(" wavelet (run here) ")])
     assert 25 < wavelet < 35  # sigma 25 noise (20.2 dB) removed on the same 256 px crop
+
+
+def _results_file(path: Path, rows: list[str]) -> Path:
+    header = "| image | dip default | deep_prior | bicubic (run here) | steps default | seconds default |"
+    lines = ["# sr4: presets `default`, mid mode", "", "- command: `dip bench quality`", "", header, "|---" * 6 + "|"]
+    path.write_text("\n".join(lines + rows + ["| **average** (steps, seconds: totals) | **0** | 0 | 0 | 0 | 0 |"]))
+    return path
+
+
+def test_merge_takes_each_images_last_row_in_the_suites_order_with_set_averages(shared_data, tmp_path):
+    first = _results_file(
+        tmp_path / "a.md",
+        ["| head | 30.00 | 31.00 | 29.00 | 1000 | 60 |", "| baby | 34.00 | 34.00 | 33.00 | 1000 | 60 |"],
+    )
+    second = _results_file(
+        tmp_path / "b.md",
+        ["| head | 32.00 | 31.00 | 29.00 | 4000 | 240 |", "| zebra | 25.00 | 24.00 | 23.00 | 4000 | 240 |"],
+    )
+    code, _, err = run("bench", "merge", first, second, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 0, err
+    [merged] = list(tmp_path.glob("sr4-default-mid-merged-*.md"))
+    rows = [line for line in merged.read_text().splitlines() if line.startswith("| ") and "image" not in line]
+    assert [row.split(" | ")[0] for row in rows[:3]] == ["| baby", "| head", "| zebra"]  # Set5 first, by name
+    assert "| head | 32.00 | 31.00 | 29.00 | 4000 | 240 |" in rows  # the later file's row
+    assert rows[3].startswith("| **average Set5** (2) | **33.00** | 32.50 | 31.00 |")
+    assert rows[4].startswith("| **average Set14** (1) | **25.00** |")
+    assert rows[5].startswith("| **average** (steps, seconds: totals) | **30.33** |")
+    assert "3 of 19 images" in merged.read_text()
+
+
+def test_merge_refuses_files_of_different_suites(shared_data, tmp_path):
+    sr4 = _results_file(tmp_path / "a.md", ["| baby | 34.00 | 34.00 | 33.00 | 1000 | 60 |"])
+    other = tmp_path / "b.md"
+    other.write_text(sr4.read_text().replace("# sr4:", "# sr8:"))
+    code, _, err = run("bench", "merge", sr4, other, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 1 and err.count("\n") == 1 and "must share one suite, mode and presets" in err
+    code, _, err = run("bench", "merge", tmp_path / "none.md", "--out", tmp_path)
+    assert code == 1 and "no such results file" in err
 
 
 def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):

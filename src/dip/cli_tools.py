@@ -112,6 +112,13 @@ def add_tool_commands(commands, add_common) -> None:
     )
     quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     quality.set_defaults(handler=cmd_bench_quality)
+    merge = kinds.add_parser(
+        "merge", help="one table from results files of a suite run in parts (the last file's row per image wins)"
+    )
+    merge.add_argument("files", nargs="+", help="results files of dip bench quality: one suite, mode and presets")
+    merge.add_argument("--data", help="the paper's data folder, for the suite's image order and sets")
+    merge.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    merge.set_defaults(handler=cmd_bench_merge)
     speed = kinds.add_parser("speed", help="ms per step, GFLOP per step, GFLOP/s and peak memory")
     speed.add_argument("--sizes", default="128,256,512", help="image sides, comma-separated (default 128,256,512)")
     speed.add_argument("--steps", type=arg(number(int, 1)), default=10, help="timed steps per size (default 10)")
@@ -292,6 +299,17 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             batch=args.batch,
         )
         log.info("results: %s", path)
+    return 0
+
+
+def cmd_bench_merge(args: argparse.Namespace) -> int:
+    from .bench.quality import merge_results
+
+    missing = [name for name in args.files if not Path(name).is_file()]
+    if missing:
+        raise DipError(f"no such results file: {missing[0]}")
+    paths = [Path(name) for name in args.files]
+    log.info("results: %s", merge_results(paths, data_folder(args.data), Path(args.out), _command_line()))
     return 0
 
 

@@ -401,3 +401,75 @@ def average_row(label: str, results: list[ImageResult], methods: list[str]) -> l
         + [str(sum(r.runs[i].steps for r in results)) for i in columns]
         + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns]
     )
+
+
+def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
+    """What a results file of `run_suite` holds: (suite, mode, presets, one result per image
+    row); the average rows are left out."""
+    lines = Path(path).read_text().splitlines()
+    title = lines[0] if lines else ""
+    if not title.startswith("# ") or ":" not in title or not title.endswith(" mode"):
+        raise DipError(f"{path} is not a results file of dip bench quality")
+    suite, mode = title[2:].split(":")[0], title.rsplit(", ", 1)[-1].removesuffix(" mode")
+    header = next((line for line in lines if line.startswith("| image |")), None)
+    if header is None:
+        return suite, mode, [], []
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    presets = [c.removeprefix("dip ") for c in columns if c.startswith("dip ")]
+    methods = columns[1 + len(presets) : len(columns) - 2 * len(presets)]
+    results = []
+    for line in lines[lines.index(header) + 2 :]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if not line.startswith("| ") or cells[0].startswith("**") or len(cells) != len(columns):
+            continue
+        numbers = [float(c) for c in cells[1:]]
+        scores, published = numbers[: len(presets)], numbers[len(presets) : len(presets) + len(methods)]
+        steps, seconds = numbers[len(columns) - 1 - 2 * len(presets) : -len(presets)], numbers[-len(presets) :]
+        runs = [Run(p, s, int(n), t) for p, s, n, t in zip(presets, scores, steps, seconds)]
+        results.append(ImageResult(cells[0], runs, dict(zip(methods, published))))
+    return suite, mode, presets, results
+
+
+def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmarks/results"), command: str = "") -> Path:
+    """One table of a suite run in parts: the results files of one suite, mode and presets,
+    each image's row taken from the last file (in the order given) that has it, images in the
+    suite's order with its groups (Set5, Set14) read from `data`, and the averages; returns the
+    new file (`SUITE-PRESETS-MODE-merged-DATE.md`). The seconds add runs made under different
+    loads: they are not timings."""
+    read = [read_results(path) for path in paths]
+    kinds = {(suite, mode, tuple(presets)) for suite, mode, presets, _ in read}
+    if len(kinds) != 1:
+        found = "; ".join(f"{s} {m} {'+'.join(p)}" for s, m, p in sorted(kinds))
+        raise DipError(f"the files must share one suite, mode and presets; found {found}")
+    suite_name, mode, presets = kinds.pop()
+    if suite_name not in SUITES:
+        raise DipError(f"unknown suite {suite_name!r} in {paths[0]}")
+    latest = {r.name: (r, path) for (_, _, _, results), path in zip(read, paths) for r in results}
+    suite = SUITES[suite_name]
+    order = []
+    for relative in suite.folders:
+        folder = data / relative
+        if not folder.is_dir():
+            raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
+        group = folder.parent.name if suite.task == "super-resolve" else ""
+        order += [(truth.name[: -len("_GT.png")], group) for truth in sorted(folder.glob("*_GT.png"))]
+    date = datetime.date.today().isoformat()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets)}-{mode}-merged-{date}.md")
+    used = {source for _, source in latest.values()}
+    sources = [source.name for source in dict.fromkeys(paths) if source in used]
+    with open(path, "w") as out:
+        out.write(
+            f"# {suite.name}: presets {', '.join(f'`{p}`' for p in presets)}, {mode} mode, merged\n\n"
+            f"- command: `{command}`\n- date: {date}\n"
+            f"- each image's row from the last of these files that has it: {', '.join(sources)} "
+            "(their machines, dates and protocol are in each file)\n"
+            "- seconds: runs made under different loads, added up; not timings\n\n"
+        )
+    results: list[ImageResult] = []
+    methods: list[str] = []
+    for name, group in order:
+        if name in latest:
+            _write_row(path, dataclasses.replace(latest[name][0], group=group), list(presets), methods, results)
+    _write_averages(path, results, methods, list(presets), len(order), "as in each file")
+    return path
