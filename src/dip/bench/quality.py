@@ -313,7 +313,7 @@ def run_suite(
         )
         or "none (no preset runs: the published methods only)"
     )
-    title = f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
+    title = _title(presets)
     with open(path, "w") as out:
         out.write(
             f"# {suite.name}: {title}, {mode} mode\n\n"
@@ -338,6 +338,10 @@ def run_suite(
             _write_row(path, result, presets, methods, results)
     _write_averages(path, results, methods, presets, len(entries), device_name)
     return path
+
+
+def _title(presets: list[str]) -> str:
+    return f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
 
 
 def _write_row(path: Path, result: ImageResult, presets: list[str], methods: list[str], results: list) -> None:
@@ -455,12 +459,12 @@ def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmark
         order += [(truth.name[: -len("_GT.png")], group) for truth in sorted(folder.glob("*_GT.png"))]
     date = datetime.date.today().isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets)}-{mode}-merged-{date}.md")
+    path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets) or 'published'}-{mode}-merged-{date}.md")
     used = {source for _, source in latest.values()}
     sources = [source.name for source in dict.fromkeys(paths) if source in used]
     with open(path, "w") as out:
         out.write(
-            f"# {suite.name}: presets {', '.join(f'`{p}`' for p in presets)}, {mode} mode, merged\n\n"
+            f"# {suite.name}: {_title(presets)}, {mode} mode, merged\n\n"
             f"- command: `{command}`\n- date: {date}\n"
             f"- each image's row from the last of these files that has it: {', '.join(sources)} "
             "(their machines, dates and protocol are in each file)\n"
