@@ -199,13 +199,12 @@ def load_case(suite: Suite, folder: Path, name: str, mode: str) -> Case:
         if method != "GT":
             pixels = cut(read_image(path).pixels, box)[:, :, : reference.shape[2]]
             published[method] = suite.scoring(pixels, reference)[0]
-    group = folder.parent.name if suite.task == "super-resolve" else ""
     problem = suite_problem(suite, observed)
     if mode != "quick":
         for method in problem.baselines():
             restored = run(problem, observed, method=method).pixels.reshape(reference.shape)
             published[f"{method} (run here)"] = suite.scoring(restored, reference)[0]
-    return Case(name, group, observed, reference, problem, published)
+    return Case(name, _group(suite, folder), observed, reference, problem, published)
 
 
 def run_cases(
@@ -292,15 +291,7 @@ def run_suite(
     out_dir.mkdir(parents=True, exist_ok=True)
     label = "+".join(presets) or "published"
     path = fresh_path(out_dir / f"{suite.name}-{label}-{mode}-{device_name}-{date}.md")
-    entries = []
-    for relative in suite.folders:
-        folder = data / relative
-        if not folder.is_dir():
-            raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
-        for truth in sorted(folder.glob("*_GT.png")):
-            name = truth.name[: -len("_GT.png")]
-            if images is None or name in images:
-                entries.append((folder, name))
+    entries = [(folder, name) for folder, name in suite_images(suite, data) if images is None or name in images]
     if not entries:
         raise DipError(f"no images selected in suite {suite_name}")
     for preset in presets:
@@ -338,6 +329,22 @@ def run_suite(
             _write_row(path, result, presets, methods, results)
     _write_averages(path, results, methods, presets, len(entries), device_name)
     return path
+
+
+def suite_images(suite: Suite, data: Path) -> list[tuple[Path, str]]:
+    """(folder, name) of every image of the suite in `data`, in the suite's order."""
+    entries = []
+    for relative in suite.folders:
+        folder = data / relative
+        if not folder.is_dir():
+            raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
+        entries += [(folder, truth.name[: -len("_GT.png")]) for truth in sorted(folder.glob("*_GT.png"))]
+    return entries
+
+
+def _group(suite: Suite, folder: Path) -> str:
+    """The set an image belongs to (Set5, Set14 for SR): the paper averages per set."""
+    return folder.parent.name if suite.task == "super-resolve" else ""
 
 
 def _title(presets: list[str]) -> str:
@@ -426,7 +433,10 @@ def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if not line.startswith("| ") or cells[0].startswith("**") or len(cells) != len(columns):
             continue
-        numbers = [float(c) for c in cells[1:]]
+        try:
+            numbers = [float(c) for c in cells[1:]]
+        except ValueError:
+            raise DipError(f"{path}: a row that is not numbers: {line}") from None
         scores, published = numbers[: len(presets)], numbers[len(presets) : len(presets) + len(methods)]
         steps, seconds = numbers[len(columns) - 1 - 2 * len(presets) : -len(presets)], numbers[-len(presets) :]
         runs = [Run(p, s, int(n), t) for p, s, n, t in zip(presets, scores, steps, seconds)]
@@ -450,13 +460,7 @@ def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmark
         raise DipError(f"unknown suite {suite_name!r} in {paths[0]}")
     latest = {r.name: (r, path) for (_, _, _, results), path in zip(read, paths) for r in results}
     suite = SUITES[suite_name]
-    order = []
-    for relative in suite.folders:
-        folder = data / relative
-        if not folder.is_dir():
-            raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
-        group = folder.parent.name if suite.task == "super-resolve" else ""
-        order += [(truth.name[: -len("_GT.png")], group) for truth in sorted(folder.glob("*_GT.png"))]
+    order = [(name, _group(suite, folder)) for folder, name in suite_images(suite, data)]
     date = datetime.date.today().isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = fresh_path(out_dir / f"{suite.name}-{'+'.join(presets) or 'published'}-{mode}-merged-{date}.md")
