@@ -18,6 +18,7 @@ from .errors import DipError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the compile modes that replay CUDA graphs
 AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
 
 
@@ -53,7 +54,7 @@ class Acceleration:
             raise DipError(f"the CUDA graph needs a CUDA device, not {device.type}")
         if self.cuda_graph and self.precision == "fp16":
             raise DipError("the CUDA graph cannot scale fp16 losses: use bf16")
-        if self.cuda_graph and self.compile in ("reduce-overhead", "max-autotune"):
+        if self.cuda_graph and self.compile in GRAPH_MODES:
             raise DipError(f"compile mode {self.compile} makes its own CUDA graphs: leave out the CUDA graph")
 
     @classmethod
@@ -97,7 +98,7 @@ class Acceleration:
             return net, z
         mode = None if self.compile is True else self.compile
         compiled = torch.compile(net, mode=mode)
-        return (_StepGraphs(compiled) if mode in ("reduce-overhead", "max-autotune") else compiled), z
+        return (_StepGraphs(compiled) if mode in GRAPH_MODES else compiled), z
 
     @contextlib.contextmanager
     def arithmetic(self, device: torch.device):
