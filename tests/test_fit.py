@@ -61,26 +61,6 @@ def test_ema_ramp_averages_over_the_recent_steps():
     assert (ramped - last).abs().mean() < 0.5 * (plain - last).abs().mean()
 
 
-def test_ema_one_with_ramp_three_weights_each_output_by_its_step():
-    """ema=1, ema_ramp=3 (scattered-pixel inpainting): the result is a mean over the whole run in
-    which output s weighs in proportion to s + 2 (the first output, the average's start, twice that)."""
-
-    class Outputs(Callback):
-        def __init__(self):
-            self.outputs = []
-
-        def on_step(self, state):
-            self.outputs.append(state.output.clone())
-
-    net, z, target = tiny_problem()
-    record, steps = Outputs(), 25
-    result = fit(net, z, target, Identity(), FitConfig(steps=steps, ema=1.0, ema_ramp=3), callbacks=[record])
-    weights = [2 * (s + 2) if s > 1 else 12 for s in range(1, steps + 1)]
-    assert sum(weights) == (steps + 2) * (steps + 3)
-    expected = sum(w * out for w, out in zip(weights, record.outputs)) / sum(weights)
-    torch.testing.assert_close(result.image, expected.clamp(0, 1))
-
-
 def test_same_seed_same_result():
     results = []
     for _ in range(2):
