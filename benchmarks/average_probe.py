@@ -31,7 +31,7 @@ from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_mean, append_row, results_file
 from dip.callbacks import to_numpy_image
-from dip.fit import Callback, FitState
+from dip.fit import Callback, FitState, ema_weight
 from dip.metrics import psnr
 
 AVERAGES = {"ema=0.998": (0.998, None), "ema=0.999": (0.999, None)}
@@ -39,8 +39,8 @@ AVERAGES |= {f"ramp={r}": (1.0, r) for r in (2, 3, 4, 10)}
 
 
 class Averages(Callback):
-    """Running averages of the outputs, `label -> (weight, ramp)` as `dip.fit.update_ema` makes
-    them; undone steps are left out, as there."""
+    """Running averages of the outputs, `label -> (ema, ramp)` weighted as `dip.fit.update_ema`
+    weights them (`dip.fit.ema_weight`); undone steps are left out, as there."""
 
     def __init__(self, kinds: dict[str, tuple[float, float | None]]):
         self.kinds = kinds
@@ -49,9 +49,8 @@ class Averages(Callback):
     def on_step(self, state: FitState) -> None:
         if state.backtracked or state.output is None:
             return
-        for label, (weight, ramp) in self.kinds.items():
-            if ramp is not None:
-                weight = min(weight, (1 + state.step) / (ramp + state.step))
+        for label, (ema, ramp) in self.kinds.items():
+            weight = ema_weight(ema, ramp, state.step)
             mean = self.means.get(label)
             if mean is None:
                 self.means[label] = state.output.clone()

@@ -235,14 +235,18 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
     return finish(state)
 
 
+def ema_weight(ema: float, ramp: float | None, step: int) -> float:
+    """The share of the running average kept at `step`: `ema`, or min(ema, (1 + step) / (ramp + step))
+    with a ramp (see `FitConfig.ema_ramp`)."""
+    return ema if ramp is None else min(ema, (1 + step) / (ramp + step))
+
+
 def update_ema(state: FitState) -> None:
     """Fold this step's output into the running average (if the config keeps one)."""
     config = state.config
     if config.ema is None:
         return
-    weight = (
-        config.ema if config.ema_ramp is None else min(config.ema, (1 + state.step) / (config.ema_ramp + state.step))
-    )
+    weight = ema_weight(config.ema, config.ema_ramp, state.step)
     state.ema = (
         state.output.clone() if state.ema is None else state.ema.mul_(weight).add_(state.output, alpha=1 - weight)
     )
