@@ -5,14 +5,15 @@ image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the mean of
 4, 8 of them; with the time of one fit alone and of the 8 fitted together.
 
     python benchmarks/restarts.py [--tasks denoise,super-resolve,inpaint] [--images 4] [--crop 96]
-                                  [--members seeds|dihedral] [--fits 8]
+                                  [--members seeds|dihedral] [--fits 8] [--preset default]
 
 `--members seeds` (the default): the fits differ by their seeds only, as `dip.run`'s ensembles.
 `--members dihedral` (denoising and super-resolution, whose operators commute with flips and
 transposes of a square crop): fit k, still seeded k, restores the k-th of the eight flips and
 rotations of the observation (`dihedral`: the first four keep the image's shape) and is turned
 back before averaging. `--fits N` fits N members (default 8) and scores the means of 1, 2, 4, 8
-of them up to N.
+of them up to N. `--preset` fits another preset or a variant of one (`PRESET[+CHANGE...]`, as
+`benchmarks/variants.py`), e.g. `default+width=16`: are more, cheaper members worth more?
 
 Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it finishes.
 """
@@ -27,7 +28,7 @@ import numpy as np
 
 import dip
 from dip.bench import data_root
-from dip.bench.choice import cases
+from dip.bench.choice import cases, variant
 from dip.bench.results import append_mean, append_row, results_file
 from dip.errors import DipError
 from dip.metrics import psnr
@@ -54,6 +55,15 @@ def dihedral(image: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
     return np.swapaxes(image, 0, 1) if transpose and not inverse else image
 
 
+def _slug(preset: str) -> str:
+    """The results file's suffix for a preset other than the default.
+
+    >>> _slug("default+width=16")
+    '-default-width16'
+    """
+    return "" if preset == "default" else "-" + preset.replace("+", "-").replace("=", "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="denoise,super-resolve,inpaint")
@@ -62,6 +72,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--members", choices=("seeds", "dihedral"), default="seeds")
     parser.add_argument("--fits", type=int, default=8, help="fits per image (at most 8)")
+    parser.add_argument("--preset", default="default", help="PRESET[+CHANGE...] (benchmarks/variants.py)")
     args = parser.parse_args()
     counts = [k for k in COUNTS if k <= args.fits]
     turned = args.members == "dihedral"
@@ -70,27 +81,28 @@ def main() -> None:
     data = data_root()
     path = results_file(
         Path(__file__).parent / "results",
-        f"restarts-{args.device}" + ("-dihedral" if turned else ""),
+        f"restarts-{args.device}" + ("-dihedral" if turned else "") + _slug(args.preset),
         "Restarts: the mean of K fits" + (", each on its own flip or rotation" if turned else ""),
         [
             f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
             "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
             "random (seed 0)",
-            f"default presets; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
+            f"preset {args.preset}; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
             "made by one `dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone "
             f"(seed 0), and the {args.fits} fits",
         ],
         ["task", "image", "input", *(f"K={k}" for k in counts), "s, 1 fit", f"s, {args.fits} fits"],
     )
     for task in args.tasks.split(","):
+        preset = variant(task, args.preset) if "+" in args.preset else args.preset
         rows = []
         for name, problem, observed, clean in cases(task, args.images, args.crop, data):
             started = time.perf_counter()
-            dip.run(problem, observed, seed=0, device=args.device)
+            dip.run(problem, observed, preset=preset, seed=0, device=args.device)
             alone = time.perf_counter() - started
             started = time.perf_counter()
             views = [np.ascontiguousarray(dihedral(observed, k)) if turned else observed for k in range(args.fits)]
-            fits = dip.run_many([problem] * args.fits, views, seed=range(args.fits), device=args.device)
+            fits = dip.run_many([problem] * args.fits, views, preset=preset, seed=range(args.fits), device=args.device)
             results = [dihedral(f.pixels, k, inverse=True) if turned else f.pixels for k, f in enumerate(fits)]
             together = time.perf_counter() - started
             scores = [psnr(np.mean(results[:k], axis=0), clean) for k in counts]
