@@ -28,6 +28,18 @@ def test_inpainting_mask_is_recovered_at_about_half(shared_data):
 
     masked = read_image(shared_data / "paper" / "Reconstruction" / "Gray" / "50p" / "barbara_masked.png").pixels
     assert 0.45 < known_pixels(masked).mean() < 0.55
+    assert known_pixels(masked).sum() == (masked.max(axis=2) > 0).sum()  # no long black runs in barbara
+
+
+def test_inpainting_mask_keeps_black_lines_of_the_image_known(shared_data):
+    from dip.io import read_image
+
+    folder = shared_data / "paper" / "Reconstruction" / "Gray" / "50p"
+    masked = read_image(folder / "peppers256_masked.png").pixels
+    clean = read_image(folder / "peppers256_GT.png").pixels
+    mask = known_pixels(masked)[:, :, 0] > 0
+    assert mask[0].all() and mask[:, 0].all()  # peppers' black top row and left column
+    assert (mask == ((masked[:, :, 0] > 0) | (clean[:, :, 0] == 0))).all()
 
 
 def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):

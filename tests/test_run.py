@@ -175,7 +175,16 @@ def test_user_defined_problem_example_beats_its_naive_baseline():
 
 
 def test_docstring_examples_run():
-    modules = ("dip.problems", "dip.run", "dip.tasks", "dip.io", "dip.operators", "dip.batched", "dip.bench.choice")
+    modules = (
+        "dip.problems",
+        "dip.run",
+        "dip.tasks",
+        "dip.io",
+        "dip.operators",
+        "dip.batched",
+        "dip.bench.choice",
+        "dip.bench.quality",
+    )
     for name in (*modules, "dip.report.animation"):
         module = importlib.import_module(name)  # the module: dip.run is also the function's name
         failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
