@@ -6,6 +6,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dip.bench.quality import SUITES, centre_box, known_pixels
@@ -29,6 +30,22 @@ def test_inpainting_mask_is_recovered_at_about_half(shared_data):
     masked = read_image(shared_data / "paper" / "Reconstruction" / "Gray" / "50p" / "barbara_masked.png").pixels
     assert 0.45 < known_pixels(masked).mean() < 0.55
     assert known_pixels(masked).sum() == (masked.max(axis=2) > 0).sum()  # no long black runs in barbara
+
+
+def test_inpainting_mask_trims_black_runs_where_dropped_pixels_may_have_joined_them():
+    from dip.bench.quality import BLACK_TRIM
+
+    rng = np.random.default_rng(1)
+    clean = rng.uniform(0.2, 1, (64, 96, 1)).astype(np.float32)
+    clean[20:25, 30:80] = 0  # a black bar 50 px long, inside the image
+    dropped = rng.random((64, 96, 1)) < 0.5
+    dropped[22, 80 : 80 + BLACK_TRIM] = True  # dropped pixels right after one row of the bar
+    dropped[22, 80 + BLACK_TRIM] = False
+    masked = np.where(dropped, 0, clean)
+    mask = known_pixels(masked)[:, :, 0] > 0
+    assert mask[20:25, 30 + BLACK_TRIM : 80 - BLACK_TRIM].all()  # the bar's middle is known black
+    assert not mask[22, 80 : 80 + BLACK_TRIM].any()  # the dropped pixels next to it stay holes
+    assert (mask[~(clean[:, :, 0] == 0)] == ~dropped[clean > 0]).all()  # elsewhere, exactly the kept pixels
 
 
 def test_inpainting_mask_keeps_black_lines_of_the_image_known(shared_data):
