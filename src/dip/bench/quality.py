@@ -374,18 +374,22 @@ def _title(presets: list[str]) -> str:
     return f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
 
 
+def _header(presets: list[str], methods: list[str]) -> list[str]:
+    """A results table's columns (`read_results` finds its numbers by these names)."""
+    return [
+        "image",
+        *(f"dip {p}" for p in presets),
+        *methods,
+        *(f"{kind} {p}" for kind in ("steps", "seconds") for p in presets),
+    ]
+
+
 def _write_row(path: Path, result: ImageResult, presets: list[str], methods: list[str], results: list) -> None:
     """Append one image's row; the first row brings the header, whose published methods
     (`methods`, filled in here) every later row follows."""
     if not methods:
         methods.extend(result.published)
-        header = (
-            ["image"]
-            + [f"dip {p}" for p in presets]
-            + methods
-            + [f"steps {p}" for p in presets]
-            + [f"seconds {p}" for p in presets]
-        )
+        header = _header(presets, methods)
         with open(path, "a") as out:
             out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
     results.append(result)
@@ -451,19 +455,19 @@ def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
     columns = [cell.strip() for cell in header.strip("|").split("|")]
     presets = [c.removeprefix("dip ") for c in columns if c.startswith("dip ")]
     methods = columns[1 + len(presets) : len(columns) - 2 * len(presets)]
+    if columns != _header(presets, methods):
+        raise DipError(f"{path}: its columns are not those of dip bench quality: {header}")
     results = []
     for line in lines[lines.index(header) + 2 :]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if not line.startswith("| ") or cells[0].startswith("**") or len(cells) != len(columns):
             continue
         try:
-            numbers = [float(c) for c in cells[1:]]
+            row = dict(zip(columns[1:], map(float, cells[1:])))
         except ValueError:
             raise DipError(f"{path}: a row that is not numbers: {line}") from None
-        scores, published = numbers[: len(presets)], numbers[len(presets) : len(presets) + len(methods)]
-        steps, seconds = numbers[len(columns) - 1 - 2 * len(presets) : -len(presets)], numbers[-len(presets) :]
-        runs = [Run(p, s, int(n), t) for p, s, n, t in zip(presets, scores, steps, seconds)]
-        results.append(ImageResult(cells[0], runs, dict(zip(methods, published))))
+        runs = [Run(p, row[f"dip {p}"], int(row[f"steps {p}"]), row[f"seconds {p}"]) for p in presets]
+        results.append(ImageResult(cells[0], runs, {m: row[m] for m in methods}))
     return suite, mode, presets, results
 
 
