@@ -94,6 +94,7 @@ def main() -> None:
         ["task", "image", "input", *(f"K={k}" for k in counts), "s, 1 fit", f"s, {args.fits} fits"],
     )
     for task in args.tasks.split(","):
+        # a plain name stays a name, so the problem still picks its own (`default-pixels`, ...)
         preset = variant(task, args.preset) if "+" in args.preset else args.preset
         rows = []
         for name, problem, observed, clean in cases(task, args.images, args.crop, data):
