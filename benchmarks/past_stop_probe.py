@@ -24,7 +24,7 @@ import dip
 from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_row, results_file
-from dip.callbacks import EarlyStopping
+from dip.callbacks import EarlyStopping, to_numpy_image
 from dip.fit import FitState
 from dip.metrics import psnr
 from dip.presets import StopRule, get_preset
@@ -47,13 +47,13 @@ class PastStop(EarlyStopping):
             state.stop, state.stop_reason, self.crossed = False, "", state.step
         for factor in self.factors:
             if factor not in self.kept and state.step >= round(factor * self.crossed):
-                self.kept[factor] = state.estimate[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                self.kept[factor] = to_numpy_image(state.estimate.clamp(0, 1))
         state.stop = len(self.kept) == len(self.factors)
 
     def on_end(self, state: FitState) -> None:
         """A run that hit its step budget first keeps its last estimate for the factors it missed."""
         for factor in self.factors:
-            self.kept.setdefault(factor, state.estimate[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            self.kept.setdefault(factor, to_numpy_image(state.estimate.clamp(0, 1)))
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import torch
 
 import dip
 from dip.bench import data_root
-from dip.bench.choice import cases
+from dip.bench.choice import cases, image_span
 from dip.bench.results import append_row, results_file
 from dip.metrics import psnr
 from dip.problems import Denoising
@@ -54,19 +54,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     weights = [float(w) for w in args.weights.split(",")]
-    first, _, last = args.images.rpartition(":")
-    start = int(first) - 1 if first else 0
+    start, stop = image_span(args.images)
     path = results_file(
         Path(__file__).parent / "results",
         f"tv-probe-{args.device}",
         "DIP-TV: the default denoising preset with a total-variation term in the gradient",
         [
-            f"CBSD68 (sorted by name), images {start + 1} to {last}, centre {args.crop} px crops, sigma 25",
+            f"CBSD68 (sorted by name), images {start + 1} to {stop}, centre {args.crop} px crops, sigma 25",
             "best: the highest PSNR over the run (knows the clean image)",
         ],
         ["image", "TV weight", "result PSNR", "best PSNR (step)", "steps", "seconds"],
     )
-    for name, problem, observed, clean in cases("denoise", int(last) - start, args.crop, data_root(), start):
+    for name, problem, observed, clean in cases("denoise", stop - start, args.crop, data_root(), start):
         for weight in weights:
             own = TVDenoising(sigma=problem.sigma, clipped=problem.clipped, weight=weight)
             done = dip.run(own, observed, preset="default", reference=clean, device=args.device)

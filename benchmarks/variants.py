@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dip
 from dip.bench import data_root
-from dip.bench.choice import cases, problem_variant, variant
+from dip.bench.choice import cases, image_span, problem_variant, variant
 from dip.bench.quality import SUITES, load_case, suite_preset
 from dip.bench.results import append_row, results_file
 from dip.metrics import psnr
@@ -57,15 +57,14 @@ def main() -> None:
     args = parser.parse_args()
     data = data_root()
     if args.task:
-        first, _, last = args.images.rpartition(":")
-        start = int(first) - 1 if first else 0
-        which = f"images {first} to {last}" if first else f"the first {last} images"
+        start, stop = image_span(args.images)
+        which = f"images {start + 1} to {stop}" if ":" in args.images else f"the first {stop} images"
         task, source = args.task, f"CBSD68 (sorted by name), {which}, centre {args.crop} px crops"
         if task == "super-resolve":
             source += f", x{args.factor}"
         if task == "inpaint":
             source += f", holes: {args.mask}"
-        found = list(cases(task, int(last) - start, args.crop, data, start, args.factor, args.mask))
+        found = list(cases(task, stop - start, args.crop, data, start, args.factor, args.mask))
     else:
         task = SUITES[args.suite].task
         source = f"the paper's {args.suite} images {args.images}, {args.mode} protocol"

@@ -91,6 +91,17 @@ def degrade(
 Case = tuple[str, Problem, np.ndarray, np.ndarray]  # name, problem, observation, clean
 
 
+def image_span(text: str) -> tuple[int, int]:
+    """Which settings images a script's `--images` names: `N` (the first N) or `FIRST:LAST`
+    (counting from 1), as (start, stop) indices into the sorted set.
+
+    >>> image_span("4"), image_span("5:8")
+    ((0, 4), (4, 8))
+    """
+    first, _, last = text.rpartition(":")
+    return (int(first) - 1 if first else 0), int(last)
+
+
 def cases(
     task: str, count: int, crop: int, data: Path | None = None, start: int = 0, factor: int = 4, kind: str = "pixels"
 ) -> Iterator[Case]:
