@@ -222,6 +222,11 @@ class Problem:
         """What a "before" view shows beside the result (the observation, at the result's size)."""
         return pixels
 
+    def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """The fit's result improved by a classical step that knows this problem's noise, for the
+        presets that ask for it (`Preset.refine`); the result itself where there is no such step."""
+        return restored
+
     def finish(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """Last touches on the result (e.g. paste the known pixels back)."""
         return restored
@@ -306,6 +311,12 @@ class Denoising(_Registered):
         help="the noise was not clipped to [0, 1] (float data): fit the image itself, not the mean of "
         "clipped noise around it (the default with --sigma, as for any 8-bit photo)",
     )
+    wiener: bool = option(
+        True,
+        flags=("--no-wiener",),
+        help="return the network's result as it is, without the Wiener filter of the noisy image that "
+        "takes it as its pilot (the default and best presets' last step with --sigma up to 40)",
+    )
 
     task: ClassVar[str] = "denoise"
     command: ClassVar[str] = "denoise"
@@ -333,6 +344,15 @@ class Denoising(_Registered):
         from skimage.restoration import estimate_sigma
 
         return float(np.mean(estimate_sigma(pixels, channel_axis=-1, average_sigmas=False)) ** 2)
+
+    def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """With sigma (and `wiener`): the noisy image Wiener-filtered in 8x8 DCT blocks with the fit
+        as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise is not white)."""
+        if self.sigma is None or not self.wiener:
+            return restored
+        from .wiener import wiener
+
+        return wiener(pixels, restored, self.sigma / 255, clipped=self.clipped)
 
     def preset_variant(self) -> str | None:
         """The paper used more input noise for strong noise (sigma 50); so do the default and best."""

@@ -79,6 +79,7 @@ class Restoration:
     frames: list[Frame] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
     report: Path | None = None
+    refined: bool = False  # the problem's classical last step ran on the fit (`Preset.refine`)
 
     @property
     def pixels(self) -> np.ndarray:
@@ -97,6 +98,7 @@ class Restoration:
             f"{fit.step}"
             + (f", {fit.backtracks} steps undone" if fit.backtracks else "")
             + (f", {self.attempts} attempts" if self.attempts > 1 else "")
+            + (", then refined (the noisy image Wiener-filtered with it as the pilot)" if self.refined else "")
         )
 
 
@@ -796,7 +798,10 @@ def _restoration(
     frames: list | None = None,
     losses: list | None = None,
 ) -> Restoration:
-    restored = problem.finish(done.pixels, given.pixels)
+    tick = time.perf_counter()
+    fitted = problem.refined(done.pixels, given.pixels) if settings.preset.refine else done.pixels
+    restored = problem.finish(fitted, given.pixels)
+    seconds += time.perf_counter() - tick
     return Restoration(
         _assemble(restored, given.picture, given.flat, problem.keeps_alpha),
         "dip",
@@ -811,6 +816,7 @@ def _restoration(
         done.seed,
         frames=frames or [],
         losses=losses or [],
+        refined=fitted is not done.pixels,
     )
 
 

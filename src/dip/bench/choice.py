@@ -73,12 +73,12 @@ def holes(shape: tuple[int, int], kind: str = "pixels") -> np.ndarray:
 
 
 def degrade(
-    task: str, clean: np.ndarray, factor: int = 4, kind: str = "pixels"
+    task: str, clean: np.ndarray, factor: int = 4, kind: str = "pixels", sigma: float = 25
 ) -> tuple[Problem, np.ndarray, np.ndarray]:
     """(problem, observation, the image it should give) for one clean crop, seeded: Gaussian
-    noise sigma 25; Lanczos downscale by `factor`; holes of `kind` (`holes`)."""
+    noise of `sigma`; Lanczos downscale by `factor`; holes of `kind` (`holes`)."""
     if task == "denoise":
-        return Denoising(25), add_noise(clean, 25, seed=0), clean
+        return Denoising(sigma), add_noise(clean, sigma, seed=0), clean
     if task == "super-resolve":
         high, low = downscale(clean, factor)
         return SuperResolution(factor), low, high
@@ -103,14 +103,22 @@ def image_span(text: str) -> tuple[int, int]:
 
 
 def cases(
-    task: str, count: int, crop: int, data: Path | None = None, start: int = 0, factor: int = 4, kind: str = "pixels"
+    task: str,
+    count: int,
+    crop: int,
+    data: Path | None = None,
+    start: int = 0,
+    factor: int = 4,
+    kind: str = "pixels",
+    sigma: float = 25,
 ) -> Iterator[Case]:
     """(name, problem, observation, clean) for `count` images from the `start`-th (sorted by
-    name), centre crops of `crop` px; super-resolution by `factor`; inpainting holes of `kind`."""
+    name), centre crops of `crop` px; super-resolution by `factor`; inpainting holes of `kind`;
+    denoising noise of `sigma`."""
     for path in settings_images(data)[start : start + count]:
         truth = read_image(path).pixels
         box = centre_box(*truth.shape[:2], crop, factor)
-        problem, observed, clean = degrade(task, cut(truth, box), factor, kind)
+        problem, observed, clean = degrade(task, cut(truth, box), factor, kind, sigma)
         yield path.stem, problem, observed, clean
 
 

@@ -1,0 +1,141 @@
+"""Probe: DIP's restoration as the pilot of a Wiener filter on the noisy image (denoising).
+
+BM3D's second stage filters the noisy image in a local transform, keeping each coefficient in the
+proportion pilot^2 / (pilot^2 + sigma^2) that a first estimate (the pilot) says is signal. Here the
+pilot is DIP's own result: the default (seed 0), and the mean of K seeded fits (the `best`
+preset's ensemble). Two filters: `dct`, overlapping 8x8 DCT blocks in an orthonormal opponent
+colour space, each pixel the weighted mean of its blocks' estimates (no block matching; numpy and
+scipy only), and `bm3d`, BM3D's own collaborative Wiener stage with the pilot given (the optional
+`bm3d` package). Also printed: rho, the share of the noise n that the result kept,
+<n, x_hat - x> / <n, n> (a restoration made from this noisy image keeps some of its noise: rho > 0).
+
+CBSD68 (the settings-choice set), centre crops, Gaussian noise sigma 25 (seed 0; `--sigma`). The fits are
+kept in `.probe-cache/` (git-ignored), so a second run with other filters rescores without fitting.
+
+    python benchmarks/pilot_probe.py [--images 4|FIRST:LAST] [--crop 128] [--fits 4] [--sigma 25]
+
+Appends one row per image to benchmarks/results/pilot-probe-DEVICE-DATE.md as it finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dip
+from dip.baselines import cbm3d
+from dip.bench import data_root
+from dip.bench.choice import cases, image_span
+from dip.bench.results import append_mean, append_row, results_file
+from dip.metrics import psnr
+from dip.wiener import wiener
+
+CACHE = Path(__file__).parents[1] / ".probe-cache"
+
+
+def bm3d_wiener(noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D's Wiener stage on `noisy` with `pilot` as its first estimate, in bm3d's opponent space
+    (blocks matched in each channel on its own)."""
+    import bm3d
+
+    opp, top, bottom, scale, forward = bm3d.rgb_to(noisy, "opp")
+    guide = (pilot.reshape(-1, 3) @ forward.T - bottom) / (top - bottom)
+    guide, stds = guide.reshape(pilot.shape), sigma * np.sqrt(scale)
+    # one channel a call: bm4d's multichannel path passes a pilot to every channel whole
+    filtered = np.stack([bm3d.bm3d(opp[..., c], stds[c], stage_arg=guide[..., c]) for c in range(3)], axis=2)
+    return bm3d.rgb_to(filtered, "opp", True, top, bottom)[0]
+
+
+def kept_noise(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> float:
+    """rho = <n, x_hat - x> / <n, n>, n = noisy - clean: the share of the noise the estimate kept."""
+    noise = (noisy - clean).ravel()
+    return float(noise @ (estimate - clean).ravel() / (noise @ noise))
+
+
+def fitted(
+    name: str, problem, observed: np.ndarray, crop: int, fits: int, device: str
+) -> tuple[np.ndarray, int, float]:
+    """The `fits` seeded default fits of one case (cached), stacked; their steps and seconds in all."""
+    noise = "" if problem.sigma == 25 else f"-sigma{problem.sigma:g}"
+    path = CACHE / f"pilot-{name}-{crop}-{fits}{noise}.npz"
+    if path.exists():
+        saved = np.load(path)
+        return saved["outputs"], int(saved["steps"]), float(saved["seconds"])
+    started = time.perf_counter()
+    done = dip.run_many([problem] * fits, [observed] * fits, seed=range(fits), device=device)
+    outputs, steps = np.stack([d.pixels for d in done]), sum(d.fit.step for d in done)
+    seconds = time.perf_counter() - started
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, outputs=outputs, steps=steps, seconds=seconds)
+    return outputs, steps, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", default="4", help="N (the first N of CBSD68, sorted by name) or FIRST:LAST")
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--fits", type=int, default=4, help="seeded fits averaged (1: the default alone)")
+    parser.add_argument("--sigma", type=float, default=25)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    start, stop = image_span(args.images)
+    filters = {
+        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1),
+        "dct x2 clipped": wiener,
+    }
+    try:
+        import bm3d  # noqa: F401
+
+        filters["bm3d"] = bm3d_wiener
+    except ImportError:
+        pass
+    pilots = {"default": "default (seed 0)"} | ({"mean": f"mean of {args.fits}"} if args.fits > 1 else {})
+    methods = [(p, f) for p in pilots for f in (None, *filters)]
+    path = results_file(
+        Path(__file__).parent / "results",
+        f"pilot-probe-{args.device}" + ("" if args.sigma == 25 else f"-sigma{args.sigma:g}"),
+        "Probe: DIP as the pilot of a Wiener filter",
+        [
+            f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
+            f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)",
+            f"RGB PSNR of the default preset (seed 0) and of the mean of {args.fits} seeded default fits, alone and "
+            "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
+            "clipped`: the same, the clipping bias removed first, two passes; `bm3d`: BM3D's Wiener stage); CBM3D "
+            "alone; rho: the share of the noise kept; steps and seconds: the fits' (as first run, when they come "
+            "from the cache)",
+        ],
+        [
+            "image",
+            *(pilots[p] + (f" + {f}" if f else "") for p, f in methods),
+            *(["CBM3D"] if "bm3d" in filters else []),
+            *(f"rho {p}" for p in pilots),
+            "steps",
+            "seconds",
+        ],
+    )
+    rows = []
+    for name, problem, observed, clean in cases(
+        "denoise", stop - start, args.crop, data_root(), start=start, sigma=args.sigma
+    ):
+        outputs, steps, seconds = fitted(name, problem, observed, args.crop, args.fits, args.device)
+        sigma = problem.sigma / 255
+        results = {"default": outputs[0], "mean": outputs.mean(axis=0)}
+        scores = [
+            psnr(np.clip(results[p] if f is None else filters[f](observed, results[p], sigma), 0, 1), clean)
+            for p, f in methods
+        ]
+        if "bm3d" in filters:
+            scores.append(psnr(cbm3d(observed, problem), clean))
+        rhos = [kept_noise(results[p], clean, observed) for p in pilots]
+        rows.append(scores)
+        cells = [name, *(f"{v:.2f}" for v in scores), *(f"{r:.3f}" for r in rhos), steps]
+        append_row(path, [*cells, f"{seconds:.0f}"])
+    append_mean(path, ["**average**"], rows, blanks=len(pilots) + 2)
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""A Wiener filter of the noisy image with the fit's result as its pilot: the last step of the
+denoising presets that ask for it (`Preset.refine`, `Denoising.refine`).
+
+A DIP fit stopped at the noise level keeps part of the noise it was fitted to (10-20% of it on
+128 px crops: benchmarks/README.md, "DIP as the pilot of a Wiener filter"), and averaging seeded
+fits does not remove that part, as every fit saw the same noise. BM3D's second stage shows what to
+do with a good first estimate (the pilot): filter the noisy image again in a local transform,
+keeping each coefficient in the proportion pilot^2 / (pilot^2 + sigma^2) that the pilot says is
+signal. Here: overlapping 8x8 DCT blocks at every offset, in an orthonormal opponent colour space
+(white noise stays white, of the same sigma), each pixel the mean of its blocks' estimates weighted
+as BM3D weights them (1 / (sigma^2 * sum of the squared gains)); no block matching. Noise clipped
+to [0, 1] is not zero-mean near black and white, so the noisy image is first moved by the bias the
+pilot predicts there (`dip.operators.ClippedMean`). Two passes: the first result is the second
+pass's pilot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .operators import ClippedMean
+
+BLOCK = 8
+PASSES = 2
+# rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
+_ELEMENTS = 2**24
+
+
+def dct_rows(block: int = BLOCK) -> torch.Tensor:
+    """The orthonormal 1-D DCT-II matrix (frequency, sample); a block's 2-D DCT is R @ X @ R.T.
+
+    >>> rows = dct_rows(4)
+    >>> bool(torch.allclose(rows @ rows.T, torch.eye(4, dtype=rows.dtype), atol=1e-12))
+    True
+    """
+    n = torch.arange(block, dtype=torch.float64)
+    rows = torch.cos(math.pi * (n[None, :] + 0.5) * n[:, None] / block) * math.sqrt(2 / block)
+    rows[0] /= math.sqrt(2)
+    return rows
+
+
+def _blocks(planes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The 2-D DCT of every block of (C, 1, H, W) planes, (C, block^2, H - block + 1, W - block + 1):
+    separably, down the columns and then along the rows."""
+    block = rows.shape[0]
+    down = F.conv2d(planes, rows[:, None, :, None])  # (C, block, h, W)
+    channels, _, height, width = down.shape
+    across = F.conv2d(down.reshape(channels * block, 1, height, width), rows[:, None, None, :])
+    return across.reshape(channels, block * block, height, width - block + 1)
+
+
+def _overlap_add(coefficients: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Every block's inverse DCT added into place: the adjoint of `_blocks`, (C, 1, H, W)."""
+    block = rows.shape[0]
+    channels, _, height, width = coefficients.shape
+    across = F.conv_transpose2d(coefficients.reshape(channels * block, block, height, width), rows[:, None, None, :])
+    return F.conv_transpose2d(across.reshape(channels, block, height, -1), rows[:, None, :, None])
+
+
+def _opponent(channels: int) -> torch.Tensor:
+    """An orthonormal colour transform with the mean of the channels first (identity for grey)."""
+    if channels != 3:
+        return torch.eye(channels)
+    rows = torch.tensor(
+        [[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]],
+    )
+    return rows / rows.norm(dim=1, keepdim=True)
+
+
+def _filter(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.Tensor) -> torch.Tensor:
+    """One pass on (C, 1, H, W) planes: the weighted overlap-add of every block's Wiener estimate."""
+    block = rows.shape[0]
+    height, width = noisy.shape[-2:]
+    out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
+    starts = height - block + 1
+    step = max(1, _ELEMENTS // (noisy.shape[0] * block * block * width))
+    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype)
+    for top in range(0, starts, step):
+        span = slice(top, min(starts, top + step) + block - 1)
+        guide = _blocks(pilot[..., span, :], rows) ** 2
+        gain = guide / (guide + sigma**2)
+        trust = 1.0 / (sigma**2 * (gain**2).sum(dim=1, keepdim=True) + 1e-12)
+        out[..., span, :] += _overlap_add(trust * gain * _blocks(noisy[..., span, :], rows), rows)
+        weight[..., span, :] += F.conv_transpose2d(trust, ones)
+    return out / weight
+
+
+def wiener(
+    noisy: np.ndarray, pilot: np.ndarray, sigma: float, clipped: bool = True, passes: int = PASSES
+) -> np.ndarray:
+    """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
+    estimate of the clean one; `sigma` the Gaussian noise's standard deviation on [0, 1];
+    `clipped`: the noise was clipped to [0, 1]. Images smaller than a block come back as the pilot.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dip.degrade import add_noise
+    >>> from dip.metrics import psnr
+    >>> ramp = np.repeat(np.linspace(0.2, 0.8, 64)[None, :, None], 64, axis=0).repeat(3, axis=2)
+    >>> noisy = add_noise(ramp, 25, seed=0)
+    >>> round(psnr(wiener(noisy, ramp, 25 / 255), ramp) - psnr(noisy, ramp)) > 10  # a perfect pilot
+    True
+    """
+    height, width, channels = noisy.shape
+    if min(height, width) < BLOCK:
+        return pilot
+    rows = dct_rows().float()
+    colour = _opponent(channels)
+
+    def planes(image: np.ndarray) -> torch.Tensor:  # (H, W, C) -> opponent (C, 1, H, W)
+        return torch.einsum("hwc,dc->dhw", torch.from_numpy(np.asarray(image, np.float32)), colour)[:, None]
+
+    observed = torch.from_numpy(np.asarray(noisy, np.float32))
+    estimate = torch.from_numpy(np.asarray(pilot, np.float32)).clamp(0, 1)
+    with torch.no_grad():
+        for _ in range(passes):
+            unbiased = observed - (ClippedMean(sigma)(estimate) - estimate) if clipped else observed
+            filtered = _filter(planes(unbiased.numpy()), planes(estimate.numpy()), sigma, rows)
+            estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], colour).clamp(0, 1)
+    return estimate.numpy().astype(np.float32)

@@ -1,0 +1,84 @@
+"""The Wiener step after a denoising fit (`dip.wiener`): an exact transform, what the pilot says
+is kept, memory-bounded strips that change nothing, and who asks for it (presets, the problem)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import dip
+import dip.wiener as wiener_module
+from dip.degrade import add_noise
+from dip.metrics import psnr
+from dip.presets import get_preset
+from dip.wiener import wiener
+
+
+@pytest.fixture
+def noisy(astronaut_crop):
+    return add_noise(astronaut_crop, 25, seed=0)
+
+
+def test_gains_of_one_give_the_noisy_image_back(noisy):
+    """With sigma ~ 0 every coefficient is kept: the overlap-add of the blocks is exact."""
+    out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1)
+    assert np.abs(out - noisy).max() < 1e-4
+
+
+def test_a_flat_grey_pilot_keeps_neither_colour_nor_detail(noisy):
+    """Its blocks have no colour and no frequency but the mean: only the blocks' brightness stays."""
+    out = wiener(noisy, np.full_like(noisy, 0.5), 25 / 255, clipped=False, passes=1)
+    assert np.abs(out - out[:, :, :1]).max() < 1e-5  # grey
+    detail = lambda image: float(np.abs(np.diff(image, axis=1)).mean())  # noqa: E731
+    assert detail(out) < 0.1 * detail(noisy)
+    assert abs(float(out.mean()) - float(noisy.mean())) < 0.01
+
+
+def test_a_good_pilot_beats_both_itself_and_the_noisy_image(astronaut_crop, noisy):
+    """A blurred truth as pilot: the filter restores detail the pilot lacks."""
+    from scipy.ndimage import gaussian_filter
+
+    pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
+    out = wiener(noisy, pilot, 25 / 255)
+    assert psnr(out, astronaut_crop) > psnr(pilot, astronaut_crop) + 0.25  # 28.22 against 27.85
+    assert psnr(out, astronaut_crop) > psnr(noisy, astronaut_crop) + 7
+
+
+def test_strips_give_the_whole_image_result(noisy, monkeypatch):
+    whole = wiener(noisy, noisy * 0.5 + 0.25, 25 / 255)
+    monkeypatch.setattr(wiener_module, "_ELEMENTS", 3 * 64 * 64 * 5)  # 5 rows of blocks a strip
+    assert np.abs(wiener(noisy, noisy * 0.5 + 0.25, 25 / 255) - whole).max() < 1e-5
+
+
+def test_grey_images_and_images_smaller_than_a_block(noisy):
+    grey = noisy[:, :, :1]
+    assert wiener(grey, grey, 0.1).shape == grey.shape
+    tiny = noisy[:5, :5]
+    assert np.array_equal(wiener(tiny, tiny * 0, 0.1), tiny * 0)
+
+
+def test_the_default_refines_and_the_paper_preset_does_not(astronaut_crop, noisy):
+    problem = dip.Denoising(25)
+    refined = dip.run(problem, noisy, steps=150, seed=0)
+    raw = dip.run(dip.Denoising(25, wiener=False), noisy, steps=150, seed=0)
+    assert refined.refined and not raw.refined and "refined" in refined.summary()
+    assert psnr(refined.image, astronaut_crop) > psnr(raw.image, astronaut_crop) + 1  # 27.54 against 25.33
+    paper = dataclasses.replace(get_preset("denoise", "paper"), net=get_preset("denoise", "default").net)
+    assert not paper.refine and not dip.run(problem, noisy, preset=paper, steps=2).refined
+    assert not dip.run(dip.Denoising(), noisy, steps=2).refined  # blind: real noise is not white
+    assert not dip.run(dip.Denoising(50), noisy, steps=2).refined  # it lost 0.2 dB at sigma 50
+    assert get_preset("denoise", "best").refine
+
+
+def test_the_command_line_turns_it_off(tmp_path, noisy):
+    from PIL import Image
+
+    from dip.cli import main
+
+    source = tmp_path / "noisy.png"
+    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(source)
+    assert (
+        main(["denoise", str(source), "--sigma", "25", "--steps", "2", "--no-wiener", "-o", str(tmp_path / "a.png")])
+        == 0
+    )
+    assert (tmp_path / "a.png").exists()
