@@ -65,9 +65,7 @@ def _opponent(channels: int) -> torch.Tensor:
     """An orthonormal colour transform with the mean of the channels first (identity for grey)."""
     if channels != 3:
         return torch.eye(channels)
-    rows = torch.tensor(
-        [[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]],
-    )
+    rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
     return rows / rows.norm(dim=1, keepdim=True)
 
 
@@ -112,14 +110,14 @@ def wiener(
     rows = dct_rows().float()
     colour = _opponent(channels)
 
-    def planes(image: np.ndarray) -> torch.Tensor:  # (H, W, C) -> opponent (C, 1, H, W)
-        return torch.einsum("hwc,dc->dhw", torch.from_numpy(np.asarray(image, np.float32)), colour)[:, None]
+    def planes(image: torch.Tensor) -> torch.Tensor:  # (H, W, C) -> opponent (C, 1, H, W)
+        return torch.einsum("hwc,dc->dhw", image, colour)[:, None]
 
     observed = torch.from_numpy(np.asarray(noisy, np.float32))
     estimate = torch.from_numpy(np.asarray(pilot, np.float32)).clamp(0, 1)
     with torch.no_grad():
         for _ in range(passes):
             unbiased = observed - (ClippedMean(sigma)(estimate) - estimate) if clipped else observed
-            filtered = _filter(planes(unbiased.numpy()), planes(estimate.numpy()), sigma, rows)
+            filtered = _filter(planes(unbiased), planes(estimate), sigma, rows)
             estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], colour).clamp(0, 1)
-    return estimate.numpy().astype(np.float32)
+    return estimate.numpy()
