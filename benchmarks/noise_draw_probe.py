@@ -28,7 +28,7 @@ from dip.bench import data_root
 from dip.bench.quality import centre_box, cut
 from dip.bench.results import append_row, results_file
 from dip.io import read_image
-from dip.metrics import psnr
+from dip.metrics import noise_kept, psnr
 
 IMAGES = ("F16", "baboon", "hill", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers")
 METHODS = ("deep_prior", "nlm", "bm3d")
@@ -36,19 +36,6 @@ METHODS = ("deep_prior", "nlm", "bm3d")
 
 def high_pass(image: np.ndarray) -> np.ndarray:
     return image - uniform_filter(image, size=(5, 5, 1))
-
-
-def kept_share(noise: np.ndarray, error: np.ndarray) -> tuple[float, float]:
-    """(rho, its standard error were `error` independent of `noise`), both 1-D.
-
-    >>> rng = np.random.default_rng(0)
-    >>> n = rng.normal(size=100_000)
-    >>> rho, spread = kept_share(n, 0.1 * n + rng.normal(size=n.size))
-    >>> round(rho, 1), spread < 0.01
-    (0.1, True)
-    """
-    energy = float(noise @ noise)
-    return float(noise @ error) / energy, float(np.sqrt(np.sum(noise**2 * error**2))) / energy
 
 
 def main() -> None:
@@ -81,7 +68,7 @@ def main() -> None:
             cells = []
             for method in METHODS:
                 error = read_image(folder / sigma / f"{name}_{method}.png").pixels.astype(np.float64) - pixels["GT"]
-                rho, spread = kept_share(noise, high_pass(error)[keep])
+                rho, spread = noise_kept(noise, high_pass(error)[keep])
                 cells.append(f"{rho:+.4f} +- {spread:.4f}")
             append_row(path, [sigma, name, *cells])
     print(f"results: {path}")

@@ -3,11 +3,13 @@
 BM3D's second stage filters the noisy image in a local transform, keeping each coefficient in the
 proportion pilot^2 / (pilot^2 + sigma^2) that a first estimate (the pilot) says is signal. Here the
 pilot is DIP's own result: the default (seed 0), and the mean of K seeded fits (the `best`
-preset's ensemble). Two filters: `dct`, overlapping 8x8 DCT blocks in an orthonormal opponent
-colour space, each pixel the weighted mean of its blocks' estimates (no block matching; numpy and
-scipy only), and `bm3d`, BM3D's own collaborative Wiener stage with the pilot given (the optional
-`bm3d` package). Also printed: rho, the share of the noise n that the result kept,
-<n, x_hat - x> / <n, n> (a restoration made from this noisy image keeps some of its noise: rho > 0).
+preset's ensemble). Three filters: `dct`, one pass of `dip.wiener.wiener` (overlapping 8x8 DCT
+blocks in an orthonormal opponent colour space, each pixel the weighted mean of its blocks'
+estimates, no block matching) on the noisy image as it is; `dct x2 clipped`, `dip.wiener.wiener`
+as the presets run it (the clipping bias the pilot predicts removed first, two passes); `bm3d`,
+BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
+printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
+from this noisy image keeps some of its noise: rho > 0).
 
 CBSD68 (the settings-choice set), centre crops, Gaussian noise sigma 25 (seed 0; `--sigma`). The fits are
 kept in `.probe-cache/` (git-ignored), so a second run with other filters rescores without fitting.
@@ -30,7 +32,7 @@ from dip.baselines import cbm3d
 from dip.bench import data_root
 from dip.bench.choice import cases, image_span
 from dip.bench.results import append_mean, append_row, results_file
-from dip.metrics import psnr
+from dip.metrics import noise_kept, psnr
 from dip.wiener import wiener
 
 CACHE = Path(__file__).parents[1] / ".probe-cache"
@@ -49,18 +51,16 @@ def bm3d_wiener(noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarra
     return bm3d.rgb_to(filtered, "opp", True, top, bottom)[0]
 
 
-def kept_noise(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> float:
-    """rho = <n, x_hat - x> / <n, n>, n = noisy - clean: the share of the noise the estimate kept."""
-    noise = (noisy - clean).ravel()
-    return float(noise @ (estimate - clean).ravel() / (noise @ noise))
+def noise_tag(sigma: float) -> str:
+    """The file-name mark of a noise level other than the usual sigma 25."""
+    return "" if sigma == 25 else f"-sigma{sigma:g}"
 
 
 def fitted(
     name: str, problem, observed: np.ndarray, crop: int, fits: int, device: str
 ) -> tuple[np.ndarray, int, float]:
     """The `fits` seeded default fits of one case (cached), stacked; their steps and seconds in all."""
-    noise = "" if problem.sigma == 25 else f"-sigma{problem.sigma:g}"
-    path = CACHE / f"pilot-{name}-{crop}-{fits}{noise}.npz"
+    path = CACHE / f"pilot-{name}-{crop}-{fits}{noise_tag(problem.sigma)}.npz"
     if path.exists():
         saved = np.load(path)
         return saved["outputs"], int(saved["steps"]), float(saved["seconds"])
@@ -96,7 +96,7 @@ def main() -> None:
     methods = [(p, f) for p in pilots for f in (None, *filters)]
     path = results_file(
         Path(__file__).parent / "results",
-        f"pilot-probe-{args.device}" + ("" if args.sigma == 25 else f"-sigma{args.sigma:g}"),
+        f"pilot-probe-{args.device}" + noise_tag(args.sigma),
         "Probe: DIP as the pilot of a Wiener filter",
         [
             f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
@@ -129,7 +129,7 @@ def main() -> None:
         ]
         if "bm3d" in filters:
             scores.append(psnr(cbm3d(observed, problem), clean))
-        rhos = [kept_noise(results[p], clean, observed) for p in pilots]
+        rhos = [noise_kept(observed - clean, results[p] - clean)[0] for p in pilots]
         rows.append(scores)
         cells = [name, *(f"{v:.2f}" for v in scores), *(f"{r:.3f}" for r in rhos), steps]
         append_row(path, [*cells, f"{seconds:.0f}"])

@@ -1,4 +1,5 @@
-"""Image quality metrics: PSNR, SSIM and the paper's super-resolution metric (Y-channel PSNR)."""
+"""Image quality metrics: PSNR, SSIM and the paper's super-resolution metric (Y-channel PSNR); the
+share of its noise a restoration kept."""
 
 from __future__ import annotations
 
@@ -53,3 +54,19 @@ def y_psnr(estimate: np.ndarray, reference: np.ndarray, shave: int = 0) -> float
     if shave:
         y_est, y_ref = y_est[shave:-shave, shave:-shave], y_ref[shave:-shave, shave:-shave]
     return psnr(y_est, y_ref)
+
+
+def noise_kept(noise: np.ndarray, error: np.ndarray) -> tuple[float, float]:
+    """rho = <n, e> / <n, n>: the share of the noise n that a restoration's error e = x_hat - x kept
+    (positive for anything restored from that noisy image: sigma^2 rho is its mean divergence,
+    Stein's lemma), and rho's standard error were e independent of n.
+
+    >>> rng = np.random.default_rng(0)
+    >>> n = rng.normal(size=100_000)
+    >>> rho, spread = noise_kept(n, 0.1 * n + rng.normal(size=n.size))
+    >>> round(rho, 1), spread < 0.01
+    (0.1, True)
+    """
+    noise, error = (np.asarray(a, dtype=np.float64).ravel() for a in (noise, error))
+    energy = float(noise @ noise)
+    return float(noise @ error) / energy, float(np.sqrt(np.sum(noise**2 * error**2))) / energy

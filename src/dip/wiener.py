@@ -1,7 +1,7 @@
 """A Wiener filter of the noisy image with the fit's result as its pilot: the last step of the
-denoising presets that ask for it (`Preset.refine`, `Denoising.refine`).
+denoising presets that ask for it (`Preset.refine`, `Denoising.refined`).
 
-A DIP fit stopped at the noise level keeps part of the noise it was fitted to (10-20% of it on
+A DIP fit stopped at the noise level keeps part of the noise it was fitted to (8-16% of it on
 128 px crops: benchmarks/README.md, "DIP as the pilot of a Wiener filter"), and averaging seeded
 fits does not remove that part, as every fit saw the same noise. BM3D's second stage shows what to
 do with a good first estimate (the pilot): filter the noisy image again in a local transform,
