@@ -79,7 +79,7 @@ class Restoration:
     frames: list[Frame] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
     report: Path | None = None
-    refined: bool = False  # the problem's classical last step ran on the fit (`Preset.refine`)
+    refined: bool = False  # the problem's classical last step ran on each fit (`Preset.refine`)
 
     @property
     def pixels(self) -> np.ndarray:
@@ -199,6 +199,7 @@ class _Fitted:
     metrics: ReferenceMetrics | None
     attempts: int = 1
     seed: int = 0
+    refined: bool = False  # the problem's classical last step ran on it (`Preset.refine`)
 
 
 @dataclass
@@ -348,17 +349,24 @@ def _fit_all(items: list[_Item], settings: _Settings) -> list[_Fitted]:
     """Each item restored as the mean of `settings.restarts` independent fits, seeded seed,
     seed + 1, ... (an ensemble: each fit's error is partly its own, so averaging removes some of
     it), all fits made in batches. The callbacks in `extra` (and the reference metrics) follow
-    the first fit of each item; the step counts are summed."""
+    the first fit of each item; the step counts are summed. Where the preset asks for it, each
+    fit is refined by its problem (`Problem.refined`) before the mean: an ensemble averages, and
+    tiles blend, the results a lone fit would give."""
     count = settings.restarts
-    runs = _fit_watched(
-        [
-            item if index == 0 else dataclasses.replace(item, seed=item.seed + index, reference=None, extra=())
-            for item in items
-            for index in range(count)
-        ],
-        settings,
-    )
+    seeded = [
+        item if index == 0 else dataclasses.replace(item, seed=item.seed + index, reference=None, extra=())
+        for item in items
+        for index in range(count)
+    ]
+    runs = [_refined(item, run, settings) for item, run in zip(seeded, _fit_watched(seeded, settings))]
     return [_mean(runs[start : start + count], settings) for start in range(0, len(runs), count)]
+
+
+def _refined(item: _Item, run: _Fitted, settings: _Settings) -> _Fitted:
+    if not settings.preset.refine:
+        return run
+    pixels = item.problem.refined(run.pixels, item.pixels)
+    return run if pixels is run.pixels else dataclasses.replace(run, pixels=pixels, refined=True)
 
 
 def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
@@ -798,10 +806,7 @@ def _restoration(
     frames: list | None = None,
     losses: list | None = None,
 ) -> Restoration:
-    tick = time.perf_counter()
-    fitted = problem.refined(done.pixels, given.pixels) if settings.preset.refine else done.pixels
-    restored = problem.finish(fitted, given.pixels)
-    seconds += time.perf_counter() - tick
+    restored = problem.finish(done.pixels, given.pixels)
     return Restoration(
         _assemble(restored, given.picture, given.flat, problem.keeps_alpha),
         "dip",
@@ -816,7 +821,7 @@ def _restoration(
         done.seed,
         frames=frames or [],
         losses=losses or [],
-        refined=fitted is not done.pixels,
+        refined=done.refined,
     )
 
 

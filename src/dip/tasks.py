@@ -26,7 +26,9 @@ def _out(done: Restoration, return_info: bool):
     return (done.image, done) if return_info else done.image
 
 
-def denoise(image: np.ndarray, sigma: float | None = None, *, return_info: bool = False, **options):
+def denoise(
+    image: np.ndarray, sigma: float | None = None, *, wiener: bool = True, return_info: bool = False, **options
+):
     """Remove noise with the Deep Image Prior.
 
     Parameters
@@ -37,6 +39,9 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, return_info: bool 
     sigma : float, optional
         Gaussian noise level on the 0-255 scale. Without it the run is blind (the level is
         estimated for the automatic stop), suited to real camera noise.
+    wiener : bool
+        With sigma, the default and best presets end with a Wiener filter of the noisy image that
+        takes the fit as its pilot (`dip.wiener`); False returns the network's result as it is.
     return_info : bool
         Also return the `Restoration` (preset, steps, time, metrics).
     **options
@@ -56,7 +61,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, return_info: bool 
     >>> denoise(noisy, sigma=25, steps=2, device="cpu").shape
     (64, 64, 3)
     """
-    return _out(run(Denoising(sigma), image, **options), return_info)
+    return _out(run(Denoising(sigma, wiener=wiener), image, **options), return_info)
 
 
 def deblock(image: np.ndarray, *, return_info: bool = False, **options):

@@ -62,10 +62,11 @@ def _overlap_add(coefficients: torch.Tensor, rows: torch.Tensor) -> torch.Tensor
 
 
 def _opponent(channels: int) -> torch.Tensor:
-    """An orthonormal colour transform with the mean of the channels first (identity for grey)."""
+    """An orthonormal colour transform with the mean of the channels first (identity for grey);
+    float32 whatever torch's default type, as the planes it turns."""
     if channels != 3:
-        return torch.eye(channels)
-    rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
+        return torch.eye(channels, dtype=torch.float32)
+    rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]], dtype=torch.float32)
     return rows / rows.norm(dim=1, keepdim=True)
 
 
