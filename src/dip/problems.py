@@ -150,6 +150,7 @@ class Problem:
     keeps_alpha: ClassVar[bool] = True  # an alpha channel of the observation is carried over
     tileable: ClassVar[bool] = True
     observed: ClassVar[str | None] = "image to restore"  # the observation's help text; None: none is taken
+    refinement: ClassVar[str] = "a classical step"  # what `refined` does, for a result's summary
 
     def __init__(
         self,
@@ -321,6 +322,7 @@ class Denoising(_Registered):
     task: ClassVar[str] = "denoise"
     command: ClassVar[str] = "denoise"
     help: ClassVar[str] = "remove noise (Gaussian with --sigma, or blind for real noise)"
+    refinement: ClassVar[str] = "the noisy image Wiener-filtered with it as the pilot"
 
     def __post_init__(self) -> None:
         if self.sigma is not None and not (math.isfinite(self.sigma) and 0 < self.sigma <= 255):

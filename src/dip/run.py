@@ -98,7 +98,7 @@ class Restoration:
             f"{fit.step}"
             + (f", {fit.backtracks} steps undone" if fit.backtracks else "")
             + (f", {self.attempts} attempts" if self.attempts > 1 else "")
-            + (", then refined (the noisy image Wiener-filtered with it as the pilot)" if self.refined else "")
+            + (f", then refined ({self.problem.refinement})" if self.refined else "")
         )
 
 
