@@ -75,6 +75,18 @@ if want f16; then
   cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
 fi
 
+phase "net width and step cap at 256 px on the settings-choice set (CBSD68 in .gpudata, sigma 25 and 50)"
+if want width; then  # bash benchmarks/gpudata.sh CBSD68 [SUITE ...] first
+  wide="net=denoise/paper+width"
+  for sigma in 25 50; do
+    base=default; [ "$sigma" = 50 ] && base=default-sigma50
+    timeout "$(limit "${WIDTH_LIMIT:-120}")" python3 benchmarks/variants.py --task denoise --sigma "$sigma" --crop 256 \
+        --images "${WIDTH_IMAGES:-8}" --device "$DEVICE" \
+        --variants "$base,$base+steps=8000,$base+$wide=48,$base+$wide=64,$base+$wide=48+steps=8000" 2>&1 | tee -a "$log"
+  done
+  cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
+fi
+
 phase "paper's SR tables on Set5, full size: x4 then x8"
 if want sr; then
   for suite in sr4 sr8; do

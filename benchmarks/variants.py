@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128, help="CBSD68 centre crop side")
     parser.add_argument("--factor", type=int, default=4, help="CBSD68 super-resolution factor")
     parser.add_argument("--mask", default="pixels", help="CBSD68 inpainting holes: pixels, box or strokes")
+    parser.add_argument("--sigma", type=float, default=25, help="CBSD68 denoising: the noise's sigma (0-255)")
     parser.add_argument("--mode", default="full", help="a suite's protocol: quick, mid or full")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -64,14 +65,21 @@ def main() -> None:
             source += f", x{args.factor}"
         if task == "inpaint":
             source += f", holes: {args.mask}"
-        found = list(cases(task, stop - start, args.crop, data, start, args.factor, args.mask))
+        if task == "denoise":
+            source += f", sigma {args.sigma:g}"
+        found = list(cases(task, stop - start, args.crop, data, start, args.factor, args.mask, args.sigma))
     else:
         task = SUITES[args.suite].task
         source = f"the paper's {args.suite} images {args.images}, {args.mode} protocol"
         found = list(paper_cases(args.suite, args.images.split(","), args.mode, data))
     texts = [] if args.variants == "none" else args.variants.split(",")
     presets = {text: variant(task, text if args.task else suite_variant(args.suite, text)) for text in texts}
-    suffix = {"super-resolve": f"-x{args.factor}", "inpaint": f"-{args.mask}"}.get(task, "") if args.task else ""
+    suffix = {
+        "super-resolve": f"-x{args.factor}",
+        "inpaint": f"-{args.mask}",
+        "denoise": "" if args.sigma == 25 else f"-sigma{args.sigma:g}",
+    }.get(task, "")
+    suffix = suffix if args.task else ""
     path = results_file(
         Path(__file__).parent / "results",
         f"variants-{task}{suffix}-{args.device}",
