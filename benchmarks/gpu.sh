@@ -82,7 +82,7 @@ if want width; then  # bash benchmarks/gpudata.sh CBSD68 [SUITE ...] first
     base=default; [ "$sigma" = 50 ] && base=default-sigma50
     timeout "$(limit "${WIDTH_LIMIT:-120}")" python3 benchmarks/variants.py --task denoise --sigma "$sigma" --crop 256 \
         --images "${WIDTH_IMAGES:-8}" --device "$DEVICE" \
-        --variants "$base,$base+steps=8000,$base+$wide=48,$base+$wide=64,$base+$wide=48+steps=8000" 2>&1 | tee -a "$log"
+        --variants "$base,$base+steps=4000,$base+$wide=48,$base+$wide=64" 2>&1 | tee -a "$log"
   done
   cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
 fi

@@ -71,8 +71,8 @@ _register(
         FitConfig(steps=DENOISE_CAP, lr=0.01, reg_noise_std=1 / 30, ema=0.99, ema_ramp=10),
         stop=StopRule(),
         refine=True,
-        note="fast: the paper's net at 32 channels, stops when the fit reaches the noise level (cap 8000); "
-        "then the noisy image Wiener-filtered with the fit as the pilot",
+        note="fast: the paper's net at 32 channels, stops when the fit reaches the noise level; then the "
+        "noisy image Wiener-filtered with the fit as the pilot",
     )
 )
 _register(
