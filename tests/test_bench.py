@@ -100,6 +100,9 @@ def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tm
     row = next(line for line in text.splitlines() if line.startswith("| F16"))
     wavelet = float(row.split("|")[header.split("|").index(" wavelet (run here) ")])
     assert 25 < wavelet < 35  # sigma 25 noise (20.2 dB) removed on the same 256 px crop
+    assert header.startswith("| image | dip default | unrefined default | ")  # the default's Wiener step, scored apart
+    cells = row.split(" | ")
+    assert float(cells[1]) != float(cells[2])
 
 
 def _results_file(path: Path, rows: list[str]) -> Path:
@@ -128,6 +131,31 @@ def test_merge_takes_each_images_last_row_in_the_suites_order_with_set_averages(
     assert rows[4].startswith("| **average Set14** (1) | **25.00** |")
     assert rows[5].startswith("| **average** (steps, seconds: totals) | **30.33** |")
     assert "3 of 19 images" in merged.read_text()
+
+
+def test_merge_keeps_unrefined_scores_where_a_file_has_them(shared_data, tmp_path):
+    old = tmp_path / "old.md"
+    old.write_text(
+        "# denoise25: presets `default`, mid mode\n\n"
+        "| image | dip default | CBM3D | steps default | seconds default |\n|---|---|---|---|---|\n"
+        "| F16 | 31.00 | 32.00 | 900 | 90 |\n| hill | 30.00 | 30.50 | 800 | 80 |\n"
+    )
+    new = tmp_path / "new.md"
+    new.write_text(
+        "# denoise25: presets `default`, mid mode\n\n"
+        "| image | dip default | unrefined default | CBM3D | steps default | seconds default |\n"
+        "|---|---|---|---|---|---|\n| hill | 30.40 | 30.10 | 30.50 | 1000 | 100 |\n"
+    )
+    code, _, err = run("bench", "merge", old, new, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 0, err
+    [merged] = list(tmp_path.glob("denoise25-default-mid-merged-*.md"))
+    lines = merged.read_text().splitlines()
+    assert "| image | dip default | unrefined default | CBM3D | steps default | seconds default |" in lines
+    assert "| F16 | 31.00 | - | 32.00 | 900 | 90 |" in lines  # an old row: no unrefined score
+    assert "| hill | 30.40 | 30.10 | 30.50 | 1000 | 100 |" in lines
+    assert "| **average** (steps, seconds: totals) | **30.70** | 30.10 (1 of 2) | 31.25 | 1900 | 190 |" in lines
+    code, _, err = run("bench", "merge", merged, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 0, err  # a merged table reads back, its - cells too
 
 
 def test_merge_refuses_files_of_different_suites(shared_data, tmp_path):

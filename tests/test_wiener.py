@@ -63,11 +63,23 @@ def test_the_default_refines_and_the_paper_preset_does_not(astronaut_crop, noisy
     raw = dip.run(dip.Denoising(25, wiener=False), noisy, steps=150, seed=0)
     assert refined.refined and not raw.refined and "refined" in refined.summary()
     assert psnr(refined.image, astronaut_crop) > psnr(raw.image, astronaut_crop) + 1  # 27.54 against 25.33
+    assert np.array_equal(refined.unrefined, raw.image) and raw.unrefined is None  # the same fit, kept
     paper = dataclasses.replace(get_preset("denoise", "paper"), net=get_preset("denoise", "default").net)
     assert not paper.refine and not dip.run(problem, noisy, preset=paper, steps=2).refined
     assert not dip.run(dip.Denoising(), noisy, steps=2).refined  # blind: real noise is not white
     assert not dip.run(dip.Denoising(50), noisy, steps=2).refined  # it lost 0.2 dB at sigma 50
     assert get_preset("denoise", "best").refine
+
+
+def test_ensembles_and_tiles_keep_what_the_fits_gave_without_it(noisy):
+    """The unrefined result goes through the mean of restarts and the blend of tiles as the result does."""
+    problem = dip.Denoising(25)
+    mean = dip.run(problem, noisy, steps=3, seed=0, restarts=2, batch=1)  # batched float32 differs: test_batched
+    fits = [dip.run(dip.Denoising(25, wiener=False), noisy, steps=3, seed=seed).image for seed in (0, 1)]
+    assert mean.refined and np.abs(mean.unrefined - (fits[0] + fits[1]) / 2).max() < 1e-5
+    tiled = dip.run(problem, noisy, steps=3, seed=0, tile=48, overlap=8)
+    assert tiled.refined and tiled.unrefined.shape == tiled.image.shape == noisy.shape
+    assert psnr(tiled.unrefined, tiled.image) < 40  # a different image: the step ran on each tile
 
 
 def test_the_command_line_turns_it_off(tmp_path, noisy):

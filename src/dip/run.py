@@ -15,7 +15,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,9 @@ class Restoration:
     """A restored image and how it was made.
 
     `image` has the observation's layout: (H, W) in, (H, W) out; an alpha channel is carried
-    over. `fit` is None for a classical method; for a tiled run it sums the tiles' steps."""
+    over. `fit` is None for a classical method; for a tiled run it sums the tiles' steps. Where
+    the preset refines each fit with its problem's classical step (`refined`), `unrefined` is
+    what the fits gave without it, to compare or to keep instead."""
 
     image: np.ndarray
     method: str
@@ -80,6 +82,7 @@ class Restoration:
     losses: list[tuple[int, float]] = field(default_factory=list)
     report: Path | None = None
     refined: bool = False  # the problem's classical last step ran on each fit (`Preset.refine`)
+    unrefined: np.ndarray | None = None  # where `refined`: the result without that step, laid out as `image`
 
     @property
     def pixels(self) -> np.ndarray:
@@ -200,6 +203,7 @@ class _Fitted:
     attempts: int = 1
     seed: int = 0
     refined: bool = False  # the problem's classical last step ran on it (`Preset.refine`)
+    unrefined: np.ndarray | None = None  # where `refined`: the pixels before that step
 
 
 @dataclass
@@ -366,7 +370,7 @@ def _refined(item: _Item, run: _Fitted, settings: _Settings) -> _Fitted:
     if not settings.preset.refine:
         return run
     pixels = item.problem.refined(run.pixels, item.pixels)
-    return run if pixels is run.pixels else dataclasses.replace(run, pixels=pixels, refined=True)
+    return run if pixels is run.pixels else dataclasses.replace(run, pixels=pixels, refined=True, unrefined=run.pixels)
 
 
 def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
@@ -379,7 +383,12 @@ def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
         stop_reason=f"mean of {len(runs)} fits (seeds {first.seed}-{first.seed + len(runs) - 1}; "
         f"the first: {first.fit.stop_reason})",
     )
-    return dataclasses.replace(first, pixels=np.mean([run.pixels for run in runs], axis=0, dtype=np.float32), fit=fit)
+    unrefined = None if first.unrefined is None else _average([run.unrefined for run in runs])
+    return dataclasses.replace(first, pixels=_average([run.pixels for run in runs]), fit=fit, unrefined=unrefined)
+
+
+def _average(images: list[np.ndarray]) -> np.ndarray:
+    return np.mean(images, axis=0, dtype=np.float32)
 
 
 # -- options that need files ------------------------------------------------------------------
@@ -474,16 +483,23 @@ def _tiled(problem: Problem, pixels: np.ndarray, settings: _Settings, tile: int,
     if not items:
         raise DipError(f"no tile of this image needs {problem.name}")
     done = dict(zip(items, _fit_all(list(items.values()), settings)))
-    image = restore_tiled(
-        pixels, lambda part, box, index: done[index].pixels if index in done else part, tile, overlap, problem.scale
-    )
+
+    def blended(result: Callable[[_Fitted], np.ndarray]) -> np.ndarray:
+        def part_of(part: np.ndarray, box: tuple, index: int) -> np.ndarray:
+            return result(done[index]) if index in done else part
+
+        return restore_tiled(pixels, part_of, tile, overlap, problem.scale)
+
+    image = blended(lambda fitted: fitted.pixels)
+    refined = all(fitted.refined for fitted in done.values())
+    unrefined = blended(lambda fitted: fitted.unrefined) if refined else None
     last = done[max(done)]
     summed = dataclasses.replace(
         last.fit,
         steps_run=sum(d.fit.steps_run for d in done.values()),
         stop_reason=f"{len(boxes)} tiles of up to {tile}px, {overlap}px overlap",
     )
-    return dataclasses.replace(last, pixels=image, fit=summed)
+    return dataclasses.replace(last, pixels=image, fit=summed, refined=refined, unrefined=unrefined)
 
 
 def _baseline(problem: Problem, method: str, pixels: np.ndarray) -> np.ndarray:
@@ -822,6 +838,11 @@ def _restoration(
         frames=frames or [],
         losses=losses or [],
         refined=done.refined,
+        unrefined=(
+            None
+            if done.unrefined is None
+            else _assemble(problem.finish(done.unrefined, given.pixels), given.picture, given.flat, problem.keeps_alpha)
+        ),
     )
 
 

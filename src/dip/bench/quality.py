@@ -103,6 +103,7 @@ class Run:
     score: float
     steps: int
     seconds: float
+    unrefined: float | None = None  # the score without the preset's refine step (`Restoration.unrefined`)
 
 
 @dataclass
@@ -232,7 +233,10 @@ def run_cases(
         )
         for case, result, own in zip(cases, done, runs):
             score = suite.scoring(result.pixels.reshape(case.reference.shape), case.reference)[0]
-            own.append(Run(preset, score, result.fit.steps_run, result.seconds))
+            unrefined = None
+            if result.unrefined is not None:
+                unrefined = suite.scoring(result.unrefined.reshape(case.reference.shape), case.reference)[0]
+            own.append(Run(preset, score, result.fit.steps_run, result.seconds, unrefined))
     return [ImageResult(case.name, own, case.published, case.group) for case, own in zip(cases, runs)]
 
 
@@ -317,8 +321,7 @@ def run_suite(
     entries = [(folder, name) for folder, name in suite_images(suite, data) if images is None or name in images]
     if not entries:
         raise DipError(f"no images selected in suite {suite_name}")
-    for preset in presets:
-        suite_preset(suite, preset)
+    refined = [preset for preset in presets if suite_preset(suite, preset).refine]  # checks each name too
     crop = f"centre crops of {side} px" if side else "full images"
     quick = mode == "quick"
     budgets = (
@@ -349,8 +352,8 @@ def run_suite(
         names = ", ".join(case.name for case in chunk)
         log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
         for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch):
-            _write_row(path, result, presets, methods, results)
-    _write_averages(path, results, methods, presets, len(entries), device_name)
+            _write_row(path, result, presets, methods, results, refined)
+    _write_averages(path, results, methods, presets, len(entries), device_name, refined)
     return path
 
 
@@ -374,28 +377,43 @@ def _title(presets: list[str]) -> str:
     return f"presets {', '.join(f'`{p}`' for p in presets)}" if presets else "the published methods only"
 
 
-def _header(presets: list[str], methods: list[str]) -> list[str]:
-    """A results table's columns (`read_results` finds its numbers by these names)."""
+def _header(presets: list[str], methods: list[str], refined: list[str] = ()) -> list[str]:
+    """A results table's columns (`read_results` finds its numbers by these names); the presets
+    in `refined` refine their fits and get a column scoring the fits without that step."""
     return [
         "image",
         *(f"dip {p}" for p in presets),
+        *(f"unrefined {p}" for p in refined),
         *methods,
         *(f"{kind} {p}" for kind in ("steps", "seconds") for p in presets),
     ]
 
 
-def _write_row(path: Path, result: ImageResult, presets: list[str], methods: list[str], results: list) -> None:
+def _refining(presets: list[str], results: list[ImageResult]) -> list[str]:
+    """The presets some result scored without its refine step too."""
+    return [p for i, p in enumerate(presets) if any(r.runs[i].unrefined is not None for r in results)]
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _write_row(
+    path: Path, result: ImageResult, presets: list[str], methods: list[str], results: list, refined: list[str]
+) -> None:
     """Append one image's row; the first row brings the header, whose published methods
-    (`methods`, filled in here) every later row follows."""
+    (`methods`, filled in here) every later row follows; `refined` names the presets with an
+    unrefined column (a row without that score shows -)."""
     if not methods:
         methods.extend(result.published)
-        header = _header(presets, methods)
+        header = _header(presets, methods, refined)
         with open(path, "a") as out:
             out.write("| " + " | ".join(header) + " |\n" + "|---" * len(header) + "|\n")
     results.append(result)
     row = (
         [result.name]
         + [f"{r.score:.2f}" for r in result.runs]
+        + [_score(r.unrefined) for p, r in zip(presets, result.runs) if p in refined]
         + [f"{result.published.get(m, float('nan')):.2f}" for m in methods]
         + [str(r.steps) for r in result.runs]
         + [f"{r.seconds:.0f}" for r in result.runs]
@@ -405,13 +423,24 @@ def _write_row(path: Path, result: ImageResult, presets: list[str], methods: lis
     log.info(
         "    %s: %s; %s",
         result.name,
-        ", ".join(f"dip {r.preset} {r.score:.2f} dB ({r.steps} steps, {r.seconds:.0f} s)" for r in result.runs),
+        ", ".join(
+            f"dip {r.preset} {r.score:.2f} dB"
+            + (f" ({r.unrefined:.2f} unrefined)" if r.unrefined is not None else "")
+            + f" ({r.steps} steps, {r.seconds:.0f} s)"
+            for r in result.runs
+        ),
         ", ".join(f"{m} {v:.2f}" for m, v in result.published.items()),
     )
 
 
 def _write_averages(
-    path: Path, results: list[ImageResult], methods: list[str], presets: list[str], total: int, device_name: str
+    path: Path,
+    results: list[ImageResult],
+    methods: list[str],
+    presets: list[str],
+    total: int,
+    device_name: str,
+    refined: list[str],
 ) -> None:
     if results:
         groups = list(dict.fromkeys(r.group for r in results))
@@ -421,31 +450,44 @@ def _write_averages(
                     members = [r for r in results if r.group == group]
                     out.write(
                         "| "
-                        + " | ".join(average_row(f"**average {group}** ({len(members)})", members, methods))
+                        + " | ".join(
+                            average_row(f"**average {group}** ({len(members)})", members, methods, presets, refined)
+                        )
                         + " |\n"
                     )
             label = "**average** (steps, seconds: totals)" if presets else "**average**"
-            out.write("| " + " | ".join(average_row(label, results, methods)) + " |\n")
+            out.write("| " + " | ".join(average_row(label, results, methods, presets, refined)) + " |\n")
             out.write(f"\n{len(results)} of {total} images; device {device_name}.\n")
 
 
-def average_row(label: str, results: list[ImageResult], methods: list[str]) -> list[str]:
-    """A table row: mean PSNR per preset and per published method, total steps and seconds per preset."""
+def average_row(
+    label: str, results: list[ImageResult], methods: list[str], presets: list[str] = (), refined: list[str] = ()
+) -> list[str]:
+    """A table row: mean PSNR per preset, without the refine step for those in `refined` (over
+    the rows that have it, their count shown where some lack it), and per published method;
+    total steps and seconds per preset."""
     columns = range(len(results[0].runs))
     return (
         [label]
         + [f"**{np.mean([r.runs[i].score for r in results]):.2f}**" for i in columns]
+        + [_unrefined_mean([r.runs[i].unrefined for r in results]) for i, p in enumerate(presets) if p in refined]
         + [f"{np.mean([r.published.get(m, np.nan) for r in results]):.2f}" for m in methods]
         + [str(sum(r.runs[i].steps for r in results)) for i in columns]
         + [f"{sum(r.runs[i].seconds for r in results):.0f}" for i in columns]
     )
 
 
+def _unrefined_mean(scores: list[float | None]) -> str:
+    have = [s for s in scores if s is not None]
+    mean = f"{np.mean(have):.2f}" if have else "-"
+    return mean if len(have) == len(scores) else f"{mean} ({len(have)} of {len(scores)})"
+
+
 def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
     """What a results file of `run_suite` holds: (suite, mode, presets, one result per image
     row); the average rows are left out."""
     lines = Path(path).read_text().splitlines()
-    title = lines[0] if lines else ""
+    title = lines[0].removesuffix(", merged") if lines else ""  # a merged table merges again
     if not title.startswith("# ") or ":" not in title or not title.endswith(" mode"):
         raise DipError(f"{path} is not a results file of dip bench quality")
     suite, mode = title[2:].split(":")[0], title.rsplit(", ", 1)[-1].removesuffix(" mode")
@@ -454,8 +496,9 @@ def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
         return suite, mode, [], []
     columns = [cell.strip() for cell in header.strip("|").split("|")]
     presets = [c.removeprefix("dip ") for c in columns if c.startswith("dip ")]
-    methods = columns[1 + len(presets) : len(columns) - 2 * len(presets)]
-    if columns != _header(presets, methods):
+    refined = [c.removeprefix("unrefined ") for c in columns if c.startswith("unrefined ")]
+    methods = columns[1 + len(presets) + len(refined) : len(columns) - 2 * len(presets)]
+    if columns != _header(presets, methods, refined):
         raise DipError(f"{path}: its columns are not those of dip bench quality: {header}")
     results = []
     for line in lines[lines.index(header) + 2 :]:
@@ -463,10 +506,15 @@ def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
         if not line.startswith("| ") or cells[0].startswith("**") or len(cells) != len(columns):
             continue
         try:
-            row = dict(zip(columns[1:], map(float, cells[1:])))
+            row = dict(zip(columns[1:], (None if cell == "-" else float(cell) for cell in cells[1:])))
         except ValueError:
             raise DipError(f"{path}: a row that is not numbers: {line}") from None
-        runs = [Run(p, row[f"dip {p}"], int(row[f"steps {p}"]), row[f"seconds {p}"]) for p in presets]
+        if any(v is None for c, v in row.items() if not c.startswith("unrefined ")):
+            raise DipError(f"{path}: a row with a score missing: {line}")
+        runs = [
+            Run(p, row[f"dip {p}"], int(row[f"steps {p}"]), row[f"seconds {p}"], row.get(f"unrefined {p}"))
+            for p in presets
+        ]
         results.append(ImageResult(cells[0], runs, {m: row[m] for m in methods}))
     return suite, mode, presets, results
 
@@ -503,8 +551,10 @@ def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmark
         )
     results: list[ImageResult] = []
     methods: list[str] = []
+    refined = _refining(list(presets), [result for result, _ in latest.values()])
     for name, group in order:
         if name in latest:
-            _write_row(path, dataclasses.replace(latest[name][0], group=group), list(presets), methods, results)
-    _write_averages(path, results, methods, list(presets), len(order), "as in each file")
+            result = dataclasses.replace(latest[name][0], group=group)
+            _write_row(path, result, list(presets), methods, results, refined)
+    _write_averages(path, results, methods, list(presets), len(order), "as in each file", refined)
     return path
