@@ -67,7 +67,7 @@ def test_the_default_refines_and_the_paper_preset_does_not(astronaut_crop, noisy
     paper = dataclasses.replace(get_preset("denoise", "paper"), net=get_preset("denoise", "default").net)
     assert not paper.refine and not dip.run(problem, noisy, preset=paper, steps=2).refined
     assert not dip.run(dip.Denoising(), noisy, steps=2).refined  # blind: real noise is not white
-    assert not dip.run(dip.Denoising(50), noisy, steps=2).refined  # it lost 0.2 dB at sigma 50
+    assert dip.run(dip.Denoising(50), noisy, steps=2).refined  # +0.59 dB at sigma 50 on 256 px crops
     assert get_preset("denoise", "best").refine
 
 

@@ -316,7 +316,7 @@ class Denoising(_Registered):
         True,
         flags=("--no-wiener",),
         help="return the network's result as it is, without the Wiener filter of the noisy image that "
-        "takes it as its pilot (the default and best presets' last step with --sigma up to 40)",
+        "takes it as its pilot (the default and best presets' last step with --sigma)",
     )
 
     task: ClassVar[str] = "denoise"
