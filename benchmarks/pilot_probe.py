@@ -3,10 +3,12 @@
 BM3D's second stage filters the noisy image in a local transform, keeping each coefficient in the
 proportion pilot^2 / (pilot^2 + sigma^2) that a first estimate (the pilot) says is signal. Here the
 pilot is DIP's own result: the default (seed 0), and the mean of K seeded fits (the `best`
-preset's ensemble). Three filters: `dct`, one pass of `dip.wiener.wiener` (overlapping 8x8 DCT
+preset's ensemble). Five filters: `dct`, one pass of `dip.wiener.wiener` (overlapping 8x8 DCT
 blocks in an orthonormal opponent colour space, each pixel the weighted mean of its blocks'
 estimates, no block matching) on the noisy image as it is; `dct x2 clipped`, `dip.wiener.wiener`
-as the presets run it (the clipping bias the pilot predicts removed first, two passes); `bm3d`,
+as the presets run it up to sigma 40 (the clipping bias the pilot predicts removed first, two
+passes); the same in 16x16 blocks (`16 px`, as the presets run it above sigma 40), or on the
+channels' mean only, the fit's colour differences kept (`grey`); `bm3d`,
 BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
 printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
 from this noisy image keeps some of its noise: rho > 0).
@@ -59,14 +61,17 @@ def noise_tag(sigma: float) -> str:
 def fitted(
     name: str, problem, observed: np.ndarray, crop: int, fits: int, device: str
 ) -> tuple[np.ndarray, int, float]:
-    """The `fits` seeded default fits of one case (cached), stacked; their steps and seconds in all."""
-    path = CACHE / f"pilot-{name}-{crop}-{fits}{noise_tag(problem.sigma)}.npz"
+    """The `fits` seeded default fits of one case (cached), stacked, each as the network gave it (before
+    any refining step of the preset); their steps and seconds in all."""
+    path = CACHE / f"fits-{name}-{crop}-{fits}{noise_tag(problem.sigma)}.npz"
     if path.exists():
         saved = np.load(path)
         return saved["outputs"], int(saved["steps"]), float(saved["seconds"])
     started = time.perf_counter()
     done = dip.run_many([problem] * fits, [observed] * fits, seed=range(fits), device=device)
-    outputs, steps = np.stack([d.pixels for d in done]), sum(d.fit.step for d in done)
+    # the fits' own results: where the preset refines, `pixels` has the Wiener step in it already
+    outputs = np.stack([d.pixels if d.unrefined is None else d.unrefined for d in done])
+    steps = sum(d.fit.step for d in done)
     seconds = time.perf_counter() - started
     CACHE.mkdir(exist_ok=True)
     np.savez(path, outputs=outputs, steps=steps, seconds=seconds)
@@ -83,8 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     start, stop = image_span(args.images)
     filters = {
-        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1),
-        "dct x2 clipped": wiener,
+        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1, block=8),
+        "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8),
+        "dct x2 clipped, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16),
+        "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, colour=False),
     }
     try:
         import bm3d  # noqa: F401
@@ -103,7 +110,8 @@ def main() -> None:
             f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)",
             f"RGB PSNR of the default preset (seed 0) and of the mean of {args.fits} seeded default fits, alone and "
             "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
-            "clipped`: the same, the clipping bias removed first, two passes; `bm3d`: BM3D's Wiener stage); each "
+            "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
+            "only the channels' mean filtered, the fit's colour differences kept; `bm3d`: BM3D's Wiener stage); each "
             "fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise kept; "
             "steps and seconds: the fits' (as first run, when they come "
             "from the cache)",
@@ -111,7 +119,7 @@ def main() -> None:
         [
             "image",
             *(pilots[p] + (f" + {f}" if f else "") for p, f in methods),
-            *([f"mean of {args.fits}, each + dct x2 clipped (best)"] if args.fits > 1 else []),
+            *([f"mean of {args.fits}, each refined as the preset does (best)"] if args.fits > 1 else []),
             *(["CBM3D"] if "bm3d" in filters else []),
             *(f"rho {p}" for p in pilots),
             "steps",
@@ -130,7 +138,7 @@ def main() -> None:
             for p, f in methods
         ]
         if args.fits > 1:  # what `best` returns: each fit refined, then the mean
-            scores.append(psnr(np.mean([wiener(observed, one, sigma) for one in outputs], axis=0), clean))
+            scores.append(psnr(np.mean([problem.refined(one, observed) for one in outputs], axis=0), clean))
         if "bm3d" in filters:
             scores.append(psnr(cbm3d(observed, problem), clean))
         rhos = [noise_kept(observed - clean, results[p] - clean)[0] for p in pilots]

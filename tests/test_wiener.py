@@ -44,6 +44,24 @@ def test_a_good_pilot_beats_both_itself_and_the_noisy_image(astronaut_crop, nois
     assert psnr(out, astronaut_crop) > psnr(noisy, astronaut_crop) + 7
 
 
+def test_grey_filtering_keeps_the_pilots_colour_differences(astronaut_crop, noisy):
+    """`colour=False` filters the channels' mean only: the result differs from the pilot by the
+    same amount in every channel (where nothing is clipped), and still restores detail."""
+    from scipy.ndimage import gaussian_filter
+
+    pilot = 0.25 + 0.5 * gaussian_filter(astronaut_crop, sigma=(1, 1, 0))  # nothing near 0 or 1
+    out = wiener(noisy, pilot, 25 / 255, clipped=False, passes=1, colour=False)
+    change = out - pilot
+    assert np.abs(change - change.mean(axis=2, keepdims=True)).max() < 1e-5
+    assert np.abs(change).mean() > 0.01
+
+
+def test_larger_blocks_are_exact_too(noisy):
+    out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1, block=16)
+    assert np.abs(out - noisy).max() < 1e-4
+    assert np.array_equal(wiener(noisy[:12, :12], noisy[:12, :12] * 0, 0.1, block=16), noisy[:12, :12] * 0)
+
+
 def test_strips_give_the_whole_image_result(noisy, monkeypatch):
     whole = wiener(noisy, noisy * 0.5 + 0.25, 25 / 255)
     monkeypatch.setattr(wiener_module, "_ELEMENTS", 3 * 64 * 64 * 5)  # 5 rows of blocks a strip
@@ -67,7 +85,7 @@ def test_the_default_refines_and_the_paper_preset_does_not(astronaut_crop, noisy
     paper = dataclasses.replace(get_preset("denoise", "paper"), net=get_preset("denoise", "default").net)
     assert not paper.refine and not dip.run(problem, noisy, preset=paper, steps=2).refined
     assert not dip.run(dip.Denoising(), noisy, steps=2).refined  # blind: real noise is not white
-    assert dip.run(dip.Denoising(50), noisy, steps=2).refined  # +0.59 dB at sigma 50 on 256 px crops
+    assert dip.run(dip.Denoising(50), noisy, steps=2).refined  # +0.63 dB at sigma 50 on 256 px crops
     assert get_preset("denoise", "best").refine
 
 
@@ -94,3 +112,15 @@ def test_the_command_line_turns_it_off(tmp_path, noisy):
         == 0
     )
     assert (tmp_path / "a.png").exists()
+
+
+def test_strong_noise_is_filtered_in_larger_blocks(astronaut_crop):
+    """Above sigma 40 the problem's step runs in 16x16 blocks, below in 8x8 (`block_for`)."""
+    from scipy.ndimage import gaussian_filter
+
+    noisy = add_noise(astronaut_crop, 50, seed=0)
+    pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
+    refined = dip.Denoising(50).refined(pilot, noisy)
+    assert np.array_equal(refined, wiener(noisy, pilot, 50 / 255, block=16))
+    assert np.abs(refined - wiener(noisy, pilot, 50 / 255, block=8)).max() > 0.01
+    assert np.array_equal(dip.Denoising(25).refined(pilot, noisy), wiener(noisy, pilot, 25 / 255, block=8))

@@ -348,8 +348,8 @@ class Denoising(_Registered):
         return float(np.mean(estimate_sigma(pixels, channel_axis=-1, average_sigmas=False)) ** 2)
 
     def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """With sigma (and `wiener`): the noisy image Wiener-filtered in 8x8 DCT blocks with the fit
-        as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise is not white)."""
+        """With sigma (and `wiener`): the noisy image Wiener-filtered in 8x8 DCT blocks (16x16 above
+        sigma 40) with the fit as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise is not white)."""
         if self.sigma is None or not self.wiener:
             return restored
         from .wiener import wiener
