@@ -349,7 +349,8 @@ class Denoising(_Registered):
 
     def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """With sigma (and `wiener`): the noisy image Wiener-filtered in 8x8 DCT blocks (16x16 above
-        sigma 40) with the fit as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise is not white)."""
+        sigma 40) with the fit as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise
+        is not white)."""
         if self.sigma is None or not self.wiener:
             return restored
         from .wiener import wiener
@@ -358,7 +359,9 @@ class Denoising(_Registered):
 
     def preset_variant(self) -> str | None:
         """The paper used more input noise for strong noise (sigma 50); so do the default and best."""
-        return "sigma50" if self.sigma is not None and self.sigma > 40 else None
+        from .wiener import STRONG_SIGMA
+
+        return "sigma50" if self.sigma is not None and self.sigma > STRONG_SIGMA else None
 
 
 @dataclass

@@ -6,12 +6,12 @@ A DIP fit stopped at the noise level keeps part of the noise it was fitted to (8
 fits does not remove that part, as every fit saw the same noise. BM3D's second stage shows what to
 do with a good first estimate (the pilot): filter the noisy image again in a local transform,
 keeping each coefficient in the proportion pilot^2 / (pilot^2 + sigma^2) that the pilot says is
-signal. Here: overlapping 8x8 DCT blocks (16x16 above sigma 40) at every offset, in an orthonormal opponent colour space
-(white noise stays white, of the same sigma), each pixel the mean of its blocks' estimates weighted
-as BM3D weights them (1 / (sigma^2 * sum of the squared gains)); no block matching. Noise clipped
-to [0, 1] is not zero-mean near black and white, so the noisy image is first moved by the bias the
-pilot predicts there (`dip.operators.ClippedMean`). Two passes: the first result is the second
-pass's pilot.
+signal. Here: overlapping 8x8 DCT blocks (16x16 above sigma 40) at every offset, in an
+orthonormal opponent colour space (white noise stays white, of the same sigma), each pixel the mean
+of its blocks' estimates weighted as BM3D weights them (1 / (sigma^2 * sum of the squared
+gains)); no block matching. Noise clipped to [0, 1] is not zero-mean near black and white, so the
+noisy image is first moved by the bias the pilot predicts there (`dip.operators.ClippedMean`).
+Two passes: the first result is the second pass's pilot.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ BLOCK = 8
 # +0.10 dB over 8x8 on ten 256 px settings-choice crops at sigma 50, where 8x8 lost 0.46 dB to the
 # fit alone on one of them and 16x16 lost on none (benchmarks/README.md, "DIP as the pilot of a
 # Wiener filter"); 8x8 stays below, where 16x16 scored 0.08 dB less.
-STRONG_BLOCK, STRONG_SIGMA = 16, 40 / 255
+STRONG_BLOCK = 16
+# sigma on 0..255 above which noise counts as strong: here for the block, in `dip.problems` for the
+# presets picked (the paper's sigma-50 settings)
+STRONG_SIGMA = 40
 PASSES = 2
 # rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
 _ELEMENTS = 2**24
@@ -99,7 +102,7 @@ def block_for(sigma: float) -> int:
     >>> block_for(25 / 255), block_for(50 / 255)
     (8, 16)
     """
-    return STRONG_BLOCK if sigma > STRONG_SIGMA else BLOCK
+    return STRONG_BLOCK if sigma > STRONG_SIGMA / 255 else BLOCK
 
 
 def wiener(
@@ -114,9 +117,8 @@ def wiener(
     """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
     estimate of the clean one; `sigma` the Gaussian noise's standard deviation on [0, 1];
     `clipped`: the noise was clipped to [0, 1]; `block`: the DCT blocks' side (None: `block_for`
-    sigma); `colour` False:
-    only the channels' mean is filtered, the pilot's colour differences kept. Images smaller than a
-    block come back as the pilot.
+    sigma); `colour` False: only the channels' mean is filtered, the pilot's colour differences
+    kept. Images smaller than a block come back as the pilot.
 
     Examples
     --------
@@ -129,7 +131,8 @@ def wiener(
     True
     """
     height, width, channels = noisy.shape
-    block = block or block_for(sigma)
+    if block is None:
+        block = block_for(sigma)
     if min(height, width) < block:
         return pilot
     rows = dct_rows(block).float()
