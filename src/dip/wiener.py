@@ -96,6 +96,100 @@ def _filter(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.
     return out / weight
 
 
+# block matching (`wiener(match=True)`), BM3D's Wiener-stage settings: a reference block every
+# MATCH_STEP pixels, matched within +-MATCH_REACH pixels to at most MATCH_MOST blocks whose mean
+# squared difference from it (on the pilot's channel mean, 0..1) is below MATCH_LIMIT (BM3D's 400
+# on 0..255, per pixel; 3500 above sigma 40)
+MATCH_STEP = 3
+MATCH_REACH = 19
+MATCH_MOST = 32
+MATCH_LIMIT = 400 / 255**2
+STRONG_MATCH_LIMIT = 3500 / 255**2
+
+
+def _starts(length: int, block: int, step: int) -> torch.Tensor:
+    """Every `step`-th block start along one side, and the last one, so every pixel is covered."""
+    starts = list(range(0, length - block + 1, step))
+    if starts[-1] != length - block:
+        starts.append(length - block)
+    return torch.tensor(starts)
+
+
+def _window_sums(squares: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, block: int) -> torch.Tensor:
+    """The sums of (K, H, W) planes over the block x block windows with top-left corners at rows `ys`
+    and columns `xs`, (K, len(ys), len(xs)): separably, only where a reference block starts."""
+    down = sum(squares[:, ys + i] for i in range(block))
+    return sum(down[:, :, xs + j] for j in range(block))
+
+
+def _matches(guide: torch.Tensor, block: int, limit: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matching on one (H, W) plane: for each reference block (every MATCH_STEP-th row and
+    column, and the last), the flat top-left indices (R, MATCH_MOST) of its closest blocks within
+    reach, itself first, and their mean squared differences (inf beyond `limit` or out of reach)."""
+    height, width = guide.shape
+    ys, xs = _starts(height, block, MATCH_STEP), _starts(width, block, MATCH_STEP)
+    refs = torch.cartesian_prod(ys, xs)
+    span = 2 * MATCH_REACH + 1
+    offsets = torch.cartesian_prod(*(torch.arange(-MATCH_REACH, MATCH_REACH + 1),) * 2)
+    best = torch.full((len(refs), MATCH_MOST), math.inf)
+    where = torch.zeros((len(refs), MATCH_MOST), dtype=torch.long)
+    chunk = max(1, _ELEMENTS // (height * width))
+    # every shifted copy of the plane as a view, (span, span, H, W); outside the plane: far from all
+    shifted = F.pad(guide[None, None], (MATCH_REACH,) * 4, value=1e3)[0, 0].unfold(0, height, 1).unfold(1, width, 1)
+    for first in range(0, len(offsets), chunk):
+        shifts = offsets[first : first + chunk]
+        moved = shifted[shifts[:, 0] + MATCH_REACH, shifts[:, 1] + MATCH_REACH]
+        sums = _window_sums((moved - guide) ** 2, ys, xs, block).reshape(len(shifts), -1).T / block**2
+        y, x = refs[:, :1] + shifts[:, 0], refs[:, 1:] + shifts[:, 1]
+        inside = (y >= 0) & (y <= height - block) & (x >= 0) & (x <= width - block)
+        # out of reach: inf; ties (flat regions) go to the nearer offset, so the reference comes first
+        sums = torch.where(inside, sums + 1e-9 * shifts.abs().sum(1) / span, math.inf)
+        best, order = torch.cat([best, sums], 1).topk(MATCH_MOST, dim=1, largest=False)
+        where = torch.cat([where, (y * width + x).clamp(0, height * width - 1)], 1).gather(1, order)
+    return where, torch.where(best <= limit, best, math.inf)
+
+
+def _group_rows(size: int) -> torch.Tensor:
+    """The orthonormal transform along a group of `size` blocks (the DCT; 1 x 1 for a lone block)."""
+    return dct_rows(size).float()
+
+
+def _matched_filter(
+    noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.Tensor, limit: float
+) -> torch.Tensor:
+    """One pass on (C, 1, H, W) planes with block matching: each reference block grouped with its
+    closest blocks in the pilot's channel mean, each group's 3-D transform (2-D DCT, then the DCT
+    along the group) kept in the pilot's Wiener proportions, the blocks added back into place
+    weighted as `_filter` weights them (BM3D's Wiener stage; the group sizes powers of two)."""
+    block = rows.shape[0]
+    channels, _, height, width = noisy.shape
+    planes_noisy, planes_pilot = noisy[:, 0].reshape(channels, -1), pilot[:, 0].reshape(channels, -1)
+    where, distance = _matches(pilot[0, 0] / math.sqrt(channels), block, limit)  # the channels' mean
+    found = (distance < math.inf).sum(1).clamp(min=1)
+    sizes = 2 ** torch.floor(torch.log2(found.double())).long()
+    inside = (torch.arange(block)[:, None] * width + torch.arange(block)).reshape(-1)  # a block's flat offsets
+    square = torch.kron(rows, rows)  # the 2-D DCT of a flattened block
+    out, weight = torch.zeros(channels, height * width), torch.zeros(channels, height * width)
+    for size in sizes.unique().tolist():
+        chosen = (sizes == size).nonzero()[:, 0]
+        along = _group_rows(size)
+        step = max(1, _ELEMENTS // (channels * size * block * block))
+        for first in range(0, len(chosen), step):
+            picked = chosen[first : first + step]
+            pixels = (where[picked, :size, None] + inside).reshape(-1)  # (r * size * block^2)
+            shape = (channels, len(picked), size, block * block)
+            pilot_groups, noisy_groups = (planes[:, pixels].reshape(shape) for planes in (planes_pilot, planes_noisy))
+            guide = torch.einsum("gs,crsk,fk->crgf", along, pilot_groups, square) ** 2
+            gain = guide / (guide + sigma**2)
+            trust = 1.0 / (sigma**2 * (gain**2).sum(dim=(2, 3)) + 1e-12)  # (C, r)
+            blocks = torch.einsum(
+                "gs,crgf,fk->crsk", along, gain * torch.einsum("gs,crsk,fk->crgf", along, noisy_groups, square), square
+            )
+            out.index_add_(1, pixels, (trust[..., None, None] * blocks).reshape(channels, -1))
+            weight.index_add_(1, pixels, trust[..., None].expand(-1, -1, size * block * block).reshape(channels, -1))
+    return (out / weight).reshape(channels, 1, height, width)
+
+
 def block_for(sigma: float) -> int:
     """The DCT blocks' side for noise of `sigma` on [0, 1]: 8, or 16 above sigma 40 on 0..255.
 
@@ -113,12 +207,14 @@ def wiener(
     passes: int = PASSES,
     block: int | None = None,
     colour: bool = True,
+    match: bool = False,
 ) -> np.ndarray:
     """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
     estimate of the clean one; `sigma` the Gaussian noise's standard deviation on [0, 1];
     `clipped`: the noise was clipped to [0, 1]; `block`: the DCT blocks' side (None: `block_for`
     sigma); `colour` False: only the channels' mean is filtered, the pilot's colour differences
-    kept. Images smaller than a block come back as the pilot.
+    kept; `match`: each block filtered in a group with its closest blocks in the pilot (BM3D's
+    Wiener stage, `_matched_filter`). Images smaller than a block come back as the pilot.
 
     Examples
     --------
@@ -148,8 +244,12 @@ def wiener(
         for _ in range(passes):
             unbiased = observed - (ClippedMean(sigma)(estimate) - estimate) if clipped else observed
             filtered = planes(estimate)
-            filtered[filtered_planes] = _filter(
-                planes(unbiased)[filtered_planes], filtered[filtered_planes], sigma, rows
-            )
+            if match:
+                limit = STRONG_MATCH_LIMIT if sigma > STRONG_SIGMA / 255 else MATCH_LIMIT
+                filtered = _matched_filter(planes(unbiased), filtered, sigma, rows, limit)
+            else:
+                filtered[filtered_planes] = _filter(
+                    planes(unbiased)[filtered_planes], filtered[filtered_planes], sigma, rows
+                )
             estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], opponent).clamp(0, 1)
     return estimate.numpy()
