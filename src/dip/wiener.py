@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .operators import ClippedMean
+from .tiling import tile_starts
 
 BLOCK = 8
 # Above sigma 40 (as BM3D's profiles, which enlarge their blocks for strong noise) 16x16 blocks:
@@ -107,14 +108,6 @@ MATCH_LIMIT = 400 / 255**2
 STRONG_MATCH_LIMIT = 3500 / 255**2
 
 
-def _starts(length: int, block: int, step: int) -> torch.Tensor:
-    """Every `step`-th block start along one side, and the last one, so every pixel is covered."""
-    starts = list(range(0, length - block + 1, step))
-    if starts[-1] != length - block:
-        starts.append(length - block)
-    return torch.tensor(starts)
-
-
 def _window_sums(squares: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, block: int) -> torch.Tensor:
     """The sums of (K, H, W) planes over the block x block windows with top-left corners at rows `ys`
     and columns `xs`, (K, len(ys), len(xs)): separably, only where a reference block starts."""
@@ -123,11 +116,12 @@ def _window_sums(squares: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, bloc
 
 
 def _matches(guide: torch.Tensor, block: int, limit: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block matching on one (H, W) plane: for each reference block (every MATCH_STEP-th row and
-    column, and the last), the flat top-left indices (R, MATCH_MOST) of its closest blocks within
-    reach, itself first, and their mean squared differences (inf beyond `limit` or out of reach)."""
+    """Block matching on one (H, W) plane: for each reference block (at most MATCH_STEP apart,
+    covering the plane: `dip.tiling.tile_starts`), the flat top-left indices (R, MATCH_MOST) of its
+    closest blocks within reach, itself first, and their mean squared differences (inf beyond
+    `limit` or out of reach)."""
     height, width = guide.shape
-    ys, xs = _starts(height, block, MATCH_STEP), _starts(width, block, MATCH_STEP)
+    ys, xs = (torch.tensor(tile_starts(side, block, block - MATCH_STEP)) for side in (height, width))
     refs = torch.cartesian_prod(ys, xs)
     span = 2 * MATCH_REACH + 1
     offsets = torch.cartesian_prod(*(torch.arange(-MATCH_REACH, MATCH_REACH + 1),) * 2)
@@ -149,22 +143,17 @@ def _matches(guide: torch.Tensor, block: int, limit: float) -> tuple[torch.Tenso
     return where, torch.where(best <= limit, best, math.inf)
 
 
-def _group_rows(size: int) -> torch.Tensor:
-    """The orthonormal transform along a group of `size` blocks (the DCT; 1 x 1 for a lone block)."""
-    return dct_rows(size).float()
-
-
 def _matched_filter(
-    noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.Tensor, limit: float
+    noisy: torch.Tensor, pilot: torch.Tensor, guide: torch.Tensor, sigma: float, rows: torch.Tensor, limit: float
 ) -> torch.Tensor:
     """One pass on (C, 1, H, W) planes with block matching: each reference block grouped with its
-    closest blocks in the pilot's channel mean, each group's 3-D transform (2-D DCT, then the DCT
+    closest blocks in `guide` (H, W: the pilot's channel mean), each group's 3-D transform (2-D DCT, then the DCT
     along the group) kept in the pilot's Wiener proportions, the blocks added back into place
     weighted as `_filter` weights them (BM3D's Wiener stage; the group sizes powers of two)."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
     planes_noisy, planes_pilot = noisy[:, 0].reshape(channels, -1), pilot[:, 0].reshape(channels, -1)
-    where, distance = _matches(pilot[0, 0] / math.sqrt(channels), block, limit)  # the channels' mean
+    where, distance = _matches(guide, block, limit)
     found = (distance < math.inf).sum(1).clamp(min=1)
     sizes = 2 ** torch.floor(torch.log2(found.double())).long()
     inside = (torch.arange(block)[:, None] * width + torch.arange(block)).reshape(-1)  # a block's flat offsets
@@ -172,19 +161,17 @@ def _matched_filter(
     out, weight = torch.zeros(channels, height * width), torch.zeros(channels, height * width)
     for size in sizes.unique().tolist():
         chosen = (sizes == size).nonzero()[:, 0]
-        along = _group_rows(size)
+        along = dct_rows(size).float()  # the transform along a group
         step = max(1, _ELEMENTS // (channels * size * block * block))
         for first in range(0, len(chosen), step):
             picked = chosen[first : first + step]
             pixels = (where[picked, :size, None] + inside).reshape(-1)  # (r * size * block^2)
             shape = (channels, len(picked), size, block * block)
-            pilot_groups, noisy_groups = (planes[:, pixels].reshape(shape) for planes in (planes_pilot, planes_noisy))
-            guide = torch.einsum("gs,crsk,fk->crgf", along, pilot_groups, square) ** 2
-            gain = guide / (guide + sigma**2)
+            groups = torch.stack([planes[:, pixels].reshape(shape) for planes in (planes_pilot, planes_noisy)])
+            signal, observed = torch.einsum("gs,ncrsk,fk->ncrgf", along, groups, square)
+            gain = signal**2 / (signal**2 + sigma**2)
             trust = 1.0 / (sigma**2 * (gain**2).sum(dim=(2, 3)) + 1e-12)  # (C, r)
-            blocks = torch.einsum(
-                "gs,crgf,fk->crsk", along, gain * torch.einsum("gs,crsk,fk->crgf", along, noisy_groups, square), square
-            )
+            blocks = torch.einsum("gs,crgf,fk->crsk", along, gain * observed, square)
             out.index_add_(1, pixels, (trust[..., None, None] * blocks).reshape(channels, -1))
             weight.index_add_(1, pixels, trust[..., None].expand(-1, -1, size * block * block).reshape(channels, -1))
     return (out / weight).reshape(channels, 1, height, width)
@@ -240,16 +227,16 @@ def wiener(
 
     observed = torch.from_numpy(np.asarray(noisy, np.float32))
     estimate = torch.from_numpy(np.asarray(pilot, np.float32)).clamp(0, 1)
+    limit = STRONG_MATCH_LIMIT if sigma > STRONG_SIGMA / 255 else MATCH_LIMIT
     with torch.no_grad():
         for _ in range(passes):
             unbiased = observed - (ClippedMean(sigma)(estimate) - estimate) if clipped else observed
             filtered = planes(estimate)
-            if match:
-                limit = STRONG_MATCH_LIMIT if sigma > STRONG_SIGMA / 255 else MATCH_LIMIT
-                filtered = _matched_filter(planes(unbiased), filtered, sigma, rows, limit)
-            else:
-                filtered[filtered_planes] = _filter(
-                    planes(unbiased)[filtered_planes], filtered[filtered_planes], sigma, rows
-                )
+            noisy_planes, pilot_planes = planes(unbiased)[filtered_planes], filtered[filtered_planes]
+            filtered[filtered_planes] = (
+                _matched_filter(noisy_planes, pilot_planes, estimate.mean(-1), sigma, rows, limit)
+                if match
+                else _filter(noisy_planes, pilot_planes, sigma, rows)
+            )
             estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], opponent).clamp(0, 1)
     return estimate.numpy()
