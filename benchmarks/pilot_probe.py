@@ -8,7 +8,9 @@ blocks in an orthonormal opponent colour space, each pixel the weighted mean of 
 estimates, no block matching) on the noisy image as it is; `dct x2 clipped`, `dip.wiener.wiener`
 as the presets run it up to sigma 40 (the clipping bias the pilot predicts removed first, two
 passes); the same in 16x16 blocks (`16 px`, as the presets run it above sigma 40), or on the
-channels' mean only, the fit's colour differences kept (`grey`); `bm3d`,
+channels' mean only, the fit's colour differences kept (`grey`); `matched`, the same with block
+matching (`wiener(match=True)`: each block filtered in a group with its closest blocks in the
+pilot, in 8x8 or 16x16 blocks); `bm3d`,
 BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
 printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
 from this noisy image keeps some of its noise: rho > 0).
@@ -92,6 +94,8 @@ def main() -> None:
         "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8),
         "dct x2 clipped, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16),
         "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, colour=False),
+        "matched": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=True),
+        "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, match=True),
     }
     try:
         import bm3d  # noqa: F401
@@ -111,7 +115,8 @@ def main() -> None:
             f"RGB PSNR of the default preset (seed 0) and of the mean of {args.fits} seeded default fits, alone and "
             "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
             "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
-            "only the channels' mean filtered, the fit's colour differences kept; `bm3d`: BM3D's Wiener stage); each "
+            "only the channels' mean filtered, the fit's colour differences kept; `matched`: the same with block "
+            "matching, 8x8 or 16x16 blocks; `bm3d`: BM3D's Wiener stage); each "
             "fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise kept; "
             "steps and seconds: the fits' (as first run, when they come "
             "from the cache)",
