@@ -11,7 +11,9 @@ orthonormal opponent colour space (white noise stays white, of the same sigma), 
 of its blocks' estimates weighted as BM3D weights them (1 / (sigma^2 * sum of the squared
 gains)); no block matching. Noise clipped to [0, 1] is not zero-mean near black and white, so the
 noisy image is first moved by the bias the pilot predicts there (`dip.operators.ClippedMean`).
-Two passes: the first result is the second pass's pilot.
+Two passes: the first result is the second pass's pilot. With `match=True`, BM3D's Wiener stage
+itself: each block filtered in a group with the blocks of the pilot closest to it, in bands of
+rows so that memory stays bounded on any photo.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ STRONG_SIGMA = 40
 PASSES = 2
 # rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
 _ELEMENTS = 2**24
+# elements of one band's block spectra in `_matched_filter` (three such tensors at a time)
+_BAND_ELEMENTS = 2**25
 
 
 def dct_rows(block: int = BLOCK) -> torch.Tensor:
@@ -115,13 +119,14 @@ def _window_sums(squares: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, bloc
     return sum(down[:, :, xs + j] for j in range(block))
 
 
-def _matches(guide: torch.Tensor, block: int, limit: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block matching on one (H, W) plane: for each reference block (at most MATCH_STEP apart,
-    covering the plane: `dip.tiling.tile_starts`), the flat top-left indices (R, MATCH_MOST) of its
-    closest blocks within reach, itself first, and their mean squared differences (inf beyond
-    `limit` or out of reach)."""
+def _matches(
+    guide: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, block: int, limit: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matching on one (H, W) plane: for each reference block (top-left corners at rows `ys`
+    and columns `xs`), the flat indices (R, MATCH_MOST) of its closest blocks within reach, itself
+    first, in the grid of block positions ((H - block + 1) x (W - block + 1)), and their mean
+    squared differences (inf beyond `limit` or out of reach)."""
     height, width = guide.shape
-    ys, xs = (torch.tensor(tile_starts(side, block, block - MATCH_STEP)) for side in (height, width))
     refs = torch.cartesian_prod(ys, xs)
     span = 2 * MATCH_REACH + 1
     offsets = torch.cartesian_prod(*(torch.arange(-MATCH_REACH, MATCH_REACH + 1),) * 2)
@@ -139,8 +144,48 @@ def _matches(guide: torch.Tensor, block: int, limit: float) -> tuple[torch.Tenso
         # out of reach: inf; ties (flat regions) go to the nearer offset, so the reference comes first
         sums = torch.where(inside, sums + 1e-9 * shifts.abs().sum(1) / span, math.inf)
         best, order = torch.cat([best, sums], 1).topk(MATCH_MOST, dim=1, largest=False)
-        where = torch.cat([where, (y * width + x).clamp(0, height * width - 1)], 1).gather(1, order)
+        flat = y.clamp(0, height - block) * (width - block + 1) + x.clamp(0, width - block)
+        where = torch.cat([where, flat], 1).gather(1, order)
     return where, torch.where(best <= limit, best, math.inf)
+
+
+def _grouped(
+    noisy: torch.Tensor,
+    pilot: torch.Tensor,
+    guide: torch.Tensor,
+    ys: torch.Tensor,
+    sigma: float,
+    rows: torch.Tensor,
+    limit: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Wiener estimates of the groups of the reference blocks at rows `ys` (every column) of
+    (C, 1, H, W) planes, added up in the DCT domain at each block's place: (C, block^2, H', W')
+    sums of the trust-weighted block spectra and (C, 1, H', W') sums of the trust, H' = H - block + 1.
+    Each block's 2-D DCT is taken once for all (`_blocks`) and gathered into its groups."""
+    block = rows.shape[0]
+    channels, _, height, width = noisy.shape
+    columns = torch.tensor(tile_starts(width, block, block - MATCH_STEP))
+    where, distance = _matches(guide, ys, columns, block, limit)
+    found = (distance < math.inf).sum(1).clamp(min=1)
+    sizes = 2 ** torch.floor(torch.log2(found.double())).long()
+    # (C, positions, block^2): a block's spectrum contiguous, to gather whole
+    spectra = [_blocks(planes, rows).flatten(2).transpose(1, 2).contiguous() for planes in (pilot, noisy)]
+    total, trusted = torch.zeros_like(spectra[0]), torch.zeros(channels, spectra[0].shape[1])
+    for size in sizes.unique().tolist():
+        chosen = (sizes == size).nonzero()[:, 0]
+        along = dct_rows(size).float()  # the transform along a group
+        step = max(1, _ELEMENTS // (channels * size * block * block))
+        for first in range(0, len(chosen), step):
+            places = where[chosen[first : first + step], :size].reshape(-1)
+            shape = (channels, -1, size, block * block)
+            signal, observed = (torch.einsum("gs,crsk->crgk", along, s[:, places].reshape(shape)) for s in spectra)
+            gain = signal**2 / (signal**2 + sigma**2)
+            trust = 1.0 / (sigma**2 * (gain**2).sum(dim=(2, 3)) + 1e-12)  # (C, r)
+            estimates = torch.einsum("gs,crgk->crsk", along, gain * observed) * trust[..., None, None]
+            total.index_add_(1, places, estimates.reshape(channels, -1, block * block))
+            trusted.index_add_(1, places, trust[..., None].expand(-1, -1, size).reshape(channels, -1))
+    grid = (height - block + 1, width - block + 1)
+    return total.transpose(1, 2).reshape(channels, -1, *grid), trusted.reshape(channels, 1, *grid)
 
 
 def _matched_filter(
@@ -149,32 +194,28 @@ def _matched_filter(
     """One pass on (C, 1, H, W) planes with block matching: each reference block grouped with its
     closest blocks in `guide` (H, W: the pilot's channel mean), each group's 3-D transform (2-D DCT, then the DCT
     along the group) kept in the pilot's Wiener proportions, the blocks added back into place
-    weighted as `_filter` weights them (BM3D's Wiener stage; the group sizes powers of two)."""
+    weighted as `_filter` weights them (BM3D's Wiener stage; the group sizes powers of two).
+    In bands of reference rows, each with the rows within reach of it, so that memory is bounded
+    whatever the image's height (the result is the same)."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
-    planes_noisy, planes_pilot = noisy[:, 0].reshape(channels, -1), pilot[:, 0].reshape(channels, -1)
-    where, distance = _matches(guide, block, limit)
-    found = (distance < math.inf).sum(1).clamp(min=1)
-    sizes = 2 ** torch.floor(torch.log2(found.double())).long()
-    inside = (torch.arange(block)[:, None] * width + torch.arange(block)).reshape(-1)  # a block's flat offsets
-    square = torch.kron(rows, rows)  # the 2-D DCT of a flattened block
-    out, weight = torch.zeros(channels, height * width), torch.zeros(channels, height * width)
-    for size in sizes.unique().tolist():
-        chosen = (sizes == size).nonzero()[:, 0]
-        along = dct_rows(size).float()  # the transform along a group
-        step = max(1, _ELEMENTS // (channels * size * block * block))
-        for first in range(0, len(chosen), step):
-            picked = chosen[first : first + step]
-            pixels = (where[picked, :size, None] + inside).reshape(-1)  # (r * size * block^2)
-            shape = (channels, len(picked), size, block * block)
-            groups = torch.stack([planes[:, pixels].reshape(shape) for planes in (planes_pilot, planes_noisy)])
-            signal, observed = torch.einsum("gs,ncrsk,fk->ncrgf", along, groups, square)
-            gain = signal**2 / (signal**2 + sigma**2)
-            trust = 1.0 / (sigma**2 * (gain**2).sum(dim=(2, 3)) + 1e-12)  # (C, r)
-            blocks = torch.einsum("gs,crgf,fk->crsk", along, gain * observed, square)
-            out.index_add_(1, pixels, (trust[..., None, None] * blocks).reshape(channels, -1))
-            weight.index_add_(1, pixels, trust[..., None].expand(-1, -1, size * block * block).reshape(channels, -1))
-    return (out / weight).reshape(channels, 1, height, width)
+    starts = torch.tensor(tile_starts(height, block, block - MATCH_STEP))
+    reach = 2 * MATCH_REACH + block  # the rows a band needs beyond its references'
+    band = max(MATCH_STEP, _BAND_ELEMENTS // (channels * block * block * width) - reach)
+    out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
+    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype)
+    first = 0
+    while first < len(starts):
+        last = first + int((starts[first:] < starts[first] + band).sum())
+        top, bottom = max(0, int(starts[first]) - MATCH_REACH), min(height, int(starts[last - 1]) + MATCH_REACH + block)
+        rows_in = slice(top, bottom)
+        total, trusted = _grouped(
+            noisy[..., rows_in, :], pilot[..., rows_in, :], guide[rows_in], starts[first:last] - top, sigma, rows, limit
+        )
+        out[..., rows_in, :] += _overlap_add(total, rows)
+        weight[..., rows_in, :] += F.conv_transpose2d(trusted, ones)
+        first = last
+    return out / weight
 
 
 def block_for(sigma: float) -> int:
