@@ -39,8 +39,9 @@ STRONG_SIGMA = 40
 PASSES = 2
 # rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
 _ELEMENTS = 2**24
-# elements of one band's block spectra in `_matched_filter` (three such tensors at a time)
-_BAND_ELEMENTS = 2**25
+# elements of one band's block spectra in `_matched_filter` (three such tensors at a time: 256 MB
+# each), though a band is never narrower than the rows it needs beyond its references
+_BAND_ELEMENTS = 2**26
 
 
 def dct_rows(block: int = BLOCK) -> torch.Tensor:
@@ -201,7 +202,7 @@ def _matched_filter(
     channels, _, height, width = noisy.shape
     starts = torch.tensor(tile_starts(height, block, block - MATCH_STEP))
     reach = 2 * MATCH_REACH + block  # the rows a band needs beyond its references'
-    band = max(MATCH_STEP, _BAND_ELEMENTS // (channels * block * block * width) - reach)
+    band = max(reach, _BAND_ELEMENTS // (channels * block * block * width) - reach)
     out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
     ones = torch.ones(1, 1, block, block, dtype=noisy.dtype)
     first = 0
