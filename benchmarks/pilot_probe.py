@@ -3,14 +3,14 @@
 BM3D's second stage filters the noisy image in a local transform, keeping each coefficient in the
 proportion pilot^2 / (pilot^2 + sigma^2) that a first estimate (the pilot) says is signal. Here the
 pilot is DIP's own result: the default (seed 0), and the mean of K seeded fits (the `best`
-preset's ensemble). Five filters: `dct`, one pass of `dip.wiener.wiener` (overlapping 8x8 DCT
-blocks in an orthonormal opponent colour space, each pixel the weighted mean of its blocks'
-estimates, no block matching) on the noisy image as it is; `dct x2 clipped`, `dip.wiener.wiener`
-as the presets run it up to sigma 40 (the clipping bias the pilot predicts removed first, two
-passes); the same in 16x16 blocks (`16 px`, as the presets run it above sigma 40), or on the
-channels' mean only, the fit's colour differences kept (`grey`); `matched`, the same with block
-matching (`wiener(match=True)`: each block filtered in a group with its closest blocks in the
-pilot, in 8x8 or 16x16 blocks); `bm3d`,
+preset's ensemble). The filters: `dct`, one pass of `dip.wiener.wiener(match=False)` (overlapping
+8x8 DCT blocks in an orthonormal opponent colour space, each pixel the weighted mean of its
+blocks' estimates, no block matching) on the noisy image as it is; `dct x2 clipped`, the same with
+the clipping bias the pilot predicts removed first, in two passes (the presets' step up to sigma
+40 before block matching); the same in 16x16 blocks (`16 px`, as they ran it above sigma 40), or on
+the channels' mean only, the fit's colour differences kept (`grey`); `matched`, the same with block
+matching (`wiener(match=True)`, the presets' step now: each block filtered in a group with its
+closest blocks in the pilot, in 8x8 or 16x16 blocks, two passes or one); `bm3d`,
 BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
 printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
 from this noisy image keeps some of its noise: rho > 0).
@@ -90,11 +90,14 @@ def main() -> None:
     args = parser.parse_args()
     start, stop = image_span(args.images)
     filters = {
-        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1, block=8),
-        "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8),
-        "dct x2 clipped, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16),
-        "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, colour=False),
+        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1, block=8, match=False),
+        "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=False),
+        "dct x2 clipped, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, match=False),
+        "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(
+            noisy, pilot, sigma, block=8, colour=False, match=False
+        ),
         "matched": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=True),
+        "matched, 1 pass": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, passes=1, match=True),
         "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, match=True),
     }
     try:
@@ -116,7 +119,7 @@ def main() -> None:
             "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
             "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
             "only the channels' mean filtered, the fit's colour differences kept; `matched`: the same with block "
-            "matching, 8x8 or 16x16 blocks; `bm3d`: BM3D's Wiener stage); each "
+            "matching, 8x8 or 16x16 blocks, two passes or one; `bm3d`: BM3D's Wiener stage); each "
             "fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise kept; "
             "steps and seconds: the fits' (as first run, when they come "
             "from the cache)",
