@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 import dip
 import dip.wiener as wiener_module
@@ -20,9 +21,10 @@ def noisy(astronaut_crop):
 
 
 def test_gains_of_one_give_the_noisy_image_back(noisy):
-    """With sigma ~ 0 every coefficient is kept: the overlap-add of the blocks is exact."""
-    out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1)
-    assert np.abs(out - noisy).max() < 1e-4
+    """With sigma ~ 0 every coefficient is kept: the overlap-add of the blocks is exact, grouped or not."""
+    for match in (False, True):
+        out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1, match=match)
+        assert np.abs(out - noisy).max() < 1e-4
 
 
 def test_a_flat_grey_pilot_keeps_neither_colour_nor_detail(noisy):
@@ -40,7 +42,7 @@ def test_a_good_pilot_beats_both_itself_and_the_noisy_image(astronaut_crop, nois
 
     pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
     out = wiener(noisy, pilot, 25 / 255)
-    assert psnr(out, astronaut_crop) > psnr(pilot, astronaut_crop) + 0.25  # 28.22 against 27.85
+    assert psnr(out, astronaut_crop) > psnr(pilot, astronaut_crop) + 0.25  # 28.40 against 27.85 (28.22 unmatched)
     assert psnr(out, astronaut_crop) > psnr(noisy, astronaut_crop) + 7
 
 
@@ -63,9 +65,9 @@ def test_larger_blocks_are_exact_too(noisy):
 
 
 def test_strips_give_the_whole_image_result(noisy, monkeypatch):
-    whole = wiener(noisy, noisy * 0.5 + 0.25, 25 / 255)
+    whole = wiener(noisy, noisy * 0.5 + 0.25, 25 / 255, match=False)
     monkeypatch.setattr(wiener_module, "_ELEMENTS", 3 * 64 * 64 * 5)  # 5 rows of blocks a strip
-    assert np.abs(wiener(noisy, noisy * 0.5 + 0.25, 25 / 255) - whole).max() < 1e-5
+    assert np.abs(wiener(noisy, noisy * 0.5 + 0.25, 25 / 255, match=False) - whole).max() < 1e-5
 
 
 def test_grey_images_and_images_smaller_than_a_block(noisy):
@@ -80,7 +82,7 @@ def test_the_default_refines_and_the_paper_preset_does_not(astronaut_crop, noisy
     refined = dip.run(problem, noisy, steps=150, seed=0)
     raw = dip.run(dip.Denoising(25, wiener=False), noisy, steps=150, seed=0)
     assert refined.refined and not raw.refined and "refined" in refined.summary()
-    assert psnr(refined.image, astronaut_crop) > psnr(raw.image, astronaut_crop) + 1  # 27.54 against 25.33
+    assert psnr(refined.image, astronaut_crop) > psnr(raw.image, astronaut_crop) + 1  # 27.74 against 25.73
     assert np.array_equal(refined.unrefined, raw.image) and raw.unrefined is None  # the same fit, kept
     paper = dataclasses.replace(get_preset("denoise", "paper"), net=get_preset("denoise", "default").net)
     assert not paper.refine and not dip.run(problem, noisy, preset=paper, steps=2).refined
@@ -114,16 +116,20 @@ def test_the_command_line_turns_it_off(tmp_path, noisy):
     assert (tmp_path / "a.png").exists()
 
 
-def test_strong_noise_is_filtered_in_larger_blocks(astronaut_crop):
-    """Above sigma 40 the problem's step runs in 16x16 blocks, below in 8x8 (`block_for`)."""
+def test_the_problems_step_is_the_matched_one_in_8x8_blocks_at_every_sigma(astronaut_crop):
+    """The problem's step groups blocks (BM3D's Wiener stage) in 8x8 blocks at sigma 25 and 50;
+    without matching, 16x16 blocks above sigma 40 (`block_for`)."""
     from scipy.ndimage import gaussian_filter
 
-    noisy = add_noise(astronaut_crop, 50, seed=0)
     pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
-    refined = dip.Denoising(50).refined(pilot, noisy)
-    assert np.array_equal(refined, wiener(noisy, pilot, 50 / 255, block=16))
-    assert np.abs(refined - wiener(noisy, pilot, 50 / 255, block=8)).max() > 0.01
-    assert np.array_equal(dip.Denoising(25).refined(pilot, noisy), wiener(noisy, pilot, 25 / 255, block=8))
+    for sigma in (25, 50):
+        noisy = add_noise(astronaut_crop, sigma, seed=0)
+        refined = dip.Denoising(sigma).refined(pilot, noisy)
+        assert np.array_equal(refined, wiener(noisy, pilot, sigma / 255, block=8, match=True))
+        assert np.abs(refined - wiener(noisy, pilot, sigma / 255, match=False)).max() > 0.01
+    noisy = add_noise(astronaut_crop, 50, seed=0)
+    unmatched = wiener(noisy, pilot, 50 / 255, match=False)
+    assert np.array_equal(unmatched, wiener(noisy, pilot, 50 / 255, block=16, match=False))
 
 
 def test_matched_wiener_beats_the_unmatched_step_on_a_noisy_pilot():
@@ -133,7 +139,7 @@ def test_matched_wiener_beats_the_unmatched_step_on_a_noisy_pilot():
     clean = np.repeat((0.5 + 0.3 * np.sin(x / 2.0) * np.cos(y / 3.0))[..., None], 3, axis=2)
     noisy = add_noise(clean, 25, seed=0)
     pilot = np.clip(clean + np.random.default_rng(1).normal(0, 0.05, clean.shape), 0, 1)
-    plain = psnr(wiener(noisy, pilot, 25 / 255), clean)
+    plain = psnr(wiener(noisy, pilot, 25 / 255, match=False), clean)
     matched = psnr(wiener(noisy, pilot, 25 / 255, match=True), clean)
     assert matched > plain + 0.3
 
@@ -149,3 +155,13 @@ def test_matched_bands_give_the_whole_image_result(monkeypatch):
     whole = wiener(noisy, clean, 25 / 255, match=True, passes=1)
     monkeypatch.setattr(wiener_module, "_BAND_ELEMENTS", 1)  # the narrowest bands: 46 rows of references
     assert np.abs(wiener(noisy, clean, 25 / 255, match=True, passes=1) - whole).max() < 1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_step_runs_on_the_fits_device_with_the_cpus_result(astronaut_crop, noisy):
+    from scipy.ndimage import gaussian_filter
+
+    pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
+    for match in (False, True):
+        on_cpu = wiener(noisy, pilot, 25 / 255, match=match)
+        assert np.abs(wiener(noisy, pilot, 25 / 255, match=match, device="cuda") - on_cpu).max() < 1e-3

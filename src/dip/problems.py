@@ -223,9 +223,10 @@ class Problem:
         """What a "before" view shows beside the result (the observation, at the result's size)."""
         return pixels
 
-    def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    def refined(self, restored: np.ndarray, pixels: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
         """The fit's result improved by a classical step that knows this problem's noise, for the
-        presets that ask for it (`Preset.refine`); the result itself where there is no such step."""
+        presets that ask for it (`Preset.refine`), run on `device` (the fit's); the result itself
+        where there is no such step."""
         return restored
 
     def finish(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -347,15 +348,15 @@ class Denoising(_Registered):
 
         return float(np.mean(estimate_sigma(pixels, channel_axis=-1, average_sigmas=False)) ** 2)
 
-    def refined(self, restored: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """With sigma (and `wiener`): the noisy image Wiener-filtered in 8x8 DCT blocks (16x16 above
-        sigma 40) with the fit as its pilot (`dip.wiener.wiener`); blind, the fit itself (real noise
-        is not white)."""
+    def refined(self, restored: np.ndarray, pixels: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
+        """With sigma (and `wiener`): the noisy image Wiener-filtered with the fit as its pilot, each
+        8x8 block in a group with its closest blocks in the pilot (BM3D's Wiener stage,
+        `dip.wiener.wiener`); blind, the fit itself (real noise is not white)."""
         if self.sigma is None or not self.wiener:
             return restored
         from .wiener import wiener
 
-        return wiener(pixels, restored, self.sigma / 255, clipped=self.clipped)
+        return wiener(pixels, restored, self.sigma / 255, clipped=self.clipped, device=device)
 
     def preset_variant(self) -> str | None:
         """The paper used more input noise for strong noise (sigma 50); so do the default and best."""

@@ -369,7 +369,7 @@ def _fit_all(items: list[_Item], settings: _Settings) -> list[_Fitted]:
 def _refined(item: _Item, run: _Fitted, settings: _Settings) -> _Fitted:
     if not settings.preset.refine:
         return run
-    pixels = item.problem.refined(run.pixels, item.pixels)
+    pixels = item.problem.refined(run.pixels, item.pixels, device=settings.device)
     return run if pixels is run.pixels else dataclasses.replace(run, pixels=pixels, refined=True, unrefined=run.pixels)
 
 

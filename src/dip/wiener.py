@@ -6,14 +6,15 @@ A DIP fit stopped at the noise level keeps part of the noise it was fitted to (8
 fits does not remove that part, as every fit saw the same noise. BM3D's second stage shows what to
 do with a good first estimate (the pilot): filter the noisy image again in a local transform,
 keeping each coefficient in the proportion pilot^2 / (pilot^2 + sigma^2) that the pilot says is
-signal. Here: overlapping 8x8 DCT blocks (16x16 above sigma 40) at every offset, in an
-orthonormal opponent colour space (white noise stays white, of the same sigma), each pixel the mean
-of its blocks' estimates weighted as BM3D weights them (1 / (sigma^2 * sum of the squared
-gains)); no block matching. Noise clipped to [0, 1] is not zero-mean near black and white, so the
-noisy image is first moved by the bias the pilot predicts there (`dip.operators.ClippedMean`).
-Two passes: the first result is the second pass's pilot. With `match=True`, BM3D's Wiener stage
-itself: each block filtered in a group with the blocks of the pilot closest to it, in bands of
-rows so that memory stays bounded on any photo.
+signal. Here, as in BM3D's Wiener stage: every third 8x8 block (a reference) is grouped with the
+blocks closest to it in the pilot within +-19 px, each group's 3-D transform (the blocks' 2-D DCT,
+then a DCT along the group) kept in the pilot's proportions, and each pixel is the mean of its
+blocks' estimates weighted as BM3D weights them (1 / (sigma^2 * sum of the squared gains)); in an
+orthonormal opponent colour space (white noise stays white, of the same sigma), in bands of rows
+so that memory stays bounded on any photo. `match=False` filters every overlapping block alone
+(16x16 above sigma 40): faster, and weaker on smooth images. Noise clipped to [0, 1] is not
+zero-mean near black and white, so the noisy image is first moved by the bias the pilot predicts
+there (`dip.operators.ClippedMean`). Two passes: the first result is the second pass's pilot.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from .operators import ClippedMean
 from .tiling import tile_starts
 
 BLOCK = 8
-# Above sigma 40 (as BM3D's profiles, which enlarge their blocks for strong noise) 16x16 blocks:
-# +0.10 dB over 8x8 on ten 256 px settings-choice crops at sigma 50, where 8x8 lost 0.46 dB to the
-# fit alone on one of them and 16x16 lost on none (benchmarks/README.md, "DIP as the pilot of a
-# Wiener filter"); 8x8 stays below, where 16x16 scored 0.08 dB less.
+# Without block matching, above sigma 40 (as BM3D's profiles, which enlarge their blocks for strong
+# noise) 16x16 blocks: +0.10 dB over 8x8 on ten 256 px settings-choice crops at sigma 50, where 8x8
+# lost 0.46 dB to the fit alone on one of them and 16x16 lost on none (benchmarks/README.md, "DIP as
+# the pilot of a Wiener filter"). With matching 8x8 at every sigma: the group holds the block's
+# like, and 16x16 groups scored less there.
 STRONG_BLOCK = 16
 # sigma on 0..255 above which noise counts as strong: here for the block, in `dip.problems` for the
 # presets picked (the paper's sigma-50 settings)
@@ -91,7 +93,7 @@ def _filter(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.
     out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
     starts = height - block + 1
     step = max(1, _ELEMENTS // (noisy.shape[0] * block * block * width))
-    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype)
+    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype, device=noisy.device)
     for top in range(0, starts, step):
         span = slice(top, min(starts, top + step) + block - 1)
         guide = _blocks(pilot[..., span, :], rows) ** 2
@@ -130,9 +132,9 @@ def _matches(
     height, width = guide.shape
     refs = torch.cartesian_prod(ys, xs)
     span = 2 * MATCH_REACH + 1
-    offsets = torch.cartesian_prod(*(torch.arange(-MATCH_REACH, MATCH_REACH + 1),) * 2)
-    best = torch.full((len(refs), MATCH_MOST), math.inf)
-    where = torch.zeros((len(refs), MATCH_MOST), dtype=torch.long)
+    offsets = torch.cartesian_prod(*(torch.arange(-MATCH_REACH, MATCH_REACH + 1, device=guide.device),) * 2)
+    best = torch.full((len(refs), MATCH_MOST), math.inf, device=guide.device)
+    where = torch.zeros((len(refs), MATCH_MOST), dtype=torch.long, device=guide.device)
     chunk = max(1, _ELEMENTS // (height * width))
     # every shifted copy of the plane as a view, (span, span, H, W); outside the plane: far from all
     shifted = F.pad(guide[None, None], (MATCH_REACH,) * 4, value=1e3)[0, 0].unfold(0, height, 1).unfold(1, width, 1)
@@ -165,16 +167,16 @@ def _grouped(
     Each block's 2-D DCT is taken once for all (`_blocks`) and gathered into its groups."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
-    columns = torch.tensor(tile_starts(width, block, block - MATCH_STEP))
+    columns = torch.tensor(tile_starts(width, block, block - MATCH_STEP), device=noisy.device)
     where, distance = _matches(guide, ys, columns, block, limit)
     found = (distance < math.inf).sum(1).clamp(min=1)
     sizes = 2 ** torch.floor(torch.log2(found.double())).long()
     # (C, positions, block^2): a block's spectrum contiguous, to gather whole
     spectra = [_blocks(planes, rows).flatten(2).transpose(1, 2).contiguous() for planes in (pilot, noisy)]
-    total, trusted = torch.zeros_like(spectra[0]), torch.zeros(channels, spectra[0].shape[1])
+    total, trusted = torch.zeros_like(spectra[0]), spectra[0].new_zeros(channels, spectra[0].shape[1])
     for size in sizes.unique().tolist():
         chosen = (sizes == size).nonzero()[:, 0]
-        along = dct_rows(size).float()  # the transform along a group
+        along = dct_rows(size).to(noisy)  # the transform along a group
         step = max(1, _ELEMENTS // (channels * size * block * block))
         for first in range(0, len(chosen), step):
             places = where[chosen[first : first + step], :size].reshape(-1)
@@ -200,11 +202,11 @@ def _matched_filter(
     whatever the image's height (the result is the same)."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
-    starts = torch.tensor(tile_starts(height, block, block - MATCH_STEP))
+    starts = torch.tensor(tile_starts(height, block, block - MATCH_STEP), device=noisy.device)
     reach = 2 * MATCH_REACH + block  # the rows a band needs beyond its references'
     band = max(reach, _BAND_ELEMENTS // (channels * block * block * width) - reach)
     out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
-    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype)
+    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype, device=noisy.device)
     first = 0
     while first < len(starts):
         last = first + int((starts[first:] < starts[first] + band).sum())
@@ -219,13 +221,14 @@ def _matched_filter(
     return out / weight
 
 
-def block_for(sigma: float) -> int:
-    """The DCT blocks' side for noise of `sigma` on [0, 1]: 8, or 16 above sigma 40 on 0..255.
+def block_for(sigma: float, match: bool = True) -> int:
+    """The DCT blocks' side for noise of `sigma` on [0, 1]: 8 with block matching; without it 8,
+    or 16 above sigma 40 on 0..255.
 
-    >>> block_for(25 / 255), block_for(50 / 255)
-    (8, 16)
+    >>> block_for(50 / 255), block_for(25 / 255, match=False), block_for(50 / 255, match=False)
+    (8, 8, 16)
     """
-    return STRONG_BLOCK if sigma > STRONG_SIGMA / 255 else BLOCK
+    return STRONG_BLOCK if not match and sigma > STRONG_SIGMA / 255 else BLOCK
 
 
 def wiener(
@@ -236,14 +239,17 @@ def wiener(
     passes: int = PASSES,
     block: int | None = None,
     colour: bool = True,
-    match: bool = False,
+    match: bool = True,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
     estimate of the clean one; `sigma` the Gaussian noise's standard deviation on [0, 1];
     `clipped`: the noise was clipped to [0, 1]; `block`: the DCT blocks' side (None: `block_for`
     sigma); `colour` False: only the channels' mean is filtered, the pilot's colour differences
     kept; `match`: each block filtered in a group with its closest blocks in the pilot (BM3D's
-    Wiener stage, `_matched_filter`). Images smaller than a block come back as the pilot.
+    Wiener stage, `_matched_filter`), or alone (False); `device`: where the arithmetic runs (the
+    fit's device: block matching on a photo takes minutes on a CPU). Images smaller than a block
+    come back as the pilot.
 
     Examples
     --------
@@ -257,18 +263,19 @@ def wiener(
     """
     height, width, channels = noisy.shape
     if block is None:
-        block = block_for(sigma)
+        block = block_for(sigma, match)
     if min(height, width) < block:
         return pilot
-    rows = dct_rows(block).float()
-    opponent = _opponent(channels)
+    device = torch.device(device)
+    rows = dct_rows(block).float().to(device)
+    opponent = _opponent(channels).to(device)
     filtered_planes = slice(None) if colour else slice(0, 1)
 
     def planes(image: torch.Tensor) -> torch.Tensor:  # (H, W, C) -> opponent (C, 1, H, W)
         return torch.einsum("hwc,dc->dhw", image, opponent)[:, None]
 
-    observed = torch.from_numpy(np.asarray(noisy, np.float32))
-    estimate = torch.from_numpy(np.asarray(pilot, np.float32)).clamp(0, 1)
+    observed = torch.from_numpy(np.asarray(noisy, np.float32)).to(device)
+    estimate = torch.from_numpy(np.asarray(pilot, np.float32)).to(device).clamp(0, 1)
     limit = STRONG_MATCH_LIMIT if sigma > STRONG_SIGMA / 255 else MATCH_LIMIT
     with torch.no_grad():
         for _ in range(passes):
@@ -281,4 +288,4 @@ def wiener(
                 else _filter(noisy_planes, pilot_planes, sigma, rows)
             )
             estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], opponent).clamp(0, 1)
-    return estimate.numpy()
+    return estimate.cpu().numpy()
