@@ -20,7 +20,7 @@ phase "machine"
 
 phase "tests on $DEVICE (precision, layout, determinism, CLI, the CUDA graph against the plain step)"
 if want tests; then
-  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py tests/test_graphed.py 2>&1 | tail -15 | tee -a "$log"
+  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py tests/test_graphed.py tests/test_wiener.py 2>&1 | tail -15 | tee -a "$log"
 fi
 
 phase "per-step speed: every precision and layout, with and without the CUDA graph"
@@ -42,6 +42,12 @@ if want batched; then
   timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
       --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches 1,4,16 \
       2>&1 | tee -a "$log"
+fi
+
+phase "the denoising presets' Wiener step on the device, matched and unmatched, by size"
+if want wiener; then
+  timeout "$(limit 120)" python3 benchmarks/wiener_speed.py --device "$DEVICE" --sizes "${WIENER_SIZES:-256,1024,3000}" \
+      --out "$OUT" 2>&1 | tee -a "$log"
 fi
 
 phase "a 4000x3000 photo (sigma 25), default preset, tiled and batched"

@@ -1,11 +1,11 @@
 """What the denoising presets' Wiener step costs (`dip.wiener.wiener`), with and without block
 matching, by image size: seconds and the process's peak memory so far.
 
-    python benchmarks/wiener_speed.py [--sizes 256,1024] [--device cpu]
+    python benchmarks/wiener_speed.py [--sizes 256,1024] [--device cpu] [--out benchmarks/results]
 
 scikit-image's astronaut photo (512 px) cropped or resized to each size, Gaussian noise sigma 25
 (seed 0), the clean image as the pilot (the time does not depend on the pilot). Appends one row
-per size and filter to benchmarks/results/wiener-speed-DEVICE-DATE.md as it finishes.
+per size and filter to wiener-speed-DEVICE-DATE.md in the results folder as it finishes.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,1024", help="image sides in px, comma-separated")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="the results folder")
     args = parser.parse_args()
     path = results_file(
-        Path(__file__).parent / "results",
+        args.out,
         f"wiener-speed-{args.device}",
         "What the Wiener step costs",
         [
