@@ -105,6 +105,26 @@ def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tm
     assert float(cells[1]) != float(cells[2])
 
 
+def test_quality_reads_saved_fits_and_best_reuses_the_default_fits(shared_data, tmp_path):
+    def scores() -> tuple[str, list[str]]:
+        code, _, err = run(
+            "bench", "quality", "--suite", "denoise25", "--quick", "--steps", "2", "--preset", "default,best",
+            "--images", "F16", "--data", shared_data / "paper", "--out", tmp_path / "out", "--device", "cpu",
+            "--fits", tmp_path / "fits",
+        )  # fmt: skip
+        assert code == 0, err
+        newest = max((tmp_path / "out").glob("denoise25-default+best-quick-cpu-*.md"), key=lambda p: p.stat().st_mtime)
+        text = newest.read_text()
+        row = next(line for line in text.splitlines() if line.startswith("| F16"))
+        return text, row.split(" | ")[1:5]  # dip default, dip best, unrefined default, unrefined best
+
+    text, first = scores()
+    assert f"- fits: read from `{tmp_path / 'fits'}`" in text
+    assert len(list((tmp_path / "fits").glob("*.npz"))) == 4  # best's seed 0 is default's fit
+    _, again = scores()
+    assert again == first and len(list((tmp_path / "fits").glob("*.npz"))) == 4
+
+
 def _results_file(path: Path, rows: list[str]) -> Path:
     header = "| image | dip default | deep_prior | bicubic (run here) | steps default | seconds default |"
     lines = ["# sr4: presets `default`, mid mode", "", "- command: `dip bench quality`", "", header, "|---" * 6 + "|"]

@@ -184,6 +184,7 @@ def test_docstring_examples_run():
         "dip.batched",
         "dip.bench.choice",
         "dip.bench.quality",
+        "dip.fitstore",
     )
     for name in (*modules, "dip.report.animation"):
         module = importlib.import_module(name)  # the module: dip.run is also the function's name
@@ -291,3 +292,45 @@ def test_fourier_feature_input():
     assert torch.allclose(z[0, 16 + 8, :, 3], torch.sin(torch.linspace(0, 1, 16)), atol=1e-6)  # sin of y
     with pytest.raises(DipError, match="4 channels per frequency"):
         fourier_features(30, (8, 8))
+
+
+def test_saved_fits_are_read_instead_of_made_again(astronaut_crop, tmp_path):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=4, device="cpu", early_stop=False, fits=tmp_path)
+    made = dip.run(dip.Denoising(25), noisy, **options)
+    assert made.fits_read == 0 and len(list(tmp_path.glob("*.npz"))) == 1
+    read = dip.run(dip.Denoising(25), noisy, **options)
+    assert read.fits_read == 1 and "1 saved fit read" in read.summary()
+    assert np.array_equal(read.unrefined, made.unrefined) and np.array_equal(read.image, made.image)
+    assert (read.fit.steps_run, read.fit.stop_reason) == (made.fit.steps_run, made.fit.stop_reason)
+    # another seed, budget or noise level is another fit
+    for other in (dict(seed=1), dict(steps=5)):
+        assert dip.run(dip.Denoising(25), noisy, **{**options, **other}).fits_read == 0
+    assert dip.run(dip.Denoising(30), noisy, **options).fits_read == 0
+    assert len(list(tmp_path.glob("*.npz"))) == 4
+
+
+def test_an_ensemble_reuses_the_single_fits_of_its_seeds(astronaut_crop, tmp_path):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=4, device="cpu", early_stop=False, batch=1)
+    single = dip.run(dip.Denoising(25), noisy, fits=tmp_path, **options)
+    best = dip.run(dip.Denoising(25), noisy, preset="best", fits=tmp_path, **options)
+    assert best.fits_read == 1 and len(list(tmp_path.glob("*.npz"))) == 4
+    fresh = dip.run(dip.Denoising(25), noisy, preset="best", **options)
+    assert np.allclose(best.unrefined, fresh.unrefined, atol=1e-6)
+    assert not np.allclose(best.unrefined, single.unrefined, atol=1e-3)
+    again = dip.run(dip.Denoising(25), noisy, preset="best", fits=tmp_path, **options)
+    assert again.fits_read == 4 and np.array_equal(again.image, best.image)
+
+
+def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_path):
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=3, device="cpu", early_stop=False, fits=tmp_path)
+    dip.run(dip.Denoising(25), noisy, **options)
+    watched = dip.run(dip.Denoising(25), noisy, reference=astronaut_crop[:32, :32], **options)
+    assert watched.fits_read == 0 and watched.metrics is not None
+    with pytest.raises(DipError, match="saved fits and a checkpoint cannot be combined"):
+        dip.run(dip.Denoising(25), noisy, checkpoint=tmp_path / "run.ckpt", **options)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DipError, match="the fits folder is a file"):
+        dip.run(dip.Denoising(25), noisy, **{**options, "fits": tmp_path / "file"})

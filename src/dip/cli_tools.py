@@ -110,6 +110,12 @@ def add_tool_commands(commands, add_common) -> None:
         metavar="auto|N",
         help="images of one size fitted together, up to N at a time (default auto: by the device)",
     )
+    quality.add_argument(
+        "--fits",
+        metavar="DIR",
+        help="a folder of saved fits: fits made before are read from it, new ones saved there "
+        "(to score a changed refine step, or `best` after `default`, without fitting again)",
+    )
     quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     quality.set_defaults(handler=cmd_bench_quality)
     merge = kinds.add_parser(
@@ -297,6 +303,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             out_dir=Path(args.out),
             command=_command_line(),
             batch=args.batch,
+            fits=args.fits,
         )
         log.info("results: %s", path)
     return 0

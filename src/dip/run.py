@@ -37,6 +37,7 @@ from .callbacks import (
 )
 from .errors import DipError
 from .fit import Callback, FitResult
+from .fitstore import FitStore, SavedFit, fit_key
 from .io import Picture, has_alpha, join_channels, split_channels
 from .nets import count_parameters
 from .nets.layers import center_crop_to
@@ -83,6 +84,7 @@ class Restoration:
     report: Path | None = None
     refined: bool = False  # the problem's classical last step ran on each fit (`Preset.refine`)
     unrefined: np.ndarray | None = None  # where `refined`: the result without that step, laid out as `image`
+    fits_read: int = 0  # fits read from the `fits` folder instead of made (their time is not in `seconds`)
 
     @property
     def pixels(self) -> np.ndarray:
@@ -101,6 +103,7 @@ class Restoration:
             f"{fit.step}"
             + (f", {fit.backtracks} steps undone" if fit.backtracks else "")
             + (f", {self.attempts} attempts" if self.attempts > 1 else "")
+            + (f", {self.fits_read} saved fit{'s' if self.fits_read > 1 else ''} read" if self.fits_read else "")
             + (f", then refined ({self.problem.refinement})" if self.refined else "")
         )
 
@@ -187,6 +190,7 @@ class _Settings:
     progress: bool = False
     restarts: int = 1  # independent fits averaged
     batch: int | str = "auto"  # fits of one size run together (`dip.batched`); "auto": `budget.batch_size`
+    fits: FitStore | None = None  # saved fits to read instead of fitting, and to save new fits in
 
     @property
     def config(self):
@@ -204,6 +208,7 @@ class _Fitted:
     seed: int = 0
     refined: bool = False  # the problem's classical last step ran on it (`Preset.refine`)
     unrefined: np.ndarray | None = None  # where `refined`: the pixels before that step
+    read: int = 0  # fits read from a fit store (`FitStore`) rather than made
 
 
 @dataclass
@@ -362,8 +367,59 @@ def _fit_all(items: list[_Item], settings: _Settings) -> list[_Fitted]:
         for item in items
         for index in range(count)
     ]
-    runs = [_refined(item, run, settings) for item, run in zip(seeded, _fit_watched(seeded, settings))]
+    runs = [_refined(item, run, settings) for item, run in zip(seeded, _fit_stored(seeded, settings))]
     return [_mean(runs[start : start + count], settings) for start in range(0, len(runs), count)]
+
+
+def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
+    """One fit of each item, read from the settings' fit store where it holds one and nothing
+    follows the fit (callbacks, reference metrics), made and saved there where not."""
+    store = settings.fits
+    if store is None:
+        return _fit_watched(items, settings)
+    keys = [
+        fit_key(
+            item.problem,
+            item.pixels,
+            settings.preset,
+            item.seed,
+            settings.config.steps,
+            settings.early_stop,
+            settings.acceleration.describe(),
+        )
+        for item in items
+    ]
+    followed = bool(settings.callbacks)
+    done = [
+        None if followed or item.extra or item.reference is not None else _from_store(store.load(key), item.seed)
+        for item, key in zip(items, keys)
+    ]
+    missing = [index for index, fitted in enumerate(done) if fitted is None]
+    for index, fitted in zip(missing, _fit_watched([items[i] for i in missing], settings)):
+        fit = fitted.fit
+        store.save(
+            keys[index],
+            SavedFit(
+                fitted.pixels,
+                fit.step,
+                fit.steps_run,
+                fit.final_loss,
+                fit.backtracks,
+                fit.stop_reason,
+                fitted.parameters,
+                fitted.attempts,
+            ),
+        )
+        done[index] = fitted
+    return done
+
+
+def _from_store(saved: SavedFit | None, seed: int) -> _Fitted | None:
+    if saved is None:
+        return None
+    image = torch.from_numpy(np.ascontiguousarray(saved.pixels.transpose(2, 0, 1)))[None]
+    fit = FitResult(image, saved.step, saved.steps_run, saved.final_loss, saved.backtracks, saved.stop_reason)
+    return _Fitted(saved.pixels, fit, saved.parameters, None, saved.attempts, seed + saved.attempts - 1, read=1)
 
 
 def _refined(item: _Item, run: _Fitted, settings: _Settings) -> _Fitted:
@@ -384,7 +440,10 @@ def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
         f"the first: {first.fit.stop_reason})",
     )
     unrefined = None if first.unrefined is None else _average([run.unrefined for run in runs])
-    return dataclasses.replace(first, pixels=_average([run.pixels for run in runs]), fit=fit, unrefined=unrefined)
+    read = sum(run.read for run in runs)
+    return dataclasses.replace(
+        first, pixels=_average([run.pixels for run in runs]), fit=fit, unrefined=unrefined, read=read
+    )
 
 
 def _average(images: list[np.ndarray]) -> np.ndarray:
@@ -499,7 +558,8 @@ def _tiled(problem: Problem, pixels: np.ndarray, settings: _Settings, tile: int,
         steps_run=sum(d.fit.steps_run for d in done.values()),
         stop_reason=f"{len(boxes)} tiles of up to {tile}px, {overlap}px overlap",
     )
-    return dataclasses.replace(last, pixels=image, fit=summed, refined=refined, unrefined=unrefined)
+    read = sum(fitted.read for fitted in done.values())
+    return dataclasses.replace(last, pixels=image, fit=summed, refined=refined, unrefined=unrefined, read=read)
 
 
 def _baseline(problem: Problem, method: str, pixels: np.ndarray) -> np.ndarray:
@@ -531,6 +591,7 @@ def run(
     progress: bool = False,
     restarts: int | None = None,
     batch: int | str = "auto",
+    fits: str | Path | None = None,
     save_every: int | None = None,
     snapshot_dir: str | Path | None = None,
     tile: int | None = None,
@@ -574,6 +635,13 @@ def run(
         Fits of one size (restarts, tiles) run together, this many at a time, each with its own
         network and state (`dip.batched`): the same results, in less time where batching pays.
         "auto" sizes batches by the device (`dip.budget.batch_size`).
+    fits : path, optional
+        A folder of saved fits (`dip.fitstore`): a fit made before with the same observation,
+        problem, network and fit settings, seed, steps and arithmetic is read from it instead of
+        made again, and each new fit is saved there, before the preset's refine step. To score
+        another refine step, or a `best` ensemble, without fitting again. Fits followed by
+        callbacks, snapshots or a reference are made, never read; `Restoration.losses` stays
+        empty.
     save_every, snapshot_dir
         Keep the estimate every N steps: in `Restoration.frames`, as PNGs in `snapshot_dir`.
     tile, overlap
@@ -613,10 +681,24 @@ def run(
         return _baseline_restoration(problem, given, method, started)
     arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = _settings(
-        problem, given.shape, preset, steps, seed, device, arithmetic, early_stop, callbacks, progress, restarts, batch
+        problem,
+        given.shape,
+        preset,
+        steps,
+        seed,
+        device,
+        arithmetic,
+        early_stop,
+        callbacks,
+        progress,
+        restarts,
+        batch,
+        fits,
     )
     if settings.restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
+    if fits is not None and checkpoint is not None:
+        raise DipError("saved fits and a checkpoint cannot be combined: an interrupted fit is not one to keep")
     if tile:
         if not problem.tileable:
             raise DipError(f"{problem.name} cannot be restored in tiles")
@@ -637,6 +719,8 @@ def run(
         snapshots = _snapshots(settings.config.steps, save_every, snapshot_dir, report, overwrite, animation)
         whole = join_channels(given.picture) if given.picture is not None else None  # alpha is part of the input
         saver = _checkpoint(problem, whole, settings, given.clean, checkpoint, checkpoint_every, resume)
+        if fits is not None and saver is None and snapshots is None:
+            history = None  # a saved fit has no loss history: without one the fit can be read
         recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
         with _saving_on_signals(saver):
             done = _fit_all([_Item(problem, given.pixels, seed, given.clean, recorders, problem.name)], settings)[0]
@@ -644,7 +728,7 @@ def run(
             if saver.interrupted:
                 raise Interrupted(done.fit.steps_run, saver.path)
             Path(saver.path).unlink(missing_ok=True)  # complete: nothing left to resume
-        frames, losses = (snapshots.frames if snapshots else []), history.history
+        frames, losses = (snapshots.frames if snapshots else []), (history.history if history else [])
     result = _restoration(problem, given, done, settings, time.perf_counter() - started, frames, losses)
     if report:
         from .report import run_report, write_report
@@ -676,6 +760,7 @@ def run_many(
     progress: bool = False,
     restarts: int | None = None,
     batch: int | str = "auto",
+    fits: str | Path | None = None,
     check_memory: bool = True,
 ) -> list[Restoration]:
     """Restore several observations, each under its problem, with their fits run in batches.
@@ -707,7 +792,7 @@ def run_many(
         return [_baseline_restoration(p, g, method, started) for p, g in zip(problems, given)]
     arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = [
-        _settings(p, g.shape, preset, steps, s, device, arithmetic, early_stop, (), progress, restarts, batch)
+        _settings(p, g.shape, preset, steps, s, device, arithmetic, early_stop, (), progress, restarts, batch, fits)
         for p, g, s in zip(problems, given, seeds)
     ]
     if check_memory:
@@ -786,6 +871,7 @@ def _settings(
     progress: bool,
     restarts: int | None,
     batch: int | str,
+    fits: str | Path | None = None,
 ) -> _Settings:
     """The options of a run resolved (device, arithmetic, the problem's preset) and checked."""
     dev = resolve_device(device)
@@ -797,7 +883,10 @@ def _settings(
     restarts = chosen.restarts if restarts is None else restarts
     if restarts < 1:
         raise DipError(f"restarts must be at least 1, got {restarts}")
-    settings = _Settings(chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch)
+    store = FitStore(fits) if fits is not None else None
+    settings = _Settings(
+        chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch, store
+    )
     if settings.config.steps < 1:
         raise DipError(f"steps must be at least 1, got {settings.config.steps}")
     return settings
@@ -838,6 +927,7 @@ def _restoration(
         frames=frames or [],
         losses=losses or [],
         refined=done.refined,
+        fits_read=done.read,
         unrefined=(
             None
             if done.unrefined is None

@@ -217,9 +217,10 @@ def run_cases(
     device: str,
     seed: int = 0,
     batch: int | str = "auto",
+    fits: str | Path | None = None,
 ) -> list[ImageResult]:
     """Restore the cases the paper's way with each preset (cases of one size fitted together,
-    `dip.run_many`) and score them."""
+    `dip.run_many`; fits saved in `fits` are read from there) and score them."""
     runs: list[list[Run]] = [[] for _ in cases]
     for preset in presets:
         done = run_many(
@@ -230,6 +231,7 @@ def run_cases(
             seed=seed,
             device=device,
             batch=batch,
+            fits=fits,
         )
         for case, result, own in zip(cases, done, runs):
             score = suite.scoring(result.pixels.reshape(case.reference.shape), case.reference)[0]
@@ -306,9 +308,12 @@ def run_suite(
     out_dir: Path = Path("benchmarks/results"),
     command: str = "",
     batch: int | str = "auto",
+    fits: str | Path | None = None,
 ) -> Path:
     """Run a suite with each preset side by side, appending one table row per finished image;
-    returns the results file."""
+    returns the results file. With `fits` (a folder, `dip.fitstore`), fits made before are read
+    from there and new ones saved: the results file says so, as the seconds of a read fit are
+    those of its refine step only."""
     from ..accel import Acceleration
 
     suite = SUITES[suite_name]
@@ -339,7 +344,14 @@ def run_suite(
             f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
             f"- every preset and every published method scored on the same pixels"
             + ("; classical methods marked (run here) restored the same input here" if not quick else "")
-            + "\n\n"
+            + "\n"
+            + (
+                f"- fits: read from `{fits}` where made before (steps as then; seconds: the steps after the fit "
+                "only), new ones saved there\n"
+                if fits is not None
+                else ""
+            )
+            + "\n"
         )
     started = time.perf_counter()
     results: list[ImageResult] = []
@@ -351,7 +363,7 @@ def run_suite(
             break
         names = ", ".join(case.name for case in chunk)
         log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
-        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch):
+        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch, fits=fits):
             _write_row(path, result, presets, methods, results, refined)
     _write_averages(path, results, methods, presets, len(entries), device_name, refined)
     return path

@@ -1,0 +1,125 @@
+"""Saved fits: a folder where each finished fit is kept, so that it is never made twice.
+
+A fit is the costly part of a restoration; what follows it (the preset's refine step, the mean
+of an ensemble) takes seconds. `dip.run(..., fits=FOLDER)` reads a fit from the folder when one
+was made before for the same observation, problem, network and fit settings, seed, step budget
+and arithmetic, and writes each fit it makes there. So a changed refine step is scored again
+without fitting again, and a `best` preset's ensemble (seeds 0, 1, ...) reuses the `default`
+fits of those seeds, which are the same fits.
+
+The key does not know the code: after a change to how fits are made, start a new folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DipError
+from .io import atomic_path
+from .presets import Preset
+from .problems import Problem
+
+
+@dataclass(frozen=True)
+class SavedFit:
+    """A fit as the store keeps it: its pixels (float32, H x W x C, before any refine step) and
+    how it ended."""
+
+    pixels: np.ndarray
+    step: int
+    steps_run: int
+    final_loss: float
+    backtracks: int
+    stop_reason: str
+    parameters: int
+    attempts: int = 1
+
+
+def fit_key(
+    problem: Problem,
+    observation: np.ndarray | None,
+    preset: Preset,
+    seed: int,
+    steps: int,
+    early_stop: bool | None,
+    arithmetic: str,
+) -> str:
+    """The name of a fit in a store: a SHA-256 of everything that decides it. The preset counts
+    by its network, input and fit settings, not by its name, restarts or refine step, so presets
+    that differ only there share their fits.
+
+    >>> from dip.presets import get_preset
+    >>> from dip.problems import Denoising
+    >>> noisy = np.zeros((8, 8, 3), np.float32)
+    >>> default, best = get_preset("denoise", "default"), get_preset("denoise", "best")
+    >>> fit_key(Denoising(25), noisy, default, 0, 100, None, "fp32") == fit_key(
+    ...     Denoising(25), noisy, best, 0, 100, None, "fp32")
+    True
+    >>> fit_key(Denoising(25), noisy, default, 1, 100, None, "fp32") == fit_key(
+    ...     Denoising(25), noisy, default, 0, 100, None, "fp32")
+    False
+    """
+    fitted_by = dataclasses.replace(preset, name="", note="", restarts=1, refine=False, picked_for="")
+    pixels = b"" if observation is None else np.ascontiguousarray(observation, dtype=np.float32).tobytes()
+    described = {
+        "observation": hashlib.sha256(pixels).hexdigest(),
+        "shape": None if observation is None else list(observation.shape),
+        "problem": problem.describe(),
+        "preset": repr(fitted_by),
+        "seed": seed,
+        "steps": steps,
+        "early_stop": early_stop,
+        "arithmetic": arithmetic,
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class FitStore:
+    """A folder of saved fits, one `.npz` per fit, named by `fit_key`; written atomically, so an
+    interrupted run leaves whole fits only.
+
+    >>> import tempfile
+    >>> store = FitStore(tempfile.mkdtemp())
+    >>> store.save("abc", SavedFit(np.ones((2, 2, 3), np.float32), 9, 10, 0.5, 0, "stopped", 100))
+    >>> store.load("abc").steps_run, store.load("abc").pixels.shape, store.load("xyz")
+    (10, (2, 2, 3), None)
+    """
+
+    folder: Path
+
+    def __init__(self, folder: str | Path):
+        object.__setattr__(self, "folder", Path(folder))
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DipError(f"the fits folder is a file: {self.folder}")
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.npz"
+
+    def load(self, key: str) -> SavedFit | None:
+        """The saved fit of `key`, or None when there is none."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as saved:
+                pixels = saved["pixels"].astype(np.float32)
+                about = json.loads(str(saved["about"]))
+            return SavedFit(pixels, **about)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DipError(f"not a saved fit: {path} ({error})") from None
+
+    def save(self, key: str, fit: SavedFit) -> None:
+        """Keep `fit` under `key` (replacing one saved before)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        about = {f.name: getattr(fit, f.name) for f in dataclasses.fields(fit) if f.name != "pixels"}
+        with atomic_path(self._path(key)) as temp, open(temp, "wb") as out:
+            np.savez(out, pixels=np.asarray(fit.pixels, np.float32), about=json.dumps(about))
