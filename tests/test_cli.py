@@ -41,6 +41,8 @@ def folder(tmp_path):
         (["ok.png", "-o", "o.png", "--steps", "many"], 2, "argument --steps: must be an integer"),
         (["ok.png", "-o", "o.png", "--preset", "nope"], 1, "unknown preset 'nope'"),
         (["ok.png", "-o", "o.png", "--reference", "small.png"], 1, "must match"),
+        (["ok.png", "-o", "o.png", "--fits", "ok.png"], 1, "the fits folder is a file"),
+        (["ok.png", "-o", "o.png", "--fits", "f", "--checkpoint", "c"], 1, "saved fits and a checkpoint cannot"),
     ],
 )
 def test_bad_input_one_line_error(folder, monkeypatch, capsys, args, code, message):
@@ -169,3 +171,13 @@ def test_inpaint_keeps_known_pixels_unless_fit_known(tmp_path):
     kept, fitted = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in ("kept", "fitted"))
     assert np.array_equal(kept[known], image[known])
     assert np.abs(fitted[known].astype(int) - image[known]).mean() > 10  # 3 steps: far from the input
+
+
+def test_saved_fits_from_the_command_line(folder, monkeypatch, capsys):
+    monkeypatch.chdir(folder)
+    common = ["denoise", "ok.png", "--sigma", "25", "--steps", "2", "--device", "cpu", "--fits", "fits"]
+    assert main([*common, "-o", "first.png"]) == 0
+    assert main([*common, "-o", "again.png"]) == 0
+    assert "1 saved fit read" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open("first.png")), np.asarray(Image.open("again.png")))
+    assert len(list((folder / "fits").glob("*.npz"))) == 1

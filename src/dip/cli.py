@@ -106,6 +106,12 @@ def _add_problem_command(commands, cls) -> None:
         help="fit up to N same-size problems (tiles, restarts) at once, each with its own network; "
         "auto sizes batches by the device (default)",
     )
+    sub.add_argument(
+        "--fits",
+        metavar="DIR",
+        help="keep each fit in DIR and read it back instead of fitting again when the same fit is asked "
+        "for (e.g. --preset best after default reuses its seed-0 fit)",
+    )
     sub.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     sub.add_argument("--reference", help="clean image: PSNR/SSIM against it while fitting and at the end")
     sub.add_argument(
@@ -210,6 +216,7 @@ def _recipe(args: argparse.Namespace) -> tuple:
         early_stop=args.early_stop,
         restarts=args.restarts,
         batch=args.batch,
+        fits=args.fits,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
     )
