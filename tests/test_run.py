@@ -331,6 +331,8 @@ def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_p
     assert watched.fits_read == 0 and watched.metrics is not None
     with pytest.raises(DipError, match="saved fits and a checkpoint cannot be combined"):
         dip.run(dip.Denoising(25), noisy, checkpoint=tmp_path / "run.ckpt", **options)
+    with pytest.raises(DipError, match="saved fits need a problem that describes its operator"):
+        dip.run(dip.Problem(lambda x: x[:, :, ::2, ::2], scale=2), noisy[::2, ::2], **options)
     (tmp_path / "file").write_text("")
     with pytest.raises(DipError, match="the fits folder is a file"):
         dip.run(dip.Denoising(25), noisy, **{**options, "fits": tmp_path / "file"})

@@ -53,7 +53,9 @@ def fit_key(
 ) -> str:
     """The name of a fit in a store: a SHA-256 of everything that decides it. The preset counts
     by its network, input and fit settings, not by its name, restarts or refine step, so presets
-    that differ only there share their fits.
+    that differ only there share their fits. The problem counts by its class and `describe()`;
+    a `Problem(operator=...)` cannot tell its operator apart from another's, so it has no key
+    unless its class says what decides the fit in its own `describe`.
 
     >>> from dip.presets import get_preset
     >>> from dip.problems import Denoising
@@ -66,12 +68,17 @@ def fit_key(
     ...     Denoising(25), noisy, default, 0, 100, None, "fp32")
     False
     """
+    if type(problem).describe is Problem.describe:
+        raise DipError(
+            f"saved fits need a problem that describes its operator: give {type(problem).__name__} a describe() "
+            "that names everything deciding the fit, or run without fits"
+        )
     fitted_by = dataclasses.replace(preset, name="", note="", restarts=1, refine=False, picked_for="")
     pixels = b"" if observation is None else np.ascontiguousarray(observation, dtype=np.float32).tobytes()
     described = {
         "observation": hashlib.sha256(pixels).hexdigest(),
         "shape": None if observation is None else list(observation.shape),
-        "problem": problem.describe(),
+        "problem": [f"{type(problem).__module__}.{type(problem).__qualname__}", problem.describe()],
         "preset": repr(fitted_by),
         "seed": seed,
         "steps": steps,
@@ -82,7 +89,6 @@ def fit_key(
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
 class FitStore:
     """A folder of saved fits, one `.npz` per fit, named by `fit_key`; written atomically, so an
     interrupted run leaves whole fits only.
@@ -94,10 +100,8 @@ class FitStore:
     (10, (2, 2, 3), None)
     """
 
-    folder: Path
-
     def __init__(self, folder: str | Path):
-        object.__setattr__(self, "folder", Path(folder))
+        self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise DipError(f"the fits folder is a file: {self.folder}")
 
