@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .errors import DipError
+from .fit import FitResult
 from .io import atomic_path
 from .presets import Preset
 from .problems import Problem
@@ -29,43 +30,30 @@ from .problems import Problem
 
 @dataclass(frozen=True)
 class SavedFit:
-    """A fit as the store keeps it: its pixels (float32, H x W x C, before any refine step) and
-    how it ended."""
+    """A fit as the store keeps it: its pixels (float32, H x W x C, before any refine step), how
+    it ended (`fit`, whose `image` is those pixels), the network's size and the attempts made."""
 
     pixels: np.ndarray
-    step: int
-    steps_run: int
-    final_loss: float
-    backtracks: int
-    stop_reason: str
+    fit: FitResult
     parameters: int
     attempts: int = 1
 
 
-def fit_key(
-    problem: Problem,
-    observation: np.ndarray | None,
-    preset: Preset,
-    seed: int,
-    steps: int,
-    early_stop: bool | None,
-    arithmetic: str,
-) -> str:
-    """The name of a fit in a store: a SHA-256 of everything that decides it. The preset counts
-    by its network, input and fit settings, not by its name, restarts or refine step, so presets
-    that differ only there share their fits. The problem counts by its class and `describe()`;
-    a `Problem(operator=...)` cannot tell its operator apart from another's, so it has no key
+def fit_key(identity: dict, problem: Problem, preset: Preset) -> str:
+    """The name of a fit in a store: a SHA-256 of `identity` (what identifies the run: pixels,
+    problem, seed, steps, arithmetic, as `dip.run.fingerprint` gives it) with the preset counted by
+    its network, input and fit settings, not by its name, restarts or refine step, so presets that
+    differ only there share their fits. The problem counts by its class and `describe()` too; a
+    `Problem(operator=...)` cannot tell its operator apart from another's, so it has no key
     unless its class says what decides the fit in its own `describe`.
 
     >>> from dip.presets import get_preset
     >>> from dip.problems import Denoising
-    >>> noisy = np.zeros((8, 8, 3), np.float32)
     >>> default, best = get_preset("denoise", "default"), get_preset("denoise", "best")
-    >>> fit_key(Denoising(25), noisy, default, 0, 100, None, "fp32") == fit_key(
-    ...     Denoising(25), noisy, best, 0, 100, None, "fp32")
+    >>> identity = {"observation_sha256": "0" * 64, "seed": 0, "steps": 100}
+    >>> fit_key(identity, Denoising(25), default) == fit_key(identity, Denoising(25), best)
     True
-    >>> fit_key(Denoising(25), noisy, default, 1, 100, None, "fp32") == fit_key(
-    ...     Denoising(25), noisy, default, 0, 100, None, "fp32")
+    >>> fit_key({**identity, "seed": 1}, Denoising(25), default) == fit_key(identity, Denoising(25), default)
     False
     """
     if type(problem).describe is Problem.describe:
@@ -74,16 +62,10 @@ def fit_key(
             "that names everything deciding the fit, or run without fits"
         )
     fitted_by = dataclasses.replace(preset, name="", note="", restarts=1, refine=False, picked_for="")
-    pixels = b"" if observation is None else np.ascontiguousarray(observation, dtype=np.float32).tobytes()
     described = {
-        "observation": hashlib.sha256(pixels).hexdigest(),
-        "shape": None if observation is None else list(observation.shape),
-        "problem": [f"{type(problem).__module__}.{type(problem).__qualname__}", problem.describe()],
+        **identity,
         "preset": repr(fitted_by),
-        "seed": seed,
-        "steps": steps,
-        "early_stop": early_stop,
-        "arithmetic": arithmetic,
+        "class": f"{type(problem).__module__}.{type(problem).__qualname__}",
         "torch": torch.__version__,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -95,9 +77,10 @@ class FitStore:
 
     >>> import tempfile
     >>> store = FitStore(tempfile.mkdtemp())
-    >>> store.save("abc", SavedFit(np.ones((2, 2, 3), np.float32), 9, 10, 0.5, 0, "stopped", 100))
-    >>> store.load("abc").steps_run, store.load("abc").pixels.shape, store.load("xyz")
-    (10, (2, 2, 3), None)
+    >>> pixels = np.ones((2, 2, 3), np.float32)
+    >>> store.save("abc", SavedFit(pixels, FitResult(None, 9, 10, 0.5, 0, "stopped"), 100))
+    >>> store.load("abc").fit.steps_run, store.load("abc").fit.image.shape, store.load("xyz")
+    (10, torch.Size([1, 3, 2, 2]), None)
     """
 
     def __init__(self, folder: str | Path):
@@ -117,13 +100,16 @@ class FitStore:
             with np.load(path) as saved:
                 pixels = saved["pixels"].astype(np.float32)
                 about = json.loads(str(saved["about"]))
-            return SavedFit(pixels, **about)
+            image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+            fit = FitResult(image, **about.pop("fit"))
+            return SavedFit(pixels, fit, **about)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DipError(f"not a saved fit: {path} ({error})") from None
 
     def save(self, key: str, fit: SavedFit) -> None:
         """Keep `fit` under `key` (replacing one saved before)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        about = {f.name: getattr(fit, f.name) for f in dataclasses.fields(fit) if f.name != "pixels"}
+        ending = {f.name: getattr(fit.fit, f.name) for f in dataclasses.fields(fit.fit) if f.name != "image"}
+        about = {"fit": ending, "parameters": fit.parameters, "attempts": fit.attempts}
         with atomic_path(self._path(key)) as temp, open(temp, "wb") as out:
             np.savez(out, pixels=np.asarray(fit.pixels, np.float32), about=json.dumps(about))

@@ -379,13 +379,9 @@ def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
         return _fit_watched(items, settings)
     keys = [
         fit_key(
+            fingerprint(item.problem, item.pixels, dataclasses.replace(settings, seed=item.seed), None),
             item.problem,
-            item.pixels,
             settings.preset,
-            item.seed,
-            settings.config.steps,
-            settings.early_stop,
-            settings.acceleration.describe(),
         )
         for item in items
     ]
@@ -396,20 +392,7 @@ def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
     ]
     missing = [index for index, fitted in enumerate(done) if fitted is None]
     for index, fitted in zip(missing, _fit_watched([items[i] for i in missing], settings)):
-        fit = fitted.fit
-        store.save(
-            keys[index],
-            SavedFit(
-                fitted.pixels,
-                fit.step,
-                fit.steps_run,
-                fit.final_loss,
-                fit.backtracks,
-                fit.stop_reason,
-                fitted.parameters,
-                fitted.attempts,
-            ),
-        )
+        store.save(keys[index], SavedFit(fitted.pixels, fitted.fit, fitted.parameters, fitted.attempts))
         done[index] = fitted
     return done
 
@@ -417,9 +400,7 @@ def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
 def _from_store(saved: SavedFit | None, seed: int) -> _Fitted | None:
     if saved is None:
         return None
-    image = torch.from_numpy(np.ascontiguousarray(saved.pixels.transpose(2, 0, 1)))[None]
-    fit = FitResult(image, saved.step, saved.steps_run, saved.final_loss, saved.backtracks, saved.stop_reason)
-    return _Fitted(saved.pixels, fit, saved.parameters, None, saved.attempts, seed + saved.attempts - 1, read=1)
+    return _Fitted(saved.pixels, saved.fit, saved.parameters, None, saved.attempts, seed + saved.attempts - 1, read=1)
 
 
 def _refined(item: _Item, run: _Fitted, settings: _Settings) -> _Fitted:
