@@ -9,8 +9,9 @@ blocks' estimates, no block matching) on the noisy image as it is; `dct x2 clipp
 the clipping bias the pilot predicts removed first, in two passes (the presets' step up to sigma
 40 before block matching); the same in 16x16 blocks (`16 px`, as they ran it above sigma 40), or on
 the channels' mean only, the fit's colour differences kept (`grey`); `matched`, the same with block
-matching (`wiener(match=True)`, the presets' step now: each block filtered in a group with its
-closest blocks in the pilot, in 8x8 or 16x16 blocks, two passes or one); `bm3d`,
+matching (`wiener(match=True)`, the presets' step: each block filtered in a group with its
+closest blocks in the pilot, in 8x8 or 16x16 blocks, two passes or one, a reference block every
+third pixel, every second (the presets' step up to sigma 40) or at every block); `bm3d`,
 BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
 printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
 from this noisy image keeps some of its noise: rho > 0).
@@ -18,7 +19,7 @@ from this noisy image keeps some of its noise: rho > 0).
 CBSD68 (the settings-choice set), centre crops, Gaussian noise sigma 25 (seed 0; `--sigma`). The fits are
 kept in `.probe-cache/` (git-ignored), so a second run with other filters rescores without fitting.
 
-    python benchmarks/pilot_probe.py [--images 4|FIRST:LAST] [--crop 128] [--fits 4] [--sigma 25]
+    python benchmarks/pilot_probe.py [--images 4|FIRST:LAST] [--crop 128] [--fits 4] [--sigma 25] [--filter NAME ...]
 
 Appends one row per image to benchmarks/results/pilot-probe-DEVICE-DATE.md as it finishes.
 """
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--fits", type=int, default=4, help="seeded fits averaged (1: the default alone)")
     parser.add_argument("--sigma", type=float, default=25)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--filter", action="append", help="a filter to run, by name (repeat; default: all)")
     args = parser.parse_args()
     start, stop = image_span(args.images)
     filters = {
@@ -96,14 +98,22 @@ def main() -> None:
         "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(
             noisy, pilot, sigma, block=8, colour=False, match=False
         ),
-        "matched": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=True),
-        "matched, 1 pass": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, passes=1, match=True),
-        "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, match=True),
+        "matched": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=3),
+        "matched, 1 pass": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, passes=1, step=3),
+        "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, step=3),
+        "matched, every block": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=1),
+        "matched, every 2nd": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=2),
     }
+    if args.filter:
+        unknown = set(args.filter) - {*filters, "bm3d"}
+        if unknown:
+            parser.error(f"unknown filter(s) {sorted(unknown)}; known: {[*filters, 'bm3d']}")
+        filters = {k: f for k, f in filters.items() if k in args.filter}
     try:
         import bm3d  # noqa: F401
 
-        filters["bm3d"] = bm3d_wiener
+        if not args.filter or "bm3d" in args.filter:
+            filters["bm3d"] = bm3d_wiener
     except ImportError:
         pass
     pilots = {"default": "default (seed 0)"} | ({"mean": f"mean of {args.fits}"} if args.fits > 1 else {})
@@ -119,10 +129,10 @@ def main() -> None:
             "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
             "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
             "only the channels' mean filtered, the fit's colour differences kept; `matched`: the same with block "
-            "matching, 8x8 or 16x16 blocks, two passes or one; `bm3d`: BM3D's Wiener stage); each "
-            "fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise kept; "
-            "steps and seconds: the fits' (as first run, when they come "
-            "from the cache)",
+            "matching, 8x8 or 16x16 blocks, two passes or one, a reference block every third pixel, every "
+            "second (`every 2nd`: the presets' step up to sigma 40) or at every block; `bm3d`: BM3D's Wiener "
+            "stage); each fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise "
+            "kept; steps and seconds: the fits' (as first run, when they come from the cache)",
         ],
         [
             "image",

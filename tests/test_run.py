@@ -185,6 +185,7 @@ def test_docstring_examples_run():
         "dip.bench.choice",
         "dip.bench.quality",
         "dip.fitstore",
+        "dip.wiener",
     )
     for name in (*modules, "dip.report.animation"):
         module = importlib.import_module(name)  # the module: dip.run is also the function's name

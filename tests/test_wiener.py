@@ -21,9 +21,10 @@ def noisy(astronaut_crop):
 
 
 def test_gains_of_one_give_the_noisy_image_back(noisy):
-    """With sigma ~ 0 every coefficient is kept: the overlap-add of the blocks is exact, grouped or not."""
-    for match in (False, True):
-        out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1, match=match)
+    """With sigma ~ 0 every coefficient is kept: the overlap-add of the blocks is exact, grouped or not,
+    whatever the references' step."""
+    for match, step in ((False, 3), (True, 3), (True, 2), (True, 1)):
+        out = wiener(noisy, noisy, 1e-6, clipped=False, passes=1, match=match, step=step)
         assert np.abs(out - noisy).max() < 1e-4
 
 
@@ -117,15 +118,17 @@ def test_the_command_line_turns_it_off(tmp_path, noisy):
 
 
 def test_the_problems_step_is_the_matched_one_in_8x8_blocks_at_every_sigma(astronaut_crop):
-    """The problem's step groups blocks (BM3D's Wiener stage) in 8x8 blocks at sigma 25 and 50;
-    without matching, 16x16 blocks above sigma 40 (`block_for`)."""
+    """The problem's step groups blocks (BM3D's Wiener stage) in 8x8 blocks at sigma 25 and 50, a
+    reference every second pixel up to sigma 40 and every third above (`step_for`); without
+    matching, 16x16 blocks above sigma 40 (`block_for`)."""
     from scipy.ndimage import gaussian_filter
 
     pilot = gaussian_filter(astronaut_crop, sigma=(1, 1, 0))
-    for sigma in (25, 50):
+    for sigma, step, other in ((25, 2, 3), (50, 3, 2)):
         noisy = add_noise(astronaut_crop, sigma, seed=0)
         refined = dip.Denoising(sigma).refined(pilot, noisy)
-        assert np.array_equal(refined, wiener(noisy, pilot, sigma / 255, block=8, match=True))
+        assert np.array_equal(refined, wiener(noisy, pilot, sigma / 255, block=8, match=True, step=step))
+        assert np.abs(refined - wiener(noisy, pilot, sigma / 255, step=other)).max() > 1e-3
         assert np.abs(refined - wiener(noisy, pilot, sigma / 255, match=False)).max() > 0.01
     noisy = add_noise(astronaut_crop, 50, seed=0)
     unmatched = wiener(noisy, pilot, 50 / 255, match=False)

@@ -6,12 +6,13 @@ A DIP fit stopped at the noise level keeps part of the noise it was fitted to (8
 fits does not remove that part, as every fit saw the same noise. BM3D's second stage shows what to
 do with a good first estimate (the pilot): filter the noisy image again in a local transform,
 keeping each coefficient in the proportion pilot^2 / (pilot^2 + sigma^2) that the pilot says is
-signal. Here, as in BM3D's Wiener stage: every third 8x8 block (a reference) is grouped with the
-blocks closest to it in the pilot within +-19 px, each group's 3-D transform (the blocks' 2-D DCT,
-then a DCT along the group) kept in the pilot's proportions, and each pixel is the mean of its
-blocks' estimates weighted as BM3D weights them (1 / (sigma^2 * sum of the squared gains)); in an
-orthonormal opponent colour space (white noise stays white, of the same sigma), in bands of rows
-so that memory stays bounded on any photo. `match=False` filters every overlapping block alone
+signal. Here, as in BM3D's Wiener stage: an 8x8 reference block every second pixel (every
+third, as in BM3D, above sigma 40) is grouped with the blocks closest to it in the pilot within
++-19 px, each group's 3-D transform (the blocks' 2-D DCT, then a DCT along the group) kept in the
+pilot's proportions, and each pixel is the mean of its blocks' estimates weighted as BM3D
+weights them (1 / (sigma^2 * sum of the squared gains)); in an orthonormal opponent colour space
+(white noise stays white, of the same sigma), in bands of rows so that memory stays bounded on
+any photo. `match=False` filters every overlapping block alone
 (16x16 above sigma 40): faster, and weaker on smooth images. Noise clipped to [0, 1] is not
 zero-mean near black and white, so the noisy image is first moved by the bias the pilot predicts
 there (`dip.operators.ClippedMean`). Two passes: the first result is the second pass's pilot.
@@ -105,10 +106,14 @@ def _filter(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.
 
 
 # block matching (`wiener(match=True)`), BM3D's Wiener-stage settings: a reference block every
-# MATCH_STEP pixels, matched within +-MATCH_REACH pixels to at most MATCH_MOST blocks whose mean
+# MATCH_STEP pixels (`step_for`), matched within +-MATCH_REACH pixels to at most MATCH_MOST blocks whose mean
 # squared difference from it (on the pilot's channel mean, 0..1) is below MATCH_LIMIT (BM3D's 400
 # on 0..255, per pixel; 3500 above sigma 40)
 MATCH_STEP = 3
+# up to sigma 40, a reference every second pixel: +0.04 dB on ten 128 px settings-choice crops at
+# sigma 25 (every pixel +0.06, at several times the work), on every crop; at sigma 50 the step
+# changed under 0.01 dB (benchmarks/README.md, "DIP as the pilot of a Wiener filter")
+WEAK_MATCH_STEP = 2
 MATCH_REACH = 19
 MATCH_MOST = 32
 MATCH_LIMIT = 400 / 255**2
@@ -160,6 +165,7 @@ def _grouped(
     sigma: float,
     rows: torch.Tensor,
     limit: float,
+    step: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Wiener estimates of the groups of the reference blocks at rows `ys` (every column) of
     (C, 1, H, W) planes, added up in the DCT domain at each block's place: (C, block^2, H', W')
@@ -167,7 +173,7 @@ def _grouped(
     Each block's 2-D DCT is taken once for all (`_blocks`) and gathered into its groups."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
-    columns = torch.tensor(tile_starts(width, block, block - MATCH_STEP), device=noisy.device)
+    columns = torch.tensor(tile_starts(width, block, block - step), device=noisy.device)
     where, distance = _matches(guide, ys, columns, block, limit)
     found = (distance < math.inf).sum(1).clamp(min=1)
     sizes = 2 ** torch.floor(torch.log2(found.double())).long()
@@ -177,9 +183,9 @@ def _grouped(
     for size in sizes.unique().tolist():
         chosen = (sizes == size).nonzero()[:, 0]
         along = dct_rows(size).to(noisy)  # the transform along a group
-        step = max(1, _ELEMENTS // (channels * size * block * block))
-        for first in range(0, len(chosen), step):
-            places = where[chosen[first : first + step], :size].reshape(-1)
+        chunk = max(1, _ELEMENTS // (channels * size * block * block))
+        for first in range(0, len(chosen), chunk):
+            places = where[chosen[first : first + chunk], :size].reshape(-1)
             shape = (channels, -1, size, block * block)
             signal, observed = (torch.einsum("gs,crsk->crgk", along, s[:, places].reshape(shape)) for s in spectra)
             gain = signal**2 / (signal**2 + sigma**2)
@@ -192,7 +198,13 @@ def _grouped(
 
 
 def _matched_filter(
-    noisy: torch.Tensor, pilot: torch.Tensor, guide: torch.Tensor, sigma: float, rows: torch.Tensor, limit: float
+    noisy: torch.Tensor,
+    pilot: torch.Tensor,
+    guide: torch.Tensor,
+    sigma: float,
+    rows: torch.Tensor,
+    limit: float,
+    step: int,
 ) -> torch.Tensor:
     """One pass on (C, 1, H, W) planes with block matching: each reference block grouped with its
     closest blocks in `guide` (H, W: the pilot's channel mean), each group's 3-D transform (2-D DCT, then the DCT
@@ -202,7 +214,7 @@ def _matched_filter(
     whatever the image's height (the result is the same)."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
-    starts = torch.tensor(tile_starts(height, block, block - MATCH_STEP), device=noisy.device)
+    starts = torch.tensor(tile_starts(height, block, block - step), device=noisy.device)
     reach = 2 * MATCH_REACH + block  # the rows a band needs beyond its references'
     band = max(reach, _BAND_ELEMENTS // (channels * block * block * width) - reach)
     out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
@@ -213,7 +225,14 @@ def _matched_filter(
         top, bottom = max(0, int(starts[first]) - MATCH_REACH), min(height, int(starts[last - 1]) + MATCH_REACH + block)
         rows_in = slice(top, bottom)
         total, trusted = _grouped(
-            noisy[..., rows_in, :], pilot[..., rows_in, :], guide[rows_in], starts[first:last] - top, sigma, rows, limit
+            noisy[..., rows_in, :],
+            pilot[..., rows_in, :],
+            guide[rows_in],
+            starts[first:last] - top,
+            sigma,
+            rows,
+            limit,
+            step,
         )
         out[..., rows_in, :] += _overlap_add(total, rows)
         weight[..., rows_in, :] += F.conv_transpose2d(trusted, ones)
@@ -231,6 +250,16 @@ def block_for(sigma: float, match: bool = True) -> int:
     return STRONG_BLOCK if not match and sigma > STRONG_SIGMA / 255 else BLOCK
 
 
+def step_for(sigma: float) -> int:
+    """The spacing of the reference blocks for noise of `sigma` on [0, 1]: 2 up to sigma 40 on
+    0..255, else 3 (BM3D's).
+
+    >>> step_for(25 / 255), step_for(50 / 255)
+    (2, 3)
+    """
+    return MATCH_STEP if sigma > STRONG_SIGMA / 255 else WEAK_MATCH_STEP
+
+
 def wiener(
     noisy: np.ndarray,
     pilot: np.ndarray,
@@ -240,6 +269,7 @@ def wiener(
     block: int | None = None,
     colour: bool = True,
     match: bool = True,
+    step: int | None = None,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
@@ -247,9 +277,10 @@ def wiener(
     `clipped`: the noise was clipped to [0, 1]; `block`: the DCT blocks' side (None: `block_for`
     sigma); `colour` False: only the channels' mean is filtered, the pilot's colour differences
     kept; `match`: each block filtered in a group with its closest blocks in the pilot (BM3D's
-    Wiener stage, `_matched_filter`), or alone (False); `device`: where the arithmetic runs (the
-    fit's device: block matching on a photo takes minutes on a CPU). Images smaller than a block
-    come back as the pilot.
+    Wiener stage, `_matched_filter`), or alone (False); `step`: with matching, a reference block
+    every `step` pixels (None: `step_for` sigma; 1: every block, for several times the work);
+    `device`: where the arithmetic runs (the fit's device: block matching on a photo takes
+    minutes on a CPU). Images smaller than a block come back as the pilot.
 
     Examples
     --------
@@ -264,6 +295,8 @@ def wiener(
     height, width, channels = noisy.shape
     if block is None:
         block = block_for(sigma, match)
+    if step is None:
+        step = step_for(sigma)
     if min(height, width) < block:
         return pilot
     device = torch.device(device)
@@ -283,7 +316,7 @@ def wiener(
             filtered = planes(estimate)
             noisy_planes, pilot_planes = planes(unbiased)[filtered_planes], filtered[filtered_planes]
             filtered[filtered_planes] = (
-                _matched_filter(noisy_planes, pilot_planes, estimate.mean(-1), sigma, rows, limit)
+                _matched_filter(noisy_planes, pilot_planes, estimate.mean(-1), sigma, rows, limit, step)
                 if match
                 else _filter(noisy_planes, pilot_planes, sigma, rows)
             )
