@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ def results_file(folder: Path, name: str, title: str, notes: Sequence[str], colu
     lines = [
         f"# {title}",
         "",
-        f"- command: `python {' '.join(sys.argv)}`",
+        f"- command: `python {shlex.join(sys.argv)}`",
         f"- date: {date}; machine: {machine()}; torch {torch.__version__}",
         *(f"- {note}" for note in notes),
         "",
