@@ -107,7 +107,9 @@ def test_tiles_fitted_in_batches_match_tiles_fitted_alone(float64):
     options = dict(steps=4, device="cpu", early_stop=False, tile=64, overlap=32)
     one_by_one = dip.run(dip.Denoising(25), noisy, batch=1, **options)
     batched = dip.run(dip.Denoising(25), noisy, batch=4, **options)
-    assert np.abs(batched.image - one_by_one.image).max() < 1e-6
+    assert np.abs(batched.unrefined - one_by_one.unrefined).max() < 1e-6
+    # the Wiener step works in float32 and matches blocks: a last-bit difference may regroup a block
+    assert np.abs(batched.image - one_by_one.image).max() < 1e-4
     assert batched.fit.steps_run == one_by_one.fit.steps_run == 4 * 4
 
 

@@ -41,7 +41,11 @@ def test_each_problem_gets_its_plain_fit(float64, graph_on_cpu, monkeypatch, kin
     assert batches == [3]
     for problem, observation, done in zip(problems, observations, on_device):
         plain = dip.run(problem, observation, **options)
-        assert np.abs(done.image - plain.image).max() < 1e-6, kind
+        fitted = (done.image, plain.image) if done.unrefined is None else (done.unrefined, plain.unrefined)
+        assert np.abs(fitted[0] - fitted[1]).max() < 1e-6, kind
+        # the Wiener step after a denoising fit works in float32 and matches blocks: a last-bit
+        # difference may regroup a block
+        assert np.abs(done.image - plain.image).max() < 1e-4, kind
         assert done.fit.steps_run == 9
 
 
