@@ -104,18 +104,17 @@ def main() -> None:
         "matched, every block": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=1),
         "matched, every 2nd": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=2),
     }
-    if args.filter:
-        unknown = set(args.filter) - {*filters, "bm3d"}
-        if unknown:
-            parser.error(f"unknown filter(s) {sorted(unknown)}; known: {[*filters, 'bm3d']}")
-        filters = {k: f for k, f in filters.items() if k in args.filter}
     try:
         import bm3d  # noqa: F401
 
-        if not args.filter or "bm3d" in args.filter:
-            filters["bm3d"] = bm3d_wiener
+        filters["bm3d"] = bm3d_wiener
     except ImportError:
         pass
+    if args.filter:
+        unknown = set(args.filter) - set(filters)
+        if unknown:
+            parser.error(f"unknown filter(s) {sorted(unknown)}; known here: {list(filters)}")
+        filters = {k: f for k, f in filters.items() if k in args.filter}
     pilots = {"default": "default (seed 0)"} | ({"mean": f"mean of {args.fits}"} if args.fits > 1 else {})
     methods = [(p, f) for p in pilots for f in (None, *filters)]
     path = results_file(

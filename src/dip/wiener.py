@@ -12,10 +12,10 @@ third, as in BM3D, above sigma 40) is grouped with the blocks closest to it in t
 pilot's proportions, and each pixel is the mean of its blocks' estimates weighted as BM3D
 weights them (1 / (sigma^2 * sum of the squared gains)); in an orthonormal opponent colour space
 (white noise stays white, of the same sigma), in bands of rows so that memory stays bounded on
-any photo. `match=False` filters every overlapping block alone
-(16x16 above sigma 40): faster, and weaker on smooth images. Noise clipped to [0, 1] is not
-zero-mean near black and white, so the noisy image is first moved by the bias the pilot predicts
-there (`dip.operators.ClippedMean`). Two passes: the first result is the second pass's pilot.
+any photo. `match=False` filters every overlapping block alone (16x16 above sigma 40): faster,
+and weaker on smooth images. Noise clipped to [0, 1] is not zero-mean near black and white, so
+the noisy image is first moved by the bias the pilot predicts there (`dip.operators.ClippedMean`).
+Two passes: the first result is the second pass's pilot.
 """
 
 from __future__ import annotations
@@ -105,15 +105,16 @@ def _filter(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, rows: torch.
     return out / weight
 
 
-# block matching (`wiener(match=True)`), BM3D's Wiener-stage settings: a reference block every
-# MATCH_STEP pixels (`step_for`), matched within +-MATCH_REACH pixels to at most MATCH_MOST blocks whose mean
-# squared difference from it (on the pilot's channel mean, 0..1) is below MATCH_LIMIT (BM3D's 400
-# on 0..255, per pixel; 3500 above sigma 40)
-MATCH_STEP = 3
-# up to sigma 40, a reference every second pixel: +0.04 dB on ten 128 px settings-choice crops at
-# sigma 25 (every pixel +0.06, at several times the work), on every crop; at sigma 50 the step
-# changed under 0.01 dB (benchmarks/README.md, "DIP as the pilot of a Wiener filter")
-WEAK_MATCH_STEP = 2
+# block matching (`wiener(match=True)`), BM3D's Wiener-stage settings but the step: a reference
+# block every MATCH_STEP pixels (STRONG_MATCH_STEP above sigma 40, BM3D's: `step_for`), matched
+# within +-MATCH_REACH pixels to at most MATCH_MOST blocks whose mean squared difference from it
+# (on the pilot's channel mean, 0..1) is below MATCH_LIMIT (BM3D's 400 on 0..255, per pixel; 3500
+# above sigma 40). Every second pixel rather than BM3D's third: +0.04 dB on ten 128 px
+# settings-choice crops at sigma 25 (every pixel +0.06, at several times the work), on every
+# crop; at sigma 50 it changed under 0.01 dB (benchmarks/README.md, "DIP as the pilot of a Wiener
+# filter")
+MATCH_STEP = 2
+STRONG_MATCH_STEP = 3
 MATCH_REACH = 19
 MATCH_MOST = 32
 MATCH_LIMIT = 400 / 255**2
@@ -257,7 +258,7 @@ def step_for(sigma: float) -> int:
     >>> step_for(25 / 255), step_for(50 / 255)
     (2, 3)
     """
-    return MATCH_STEP if sigma > STRONG_SIGMA / 255 else WEAK_MATCH_STEP
+    return STRONG_MATCH_STEP if sigma > STRONG_SIGMA / 255 else MATCH_STEP
 
 
 def wiener(
