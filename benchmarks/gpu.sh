@@ -20,7 +20,8 @@ phase "machine"
 
 phase "tests on $DEVICE (precision, layout, determinism, CLI, the CUDA graph against the plain step)"
 if want tests; then
-  timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py tests/test_graphed.py tests/test_wiener.py 2>&1 | tail -15 | tee -a "$log"
+  timeout "$(limit "${TESTS_LIMIT:-150}")" python3 -m pytest -q -p no:cacheprovider tests/test_accel.py tests/test_graphed.py tests/test_wiener.py \
+      ${TESTS_K:+-k "$TESTS_K"} 2>&1 | tail -15 | tee -a "$log"
 fi
 
 phase "per-step speed: every precision and layout, with and without the CUDA graph"
@@ -40,7 +41,7 @@ fi
 phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
 if want batched; then
   timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-      --sizes "${BATCH_SIZES:-128,512}" --presets denoise/default,denoise/paper --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches 1,4,16 \
+      --sizes "${BATCH_SIZES:-128,512}" --presets "${BATCH_PRESETS:-denoise/default,denoise/paper}" --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches 1,4,16 \
       2>&1 | tee -a "$log"
 fi
 
@@ -50,18 +51,28 @@ if want wiener; then
       --out "$OUT" 2>&1 | tee -a "$log"
 fi
 
-phase "a 4000x3000 photo (sigma 25), default preset, tiled and batched"
+phase "restarts: K = 1, 2, 4 fits of one image, alone and together (benchmarks/restarts.py, CBSD68 in .gpudata)"
+if want restarts; then  # bash benchmarks/gpudata.sh CBSD68 first
+  timeout "$(limit "${RESTARTS_LIMIT:-120}")" python3 benchmarks/restarts.py --tasks "${RESTARTS_TASKS:-denoise}" \
+      --images "${RESTARTS_IMAGES:-2}" --crop "${RESTARTS_CROP:-128}" --fits 4 --device "$DEVICE" \
+      ${RESTARTS_ACCELERATION:+--acceleration "$RESTARTS_ACCELERATION"} 2>&1 | tee -a "$log"
+  cp "$(ls -t benchmarks/results/restarts-"$DEVICE"-*.md | head -1)" "$OUT"/ 2>/dev/null
+fi
+
+photo="${PHOTO_SIZE:-4000x3000}"; photo_w="${photo%x*}"; photo_h="${photo#*x}"
+phase "a ${photo} photo (sigma 25), default preset, tiled and batched"
 if want photo; then
   python3 -c "
 import numpy as np; from PIL import Image; from skimage import data
-clean = Image.fromarray(data.astronaut()).resize((4000, 3000), Image.LANCZOS)
-noisy = np.asarray(clean) / 255 + np.random.default_rng(0).normal(0, 25 / 255, (3000, 4000, 3))
+clean = Image.fromarray(data.astronaut()).resize(($photo_w, $photo_h), Image.LANCZOS)
+noisy = np.asarray(clean) / 255 + np.random.default_rng(0).normal(0, 25 / 255, ($photo_h, $photo_w, 3))
 Image.fromarray((noisy.clip(0, 1) * 255).round().astype(np.uint8)).save('$OUT/photo-noisy.png')"
   for flags in ${PHOTO_FLAGS:---cuda-graph}; do
     start=$SECONDS
     timeout "$(limit "${PHOTO_LIMIT:-240}")" python3 -m dip denoise "$OUT/photo-noisy.png" --sigma 25 --device "$DEVICE" \
-        --tile "${PHOTO_TILE:-256}" --tile-batch auto ${flags//,/ } -o "$OUT/photo-denoised.png" --force 2>&1 | tail -5 | tee -a "$log"
-    echo "photo 4000x3000, flags ${flags}: $((SECONDS - start)) s (exit ${PIPESTATUS[0]})" | tee -a "$log"
+        --tile "${PHOTO_TILE:-256}" --tile-batch auto ${flags//,/ } -o "$OUT/photo-denoised.png" --force 2>&1 \
+        | while IFS= read -r line; do echo "$(date -u +%T) $line"; done | tail -"${PHOTO_LINES:-40}" | tee -a "$log"
+    echo "photo ${photo}, flags ${flags}: $((SECONDS - start)) s (exit ${PIPESTATUS[0]})" | tee -a "$log"
   done
   rm -f "$OUT/photo-noisy.png" "$OUT/photo-denoised.png"
 fi

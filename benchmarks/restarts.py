@@ -6,6 +6,7 @@ image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the mean of
 
     python benchmarks/restarts.py [--tasks denoise,super-resolve,inpaint] [--images 4] [--crop 96]
                                   [--members seeds|dihedral] [--fits 8] [--preset default]
+                                  [--device cuda --acceleration tf32+graph]
 
 `--members seeds` (the default): the fits differ by their seeds only, as `dip.run`'s ensembles.
 `--members dihedral` (denoising and super-resolution, whose operators commute with flips and
@@ -14,6 +15,7 @@ rotations of the observation (`dihedral`: the first four keep the image's shape)
 back before averaging. `--fits N` fits N members (default 8) and scores the means of 1, 2, 4, 8
 of them up to N. `--preset` fits another preset or a variant of one (`PRESET[+CHANGE...]`, as
 `benchmarks/variants.py`), e.g. `default+width=16`: are more, cheaper members worth more?
+`--acceleration` fits in another arithmetic (`dip bench speed`'s variant names, e.g. `tf32+graph`).
 
 Appends one row per image to benchmarks/results/restarts-DEVICE-DATE.md as it finishes.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import dip
+from dip.accel import Acceleration
 from dip.bench import data_root
 from dip.bench.choice import cases, variant
 from dip.bench.results import append_mean, append_row, results_file
@@ -73,7 +76,9 @@ def main() -> None:
     parser.add_argument("--members", choices=("seeds", "dihedral"), default="seeds")
     parser.add_argument("--fits", type=int, default=8, help="fits per image (at most 8)")
     parser.add_argument("--preset", default="default", help="PRESET[+CHANGE...] (benchmarks/variants.py)")
+    parser.add_argument("--acceleration", help="e.g. tf32+graph (default: the device's own)")
     args = parser.parse_args()
+    speed = Acceleration.parse(args.acceleration).options() if args.acceleration else {}
     counts = [k for k in COUNTS if k <= args.fits]
     turned = args.members == "dihedral"
     if turned and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
@@ -81,13 +86,18 @@ def main() -> None:
     data = data_root()
     path = results_file(
         Path(__file__).parent / "results",
-        f"restarts-{args.device}" + ("-dihedral" if turned else "") + _slug(args.preset),
+        f"restarts-{args.device}"
+        + ("-dihedral" if turned else "")
+        + _slug(args.preset)
+        + (f"-{args.acceleration.replace('+', '-')}" if args.acceleration else ""),
         "Restarts: the mean of K fits" + (", each on its own flip or rotation" if turned else ""),
         [
             f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
             "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
             "random (seed 0)",
-            f"preset {args.preset}; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
+            f"preset {args.preset}"
+            + (f", {args.acceleration}" if args.acceleration else "")
+            + f"; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
             "made by one `dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone "
             f"(seed 0), and the {args.fits} fits",
         ],
@@ -99,11 +109,13 @@ def main() -> None:
         rows = []
         for name, problem, observed, clean in cases(task, args.images, args.crop, data):
             started = time.perf_counter()
-            dip.run(problem, observed, preset=preset, seed=0, device=args.device)
+            dip.run(problem, observed, preset=preset, seed=0, device=args.device, **speed)
             alone = time.perf_counter() - started
             started = time.perf_counter()
             views = [np.ascontiguousarray(dihedral(observed, k)) if turned else observed for k in range(args.fits)]
-            fits = dip.run_many([problem] * args.fits, views, preset=preset, seed=range(args.fits), device=args.device)
+            fits = dip.run_many(
+                [problem] * args.fits, views, preset=preset, seed=range(args.fits), device=args.device, **speed
+            )
             results = [dihedral(f.pixels, k, inverse=True) if turned else f.pixels for k, f in enumerate(fits)]
             together = time.perf_counter() - started
             scores = [psnr(np.mean(results[:k], axis=0), clean) for k in counts]

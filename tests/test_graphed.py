@@ -92,6 +92,39 @@ def test_what_the_graph_cannot_do_is_refused(tmp_path):
     assert Acceleration("tf32", cuda_graph=True).describe() == "tf32+graph"
 
 
+def test_the_graph_is_the_cuda_default_where_the_plain_loop_is_not_needed():
+    """'auto' (the default of `dip.run` and the command line): on for CUDA, off on a CPU, and
+    off where fp16's loss scaling or a compile mode needs the plain loop; an explicit choice stands."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert not Acceleration.resolve(cpu).cuda_graph
+    assert Acceleration.resolve(gpu) == Acceleration("tf32", cuda_graph=True)
+    assert Acceleration.resolve(gpu, "bf16").cuda_graph
+    assert not Acceleration.resolve(gpu, "fp16").cuda_graph
+    assert not Acceleration.resolve(gpu, compile="reduce-overhead").cuda_graph
+    assert not Acceleration.resolve(gpu, cuda_graph=False).cuda_graph
+    with pytest.raises(DipError, match="needs a CUDA device"):
+        Acceleration.resolve(cpu, cuda_graph=True)
+
+
+def test_the_command_line_turns_the_graph_off_and_on():
+    """`--no-cuda-graph` reaches `dip.run` as False, `--cuda-graph` as True, neither as 'auto'."""
+    from dip.cli import _recipe, build_parser
+
+    def graph(*flags: str):
+        recipe, _ = _recipe(build_parser().parse_args(["denoise", "noisy.png", "-o", "out.png", *flags]))
+        return recipe.options["cuda_graph"]
+
+    assert [graph(), graph("--no-cuda-graph"), graph("--cuda-graph")] == ["auto", False, True]
+
+
+@cuda
+def test_a_checkpointed_run_on_cuda_keeps_the_plain_loop(tmp_path):
+    """The default graph steps aside for a checkpoint instead of refusing it."""
+    noisy = data.astronaut()[:64, :64] / 255
+    done = dip.run(dip.Denoising(25), noisy, steps=30, device="cuda", checkpoint=tmp_path / "fit.ckpt")
+    assert done.fit.steps_run == 30 and (tmp_path / "fit.ckpt").exists()
+
+
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_captured_step_matches_the_plain_one_on_cuda(precision):

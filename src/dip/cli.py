@@ -149,8 +149,10 @@ def _add_problem_command(commands, cls) -> None:
     )
     speed.add_argument(
         "--cuda-graph",
-        action="store_true",
-        help="on CUDA: decide each step on the GPU and replay it as a CUDA graph (no checkpoints, no fp16)",
+        action=argparse.BooleanOptionalAction,
+        default="auto",
+        help="on CUDA: decide each step on the GPU and replay it as a CUDA graph (default: on CUDA, "
+        "unless --checkpoint, fp16 or --compile needs the plain loop)",
     )
     long_runs = sub.add_argument_group("long runs and big images")
     long_runs.add_argument(

@@ -320,10 +320,13 @@ def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, C
     """One fit of each item (in batches), with the watchdog that judged it."""
     prepared = [_prepare(item, settings) for item in items]
     results: list = [None] * len(items)
-    for batch in _batches(prepared, settings):
+    batches = _batches(prepared, settings)
+    for number, batch in enumerate(batches, 1):
         if settings.progress:
             label = items[batch[0]].label or items[batch[0]].problem.name
             more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
+            if len(batches) > 1:  # where no bar shows (a log, a pipe), the batches still tell the progress
+                log.info("batch %d/%d: %s", number, len(batches), label + more)
             prepared[batch[0]].member.callbacks.append(ProgressBar(label + more))
         fitted = fit_batch([prepared[i].member for i in batch], settings.config, settings.acceleration)
         for index, result in zip(batch, fitted):
@@ -565,7 +568,7 @@ def run(
     channels_last: bool = False,
     compile: bool | str = False,
     deterministic: bool = False,
-    cuda_graph: bool = False,
+    cuda_graph: bool | str = "auto",
     reference: np.ndarray | None = None,
     early_stop: bool | None = None,
     callbacks: Sequence[Callback] = (),
@@ -601,7 +604,8 @@ def run(
         Settings by name (`dip presets`): "default" (fast, stops itself), "paper", ...
     steps, seed, device, precision, channels_last, compile, deterministic, cuda_graph
         Step budget (default: the preset's), random seed, "auto"/"cpu"/"cuda", and how the
-        arithmetic runs (see `dip.accel.Acceleration`; `cuda_graph`: `dip.graphed`).
+        arithmetic runs (see `dip.accel.Acceleration`; `cuda_graph`: `dip.graphed`, "auto": on
+        CUDA, unless fp16, a compile mode or a checkpoint needs the plain loop).
     reference : ndarray, optional
         The clean image: PSNR is tracked in `Restoration.metrics` (never used by the fit).
     early_stop : bool, optional
@@ -660,6 +664,8 @@ def run(
     given = _take(problem, observation, reference)
     if method != "dip":
         return _baseline_restoration(problem, given, method, started)
+    if cuda_graph == "auto" and (checkpoint is not None or any(isinstance(c, Checkpoint) for c in callbacks)):
+        cuda_graph = False  # a checkpoint needs the plain loop
     arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = _settings(
         problem,
@@ -736,7 +742,7 @@ def run_many(
     channels_last: bool = False,
     compile: bool | str = False,
     deterministic: bool = False,
-    cuda_graph: bool = False,
+    cuda_graph: bool | str = "auto",
     early_stop: bool | None = None,
     progress: bool = False,
     restarts: int | None = None,
@@ -846,7 +852,7 @@ def _settings(
     steps: int | None,
     seed: int,
     device: str,
-    arithmetic: tuple[str, bool, bool, bool],
+    arithmetic: tuple[str, bool, bool | str, bool, bool | str],
     early_stop: bool | None,
     callbacks: Sequence[Callback],
     progress: bool,
