@@ -337,3 +337,13 @@ def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_p
     (tmp_path / "file").write_text("")
     with pytest.raises(DipError, match="the fits folder is a file"):
         dip.run(dip.Denoising(25), noisy, **{**options, "fits": tmp_path / "file"})
+
+
+def test_frames_kept_in_memory_each_hold_their_own_step(astronaut_crop):
+    """The running average is updated in place: a frame must be a copy of it, not a view that
+    later steps overwrite (every frame of an animation would show the last step)."""
+    noisy = add_noise(astronaut_crop, 25)
+    done = dip.run(dip.Denoising(25), noisy, steps=9, save_every=3, device="cpu")
+    first, second, last = (frame.image for frame in done.frames)
+    assert [frame.step for frame in done.frames] == [3, 6, 9]
+    assert np.abs(first - last).max() > 1e-3 and np.abs(second - last).max() > 1e-4

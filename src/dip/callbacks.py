@@ -17,8 +17,9 @@ from .metrics import psnr_torch
 
 
 def to_numpy_image(tensor: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor in [0, 1] -> float32 (H, W, C) array."""
-    return tensor.detach()[0].permute(1, 2, 0).float().cpu().numpy()
+    """(1, C, H, W) tensor in [0, 1] -> float32 (H, W, C) array of its own (on a CPU `.numpy()`
+    shares the tensor's memory, and the running average is updated in place)."""
+    return tensor.detach()[0].permute(1, 2, 0).float().cpu().numpy().copy()
 
 
 class ReferenceMetrics(Callback):
