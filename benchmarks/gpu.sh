@@ -41,7 +41,7 @@ fi
 phase "batched fits: K = 1, 4, 16 problems per step (dip.batched)"
 if want batched; then
   timeout "$(limit 120)" python3 -m dip bench speed --device "$DEVICE" --out "$OUT" --steps "${SPEED_STEPS:-20}" \
-      --sizes "${BATCH_SIZES:-128,512}" --presets "${BATCH_PRESETS:-denoise/default,denoise/paper}" --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches 1,4,16 \
+      --sizes "${BATCH_SIZES:-128,512}" --presets "${BATCH_PRESETS:-denoise/default,denoise/paper}" --variants "${BATCH_VARIANTS:-tf32,tf32+graph}" --batches "${BATCHES:-1,4,16}" \
       2>&1 | tee -a "$log"
 fi
 

@@ -103,6 +103,8 @@ def main() -> None:
         "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, step=3),
         "matched, every block": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=1),
         "matched, every 2nd": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=2),
+        "matched, every 2nd, Kaiser 2": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, step=2, beta=2.0),
+        "matched, every 2nd, Kaiser 4": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, step=2, beta=4.0),
     }
     try:
         import bm3d  # noqa: F401

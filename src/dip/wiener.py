@@ -206,20 +206,24 @@ def _matched_filter(
     rows: torch.Tensor,
     limit: float,
     step: int,
+    beta: float = 0.0,
 ) -> torch.Tensor:
     """One pass on (C, 1, H, W) planes with block matching: each reference block grouped with its
-    closest blocks in `guide` (H, W: the pilot's channel mean), each group's 3-D transform (2-D DCT, then the DCT
-    along the group) kept in the pilot's Wiener proportions, the blocks added back into place
-    weighted as `_filter` weights them (BM3D's Wiener stage; the group sizes powers of two).
-    In bands of reference rows, each with the rows within reach of it, so that memory is bounded
-    whatever the image's height (the result is the same)."""
+    closest blocks in `guide` (H, W: the pilot's channel mean), each group's 3-D transform (2-D DCT,
+    then the DCT along the group) kept in the pilot's Wiener proportions, the blocks added back into
+    place weighted as `_filter` weights them and by a Kaiser window of `beta` over the block (0:
+    flat; BM3D's Wiener stage, whose group sizes are powers of two). In bands of reference rows,
+    each with the rows within reach of it, so that memory is bounded whatever the image's height
+    (the result is the same)."""
     block = rows.shape[0]
     channels, _, height, width = noisy.shape
     starts = torch.tensor(tile_starts(height, block, block - step), device=noisy.device)
     reach = 2 * MATCH_REACH + block  # the rows a band needs beyond its references'
     band = max(reach, _BAND_ELEMENTS // (channels * block * block * width) - reach)
     out, weight = torch.zeros_like(noisy), torch.zeros_like(noisy)
-    ones = torch.ones(1, 1, block, block, dtype=noisy.dtype, device=noisy.device)
+    window = torch.from_numpy(np.kaiser(block, beta)).to(rows)
+    placed = rows * window  # each block's inverse DCT, windowed as it is added into place
+    ones = torch.outer(window, window)[None, None]
     first = 0
     while first < len(starts):
         last = first + int((starts[first:] < starts[first] + band).sum())
@@ -235,7 +239,7 @@ def _matched_filter(
             limit,
             step,
         )
-        out[..., rows_in, :] += _overlap_add(total, rows)
+        out[..., rows_in, :] += _overlap_add(total, placed)
         weight[..., rows_in, :] += F.conv_transpose2d(trusted, ones)
         first = last
     return out / weight
@@ -271,6 +275,7 @@ def wiener(
     colour: bool = True,
     match: bool = True,
     step: int | None = None,
+    beta: float = 0.0,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """The noisy image (H, W, C) in [0, 1] Wiener-filtered with `pilot` (same shape) as the
@@ -280,8 +285,10 @@ def wiener(
     kept; `match`: each block filtered in a group with its closest blocks in the pilot (BM3D's
     Wiener stage, `_matched_filter`), or alone (False); `step`: with matching, a reference block
     every `step` pixels (None: `step_for` sigma; 1: every block, for several times the work);
-    `device`: where the arithmetic runs (the fit's device: block matching on a photo takes
-    minutes on a CPU). Images smaller than a block come back as the pilot.
+    `beta`: with matching, each block's estimate weighted by a Kaiser window of this shape (BM3D's
+    2.0) as the blocks are added up (0: flat, which scored higher here); `device`: where the
+    arithmetic runs (the fit's device: block matching on a photo takes minutes on a CPU). Images
+    smaller than a block come back as the pilot.
 
     Examples
     --------
@@ -317,7 +324,7 @@ def wiener(
             filtered = planes(estimate)
             noisy_planes, pilot_planes = planes(unbiased)[filtered_planes], filtered[filtered_planes]
             filtered[filtered_planes] = (
-                _matched_filter(noisy_planes, pilot_planes, estimate.mean(-1), sigma, rows, limit, step)
+                _matched_filter(noisy_planes, pilot_planes, estimate.mean(-1), sigma, rows, limit, step, beta)
                 if match
                 else _filter(noisy_planes, pilot_planes, sigma, rows)
             )
