@@ -81,13 +81,20 @@ def fitted(
     return outputs, steps, seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", default="4", help="N (the first N of CBSD68, sorted by name) or FIRST:LAST")
+def probe_parser(doc: str, images: str = "4") -> argparse.ArgumentParser:
+    """The options every denoising probe on the settings-choice set takes: which images, the crop,
+    the noise and the device."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--images", default=images, help="N (the first N of CBSD68, sorted by name) or FIRST:LAST")
     parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--fits", type=int, default=4, help="seeded fits averaged (1: the default alone)")
     parser.add_argument("--sigma", type=float, default=25)
     parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def main() -> None:
+    parser = probe_parser(__doc__)
+    parser.add_argument("--fits", type=int, default=4, help="seeded fits averaged (1: the default alone)")
     parser.add_argument("--filter", action="append", help="a filter to run, by name (repeat; default: all)")
     args = parser.parse_args()
     start, stop = image_span(args.images)
