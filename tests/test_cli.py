@@ -181,3 +181,11 @@ def test_saved_fits_from_the_command_line(folder, monkeypatch, capsys):
     assert "1 saved fit read" in capsys.readouterr().err
     assert np.array_equal(np.asarray(Image.open("first.png")), np.asarray(Image.open("again.png")))
     assert len(list((folder / "fits").glob("*.npz"))) == 1
+
+
+def test_the_command_line_recorded_in_reports_can_be_run_again(monkeypatch):
+    """Reports and results files quote the command as a shell would: a path with a space stays one argument."""
+    from dip.cli_args import command_line
+
+    monkeypatch.setattr("sys.argv", ["/usr/bin/dip", "denoise", "my photo.png", "--sigma", "25"])
+    assert command_line() == "dip denoise 'my photo.png' --sigma 25"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .accel import AUTO_PRECISION, PRECISIONS
-from .cli_args import arg, batch_size, whole
+from .cli_args import arg, batch_size, command_line, whole
 from .errors import DipError
 from .problems import REGISTRY
 
@@ -251,7 +251,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         Path(args.checkpoint) if args.checkpoint else None,
         Path(args.animation) if args.animation else None,
     )
-    _, lines = restore_file(recipe, job, progress=not args.quiet, command=" ".join(["dip", *sys.argv[1:]]))
+    _, lines = restore_file(recipe, job, progress=not args.quiet, command=command_line())
     for line in lines:
         log.info("%s", line)
     return 0

@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from collections.abc import Callable
 
 from .errors import DipError
 from .problems import number
+
+
+def command_line() -> str:
+    """This run's command as a shell would take it again (quoted), for reports and results files."""
+    return shlex.join(["dip", *sys.argv[1:]])
 
 
 def arg(parse: Callable[[str], object]) -> Callable[[str], object]:

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from .cli_args import arg, batch_size
+from .cli_args import arg, batch_size, command_line
 from .errors import DipError
 from .problems import number
 
 log = logging.getLogger("dip")
-
-
-def _command_line() -> str:
-    return " ".join(["dip", *sys.argv[1:]])
 
 
 def add_tool_commands(commands, add_common) -> None:
@@ -274,9 +269,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"{scoring.describe()}, dB")
     print(comparison.markdown())
     if args.report:
-        log.info(
-            "report: %s", write_report(args.report, comparison_report(comparison, scoring, title, _command_line()))
-        )
+        log.info("report: %s", write_report(args.report, comparison_report(comparison, scoring, title, command_line())))
     return 0
 
 
@@ -301,7 +294,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             images=set(args.images.split(",")) if args.images else None,
             max_minutes=args.max_minutes,
             out_dir=Path(args.out),
-            command=_command_line(),
+            command=command_line(),
             batch=args.batch,
             fits=args.fits,
         )
@@ -316,7 +309,7 @@ def cmd_bench_merge(args: argparse.Namespace) -> int:
     if missing:
         raise DipError(f"no such results file: {missing[0]}")
     paths = [Path(name) for name in args.files]
-    log.info("results: %s", merge_results(paths, data_folder(args.data), Path(args.out), _command_line()))
+    log.info("results: %s", merge_results(paths, data_folder(args.data), Path(args.out), command_line()))
     return 0
 
 
@@ -336,7 +329,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         data=data_folder(args.data).parent,
         batches=args.batches,
     )
-    log.info("results: %s", run_speed(options, args.steps, args.device, Path(args.out), _command_line()))
+    log.info("results: %s", run_speed(options, args.steps, args.device, Path(args.out), command_line()))
     return 0
 
 
