@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pilot_probe import fitted, noise_tag, probe_parser
+from pilot_probe import fitted, noise_tag, probe_cases, probe_parser, probe_setting
 from torch import nn
 
 import dip
-from dip.bench import data_root
-from dip.bench.choice import cases, image_span
 from dip.bench.results import append_mean, append_row, results_file
 from dip.metrics import noise_kept, psnr
 from dip.problems import Denoising, to_tensor
@@ -72,15 +70,13 @@ class HalfDenoising(Denoising):
 
 def main() -> None:
     args = probe_parser(__doc__, images="6").parse_args()
-    start, stop = image_span(args.images)
     pilots = ["default (seed 0)", "blind", "seen", "mean"]
     path = results_file(
         Path(__file__).parent / "results",
         f"blindspot-probe-{args.device}" + noise_tag(args.sigma),
         "Probe: a pilot that never saw the pixel's noise",
         [
-            f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
-            f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)",
+            probe_setting(args),
             "two default fits (seeds 0 and 1) on complementary random halves of the pixels (seed 0); `blind`: "
             "each pixel from the fit that did not see it; `seen`: from the fit that did; `mean`: the two fits' "
             "mean; `+ W`: as the pilot of the presets' Wiener step; `avg W`: the mean of the default's and the "
@@ -96,9 +92,7 @@ def main() -> None:
         ],
     )
     rows = []
-    for name, problem, observed, clean in cases(
-        "denoise", stop - start, args.crop, data_root(), start=start, sigma=args.sigma
-    ):
+    for name, problem, observed, clean in probe_cases(args):
         started = time.perf_counter()
         default = fitted(name, problem, observed, args.crop, 1, args.device)[0][0]
         keep = np.random.default_rng(0).random(observed.shape[:2]) < 0.5

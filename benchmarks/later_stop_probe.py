@@ -19,11 +19,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pilot_probe import fitted, noise_tag, probe_parser
+from pilot_probe import fitted, noise_tag, probe_cases, probe_parser, probe_setting
 
 import dip
-from dip.bench import data_root
-from dip.bench.choice import cases, image_span
 from dip.bench.results import append_mean, append_row, results_file
 from dip.callbacks import Snapshots
 from dip.metrics import psnr
@@ -34,15 +32,13 @@ QUARTERS = (4, 5, 6, 8)  # the pilots' steps, in quarters of the default's own s
 
 def main() -> None:
     args = probe_parser(__doc__, images="6").parse_args()
-    start, stop = image_span(args.images)
     times = [f"x{q / 4:g}" for q in QUARTERS]
     path = results_file(
         Path(__file__).parent / "results",
         f"later-stop-probe-{args.device}" + noise_tag(args.sigma),
         "Probe: the Wiener step's pilot taken after the default's stop",
         [
-            f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
-            f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)",
+            probe_setting(args),
             "the default preset (seed 0) refitted without its stop for twice the steps its stop took; `xF`: its "
             "running estimate at F times that step, alone and (`+ W`) as the pilot of the presets' Wiener step; "
             "`default + W`: the default's own result (cached) and its step",
@@ -50,9 +46,7 @@ def main() -> None:
         ["image", "default + W", *(t + suffix for t in times for suffix in ("", " + W")), "own stop", "seconds"],
     )
     rows = []
-    for name, problem, observed, clean in cases(
-        "denoise", stop - start, args.crop, data_root(), start=start, sigma=args.sigma
-    ):
+    for name, problem, observed, clean in probe_cases(args):
         started = time.perf_counter()
         outputs, own, _ = fitted(name, problem, observed, args.crop, 1, args.device)
         sigma = problem.sigma / 255

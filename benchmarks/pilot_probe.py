@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ import numpy as np
 import dip
 from dip.baselines import cbm3d
 from dip.bench import data_root
-from dip.bench.choice import cases, image_span
+from dip.bench.choice import Case, cases, image_span
 from dip.bench.results import append_mean, append_row, results_file
 from dip.metrics import noise_kept, psnr
 from dip.wiener import wiener
@@ -92,12 +93,26 @@ def probe_parser(doc: str, images: str = "4") -> argparse.ArgumentParser:
     return parser
 
 
+def probe_setting(args: argparse.Namespace) -> str:
+    """The results file's line that says which crops a probe ran on (`probe_parser`'s options)."""
+    start, stop = image_span(args.images)
+    return (
+        f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
+        f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)"
+    )
+
+
+def probe_cases(args: argparse.Namespace) -> Iterator[Case]:
+    """The denoising cases `probe_parser`'s options name: (name, problem, noisy crop, clean crop)."""
+    start, stop = image_span(args.images)
+    return cases("denoise", stop - start, args.crop, data_root(), start=start, sigma=args.sigma)
+
+
 def main() -> None:
     parser = probe_parser(__doc__)
     parser.add_argument("--fits", type=int, default=4, help="seeded fits averaged (1: the default alone)")
     parser.add_argument("--filter", action="append", help="a filter to run, by name (repeat; default: all)")
     args = parser.parse_args()
-    start, stop = image_span(args.images)
     filters = {
         "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1, block=8, match=False),
         "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=False),
@@ -131,8 +146,7 @@ def main() -> None:
         f"pilot-probe-{args.device}" + noise_tag(args.sigma),
         "Probe: DIP as the pilot of a Wiener filter",
         [
-            f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
-            f"crops, Gaussian noise sigma {args.sigma:g} (seed 0)",
+            probe_setting(args),
             f"RGB PSNR of the default preset (seed 0) and of the mean of {args.fits} seeded default fits, alone and "
             "as the pilot of a Wiener filter on the noisy crop (`dct`: 8x8 blocks, no matching, one pass; `dct x2 "
             "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
@@ -153,9 +167,7 @@ def main() -> None:
         ],
     )
     rows = []
-    for name, problem, observed, clean in cases(
-        "denoise", stop - start, args.crop, data_root(), start=start, sigma=args.sigma
-    ):
+    for name, problem, observed, clean in probe_cases(args):
         outputs, steps, seconds = fitted(name, problem, observed, args.crop, args.fits, args.device)
         sigma = problem.sigma / 255
         results = {"default": outputs[0], "mean": outputs.mean(axis=0)}
