@@ -11,7 +11,9 @@ the clipping bias the pilot predicts removed first, in two passes (the presets' 
 the channels' mean only, the fit's colour differences kept (`grey`); `matched`, the same with block
 matching (`wiener(match=True)`, the presets' step: each block filtered in a group with its
 closest blocks in the pilot, in 8x8 or 16x16 blocks, two passes or one, a reference block every
-third pixel, every second (the presets' step up to sigma 40) or at every block); `bm3d`,
+third pixel, every second or at every block; all these with
+the pilot as given, and `blended`, the presets' step, with a share of the noisy image blended into
+the pilot, `dip.wiener.blend_for`); `bm3d`,
 BM3D's own collaborative Wiener stage with the pilot given (the optional `bm3d` package). Also
 printed: rho, the share of the noise the result kept (`dip.metrics.noise_kept`; a restoration made
 from this noisy image keeps some of its noise: rho > 0).
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,11 @@ def bm3d_wiener(noisy: np.ndarray, pilot: np.ndarray, sigma: float) -> np.ndarra
     # one channel a call: bm4d's multichannel path passes a pilot to every channel whole
     filtered = np.stack([bm3d.bm3d(opp[..., c], stds[c], stage_arg=guide[..., c]) for c in range(3)], axis=2)
     return bm3d.rgb_to(filtered, "opp", True, top, bottom)[0]
+
+
+def as_given(**options) -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+    """The Wiener step with `options` and the pilot as given (no share of the noisy image blended in)."""
+    return lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, blend=0.0, **options)
 
 
 def noise_tag(sigma: float) -> str:
@@ -114,19 +121,18 @@ def main() -> None:
     parser.add_argument("--filter", action="append", help="a filter to run, by name (repeat; default: all)")
     args = parser.parse_args()
     filters = {
-        "dct": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, clipped=False, passes=1, block=8, match=False),
-        "dct x2 clipped": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, match=False),
-        "dct x2 clipped, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, match=False),
-        "dct x2 clipped, grey": lambda noisy, pilot, sigma: wiener(
-            noisy, pilot, sigma, block=8, colour=False, match=False
-        ),
-        "matched": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=3),
-        "matched, 1 pass": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, passes=1, step=3),
-        "matched, 16 px": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=16, step=3),
-        "matched, every block": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=1),
-        "matched, every 2nd": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, block=8, step=2),
-        "matched, every 2nd, Kaiser 2": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, step=2, beta=2.0),
-        "matched, every 2nd, Kaiser 4": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, step=2, beta=4.0),
+        "dct": as_given(clipped=False, passes=1, block=8, match=False),
+        "dct x2 clipped": as_given(block=8, match=False),
+        "dct x2 clipped, 16 px": as_given(block=16, match=False),
+        "dct x2 clipped, grey": as_given(block=8, colour=False, match=False),
+        "matched": as_given(block=8, step=3),
+        "matched, 1 pass": as_given(block=8, passes=1, step=3),
+        "matched, 16 px": as_given(block=16, step=3),
+        "matched, every block": as_given(block=8, step=1),
+        "matched, every 2nd": as_given(block=8, step=2),
+        "matched, every 2nd, Kaiser 2": as_given(step=2, beta=2.0),
+        "matched, every 2nd, Kaiser 4": as_given(step=2, beta=4.0),
+        "matched, every 2nd, blended": lambda noisy, pilot, sigma: wiener(noisy, pilot, sigma, step=2),
     }
     try:
         import bm3d  # noqa: F401
@@ -152,7 +158,8 @@ def main() -> None:
             "clipped`: the same, the clipping bias removed first, two passes; `16 px`: in 16x16 blocks; `grey`: "
             "only the channels' mean filtered, the fit's colour differences kept; `matched`: the same with block "
             "matching, 8x8 or 16x16 blocks, two passes or one, a reference block every third pixel, every "
-            "second (`every 2nd`: the presets' step up to sigma 40) or at every block; `bm3d`: BM3D's Wiener "
+            "second (`every 2nd`) or at every block, all with the pilot as given; `blended`: the presets' step, a "
+            "share of the noisy image blended into the pilot (`dip.wiener.blend_for`); `bm3d`: BM3D's Wiener "
             "stage); each fit refined and then averaged, as `best` does; CBM3D alone; rho: the share of the noise "
             "kept; steps and seconds: the fits' (as first run, when they come from the cache)",
         ],
