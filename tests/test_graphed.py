@@ -94,13 +94,15 @@ def test_what_the_graph_cannot_do_is_refused(tmp_path):
 
 def test_the_graph_is_the_cuda_default_where_the_plain_loop_is_not_needed():
     """'auto' (the default of `dip.run` and the command line): on for CUDA, off on a CPU, and
-    off where fp16's loss scaling or a compile mode needs the plain loop; an explicit choice stands."""
+    off where fp16's loss scaling, a compile mode or a checkpoint needs the plain loop; an explicit
+    choice stands."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert not Acceleration.resolve(cpu).cuda_graph
     assert Acceleration.resolve(gpu) == Acceleration("tf32", cuda_graph=True)
     assert Acceleration.resolve(gpu, "bf16").cuda_graph
     assert not Acceleration.resolve(gpu, "fp16").cuda_graph
     assert not Acceleration.resolve(gpu, compile="reduce-overhead").cuda_graph
+    assert not Acceleration.resolve(gpu, checkpointed=True).cuda_graph
     assert not Acceleration.resolve(gpu, cuda_graph=False).cuda_graph
     with pytest.raises(DipError, match="needs a CUDA device"):
         Acceleration.resolve(cpu, cuda_graph=True)

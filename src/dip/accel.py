@@ -71,21 +71,25 @@ class Acceleration:
         compile: bool | str = False,
         deterministic: bool = False,
         cuda_graph: bool | str = "auto",
+        checkpointed: bool = False,
     ) -> Acceleration:
         """The options of a run, 'auto' precision and CUDA graph resolved for `device`, checked
         against it. The graph is on by default on CUDA, where it measured 1.5-3.4x faster a step
-        (benchmarks/README.md), unless fp16 or a compile mode rules it out.
+        (benchmarks/README.md), unless fp16, a compile mode or a `checkpointed` run (which needs
+        the plain loop) rules it out.
 
         >>> Acceleration.resolve(torch.device("cpu")).describe()
         'fp32'
         >>> gpu = torch.device("cuda")
         >>> Acceleration.resolve(gpu).describe(), Acceleration.resolve(gpu, "fp16").describe()
         ('tf32+graph', 'fp16')
+        >>> Acceleration.resolve(gpu, checkpointed=True).describe()
+        'tf32'
         """
         if precision == "auto":
             precision = cls.default(device).precision
         if cuda_graph == "auto":
-            cuda_graph = device.type == "cuda" and precision != "fp16" and not compile
+            cuda_graph = device.type == "cuda" and precision != "fp16" and not compile and not checkpointed
         acceleration = cls(precision, channels_last, compile, deterministic, cuda_graph)
         acceleration.check(device)
         return acceleration

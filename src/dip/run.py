@@ -664,8 +664,6 @@ def run(
     given = _take(problem, observation, reference)
     if method != "dip":
         return _baseline_restoration(problem, given, method, started)
-    if cuda_graph == "auto" and (checkpoint is not None or any(isinstance(c, Checkpoint) for c in callbacks)):
-        cuda_graph = False  # a checkpoint needs the plain loop
     arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = _settings(
         problem,
@@ -681,6 +679,7 @@ def run(
         restarts,
         batch,
         fits,
+        checkpointed=checkpoint is not None,
     )
     if settings.restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
@@ -859,10 +858,13 @@ def _settings(
     restarts: int | None,
     batch: int | str,
     fits: str | Path | None = None,
+    checkpointed: bool = False,
 ) -> _Settings:
-    """The options of a run resolved (device, arithmetic, the problem's preset) and checked."""
+    """The options of a run resolved (device, arithmetic, the problem's preset) and checked;
+    `checkpointed`: the run saves checkpoints (also when a `Checkpoint` is among `callbacks`)."""
     dev = resolve_device(device)
-    acceleration = Acceleration.resolve(dev, *arithmetic)
+    checkpointed = checkpointed or any(isinstance(c, Checkpoint) for c in callbacks)
+    acceleration = Acceleration.resolve(dev, *arithmetic, checkpointed=checkpointed)
     chosen = _preset_for(problem, preset)
     check_size(shape[0], shape[1], chosen.net.stride)
     if batch != "auto" and (not isinstance(batch, int) or batch < 1):
