@@ -8,8 +8,9 @@ noise blended in raises the pilot's power everywhere by share^2 sigma^2, the tex
 back raises it where the fit lost detail. `0` is the step with the pilot as the fit gave it.
 
 CBSD68 (the settings-choice set), centre crops, Gaussian noise sigma 25 (seed 0; `--sigma`); the
-default's fits (seed 0, or the mean of `--fits` seeded fits, the `best` preset's ensemble) come
-from `benchmarks/pilot_probe.py`'s cache (`.probe-cache/`, git-ignored), fitted there when missing.
+default's fits (seed 0, or `--fits` seeded fits, each refined and then averaged as the `best`
+preset does) come from `benchmarks/pilot_probe.py`'s cache (`.probe-cache/`, git-ignored),
+fitted there when missing.
 
     python benchmarks/blend_probe.py [--images 10|FIRST:LAST] [--crop 128] [--sigma 25] [--fits 1] \
         [--shares 0,0.05,0.1,0.15,0.2]
@@ -58,7 +59,7 @@ def main() -> None:
         sigma = problem.sigma / 255
         scores = [psnr(np.clip(outputs.mean(axis=0), 0, 1), clean)]
         for share in shares:  # each fit refined, then the mean: what `best` does
-            refined = [wiener(observed, fit + share * (observed - fit), sigma, blend=0.0) for fit in outputs]
+            refined = [wiener(observed, fit, sigma, blend=share) for fit in outputs]
             scores.append(psnr(np.mean(refined, axis=0), clean))
         rows.append(scores)
         append_row(path, [name, *(f"{v:.2f}" for v in scores), steps, f"{seconds:.0f}"])
