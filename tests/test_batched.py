@@ -130,3 +130,43 @@ def test_run_many_takes_one_seed_per_problem():
     assert not np.array_equal(many[0].image, many[1].image)
     with pytest.raises(DipError, match="one seed, or one per problem"):
         dip.run_many([dip.Denoising(25)] * 2, [noisy] * 2, seed=[1])
+
+
+class _Width(Callback):
+    """The parameter count of the network a fit runs in, at each step."""
+
+    def __init__(self):
+        self.counts: list[int] = []
+
+    def on_step(self, state) -> None:
+        self.counts.append(sum(p.numel() for p in state.net.parameters()))
+
+
+def test_the_batch_runs_on_in_a_network_of_its_live_members(float64):
+    """Members stopping at steps 5, 5 and 11 leave the batch's network (4 members wide) 2 wide
+    from step 6 and 1 wide from step 12; the member left still gets its own fit, backtracking
+    included."""
+    config = FitConfig(steps=20, lr=0.3, reg_noise_std=0.05, backtrack_db=0.01)
+    stops = [5, None, 11, 5]
+    members, width = _members(stops), _Width()
+    members[1].callbacks = [width]
+    together = fit_batch(members, config)
+    alone = _alone(_members(stops), config)
+    one = sum(p.numel() for p in _members([None])[0].net.parameters())
+    assert width.counts == [4 * one] * 5 + [2 * one] * 6 + [one] * 9
+    assert [r.steps_run for r in together] == [5, 20, 11, 5]
+    assert sum(r.backtracks for r in alone) > 0
+    for batched, single in zip(together, alone):
+        assert batched.backtracks == single.backtracks
+        assert torch.allclose(batched.image, single.image, atol=1e-9)
+
+
+def test_under_torch_compile_the_batch_narrows_at_halvings_only():
+    """A new network compiles anew: under torch.compile a batch narrows once half its members
+    have stopped; otherwise at every stop."""
+    from dip.accel import Acceleration
+    from dip.batched import narrows
+
+    plain, compiled = Acceleration(), Acceleration(compile=True)
+    assert [narrows(plain, 4, live) for live in (4, 3, 2, 1)] == [False, True, True, True]
+    assert [narrows(compiled, 4, live) for live in (4, 3, 2, 1)] == [False, False, True, True]

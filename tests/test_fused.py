@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from dip.nets.fused import fuse
+from dip.nets.fused import fuse, select
 from dip.presets import get_preset
 
 
@@ -24,3 +24,26 @@ def test_fused_networks_match_each_network_alone(task, preset):
         stacked = torch.cat([dict(net.named_parameters())[name].grad for net in nets])  # groups on dim 0
         assert torch.allclose(fused_weight.grad, stacked, rtol=1e-8, atol=1e-10), name
     assert sum(p.numel() for p in fused.parameters()) == 3 * sum(p.numel() for p in nets[0].parameters())
+
+
+def test_selecting_members_of_a_fused_network_is_fusing_them_alone():
+    """`select` keeps the chosen members' weights and BatchNorm statistics: after a training step
+    of the fused network, members 2 and 0 (in that order) compute what those two networks fused
+    alone compute."""
+    spec = get_preset("denoise", "default")
+    torch.manual_seed(0)
+    nets = [spec.net.build(spec.input_channels, 3).double() for _ in range(3)]
+    fused = fuse(nets)
+    z = torch.rand(1, 3 * spec.input_channels, 64, 64, dtype=torch.float64)
+    fused(z)  # training mode: the running statistics move
+    narrowed = select(fused, 3, [2, 0])
+    state = fused.state_dict()
+    for j in (2, 0):  # each network as it is now inside the fused one
+        for name, value in nets[j].state_dict().items():
+            value.copy_(state[name].unflatten(0, (3, -1))[j] if value.dim() else state[name])
+    alone = fuse([nets[2], nets[0]])
+    assert sum(p.numel() for p in narrowed.parameters()) == 2 * sum(p.numel() for p in nets[0].parameters())
+    for (name, mine), theirs in zip(narrowed.state_dict().items(), alone.state_dict().values()):
+        assert torch.equal(mine, theirs), name
+    inputs = z.unflatten(1, (3, -1))[:, [2, 0]].flatten(1, 2)
+    assert torch.equal(narrowed.eval()(inputs), alone.eval()(inputs))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from skimage import data
-from test_batched import _alone, _cases, _members
+from test_batched import _alone, _cases, _members, _Width
 
 import dip
 import dip.graphed
@@ -62,6 +62,23 @@ def test_stops_and_backtracks_land_where_the_plain_loop_puts_them(float64, sync_
         assert mine.stop_reason == theirs.stop_reason
         assert torch.allclose(mine.image, theirs.image, atol=1e-9)
         assert mine.final_loss == pytest.approx(theirs.final_loss, rel=1e-9)
+
+
+@pytest.mark.parametrize("sync_every, widths", [(1, [4] * 5 + [2] * 6 + [1] * 9), (5, [4] * 5 + [2] * 10 + [1] * 5)])
+def test_the_step_narrows_to_its_live_members_between_reads(float64, sync_every, widths):
+    """Members stopping at steps 5, 5 and 11: the step runs on in the network of the members
+    still fitting from the next read of the losses, and is captured anew there."""
+    config = FitConfig(steps=20, lr=0.3, reg_noise_std=0.05, backtrack_db=0.01)
+    stops = [5, None, 11, 5]
+    members, width = _members(stops), _Width()
+    members[1].callbacks = [width]
+    on_device = fit_on_device(members, config, sync_every=sync_every, capture=False)
+    plain = _alone(_members(stops), config)
+    one = sum(p.numel() for p in _members([None])[0].net.parameters())
+    assert width.counts == [w * one for w in widths]
+    assert [r.backtracks for r in on_device] == [r.backtracks for r in plain]
+    for mine, theirs in zip(on_device, plain):
+        assert torch.allclose(mine.image, theirs.image, atol=1e-9)
 
 
 def test_one_problem_through_fit_batch_and_fit(float64, graph_on_cpu):
@@ -146,3 +163,33 @@ def test_the_captured_step_matches_the_plain_one_on_cuda(precision):
     for mine, theirs in zip(replayed, plain):
         assert mine.steps_run == theirs.steps_run == 60
         assert (mine.image - theirs.image).abs().max() < (1e-4 if precision == "fp32" else 2e-2)
+
+
+@cuda
+def test_the_step_is_captured_anew_as_the_batch_narrows_on_cuda():
+    """Members stopping at steps 20 and 45 (reads every 25 steps): the graph is captured again for
+    the 2-wide and the 1-wide network, and each member still gets its plain fit."""
+    config = FitConfig(steps=60, lr=0.01, reg_noise_std=0.05, ema=0.99)
+
+    def members():
+        return [
+            Member(
+                m.net.cuda(),
+                m.z.cuda(),
+                m.target.cuda(),
+                m.operator,
+                torch.Generator("cuda").manual_seed(20 + k),
+                callbacks=m.callbacks,
+            )
+            for k, m in enumerate(_members([20, None, 45]))
+        ]
+
+    graphed, width = members(), _Width()
+    graphed[1].callbacks = [width]
+    replayed = fit_batch(graphed, config, Acceleration("fp32", deterministic=True, cuda_graph=True))
+    plain = fit_batch(members(), config, Acceleration("fp32", deterministic=True))
+    one = sum(p.numel() for p in _members([None])[0].net.parameters())
+    assert width.counts == [3 * one] * 25 + [2 * one] * 25 + [one] * 10
+    for mine, theirs in zip(replayed, plain):
+        assert mine.steps_run == theirs.steps_run
+        assert (mine.image - theirs.image).abs().max() < 1e-4

@@ -5,8 +5,9 @@ Each member keeps what its own fit (`dip.fit.fit`) would keep: its weights (its 
 fused network), input z and input noise generator, target, operator and loss, its Adam moments,
 step count and learning rate, its running average, its backtracking (a bad step of one member
 undoes that member's step only) and its callbacks, hence its own stop: a member that has stopped
-stops changing while the others go on. Every member gets the result of its own fit, to float
-rounding (tests).
+stops changing while the others go on, and the batch runs on in a network of the members still
+fitting (`narrows`), so a batch costs what its live members cost. Every member gets the result of
+its own fit, to float rounding (tests).
 
 >>> import torch
 >>> from dip.fit import FitConfig
@@ -24,6 +25,7 @@ rounding (tests).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from torch import nn
 
 from .accel import Acceleration
 from .fit import Callback, FitConfig, FitResult, FitState, finish, fit, full_precision, mse, update_ema
-from .nets.fused import fuse
+from .nets.fused import fuse, pick, select
 
 
 @dataclass
@@ -76,6 +78,16 @@ class _Adam:
     def state(self) -> list[torch.Tensor]:
         return self.moments + self.squares
 
+    def narrow(self, params: list[nn.Parameter], keep: torch.Tensor) -> _Adam:
+        """This state for the members `keep` (indices, on the device) only, over `params` (the
+        network of those members)."""
+        adam = copy.copy(self)
+        adam.params, adam.k = params, len(keep)
+        adam.lr, adam.steps = self.lr[keep], self.steps[keep]
+        adam.moments = [pick(m, self.k, keep) for m in self.moments]
+        adam.squares = [pick(v, self.k, keep) for v in self.squares]
+        return adam
+
     @torch.no_grad()
     def step(self, apply: torch.Tensor) -> None:
         """One Adam step for the members where `apply` (bool, (K,)) is set; the others keep
@@ -111,13 +123,23 @@ class _Undo:
 
     def __init__(self, net: nn.Module, adam: _Adam):
         k = adam.k
-        weights = [p.data for p in net.parameters()]
-        buffers = [b for b in net.buffers() if b.dim() and b.shape[0] % k == 0]
-        self.live = weights + buffers + adam.state()
+        self.live = _member_tensors(net, adam)
         self.saved = [t.clone() for t in self.live]
         self.adam, self.saved_steps = adam, adam.steps.clone()
         self.loss = [math.inf] * k
         self.taken = [False] * k
+
+    def narrow(self, net: nn.Module, adam: _Adam, keep: list[int]) -> _Undo:
+        """This state for the members `keep` only, undoing into `net` and `adam` (theirs)."""
+        index = torch.tensor(keep, device=self.saved_steps.device)
+        undo = copy.copy(self)
+        undo.adam, undo.live = adam, _member_tensors(net, adam)
+        undo.saved = [pick(t, self.adam.k, index) for t in self.saved]
+        if [t.shape for t in undo.saved] != [t.shape for t in undo.live]:
+            raise RuntimeError("the network has state that is not its members' side by side")
+        undo.saved_steps = self.saved_steps[index]
+        undo.loss, undo.taken = _take(self.loss, keep, index), _take(self.taken, keep, index)
+        return undo
 
     @torch.no_grad()
     def _copy(self, sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor) -> None:
@@ -135,6 +157,43 @@ class _Undo:
     def restore(self, members: torch.Tensor) -> None:
         self._copy(self.saved, self.live, members)
         self.adam.steps = torch.where(members, self.saved_steps, self.adam.steps)
+
+
+def _member_tensors(net: nn.Module, adam: _Adam) -> list[torch.Tensor]:
+    """What a member's step changes: weights, BatchNorm statistics, Adam state (members' rows side
+    by side along the first dimension)."""
+    weights = [p.data for p in net.parameters()]
+    buffers = [b for b in net.buffers() if b.dim() and b.shape[0] % adam.k == 0]
+    return weights + buffers + adam.state()
+
+
+def _take(values: list | torch.Tensor, keep: list[int], index: torch.Tensor) -> list | torch.Tensor:
+    return values[index] if isinstance(values, torch.Tensor) else [values[i] for i in keep]
+
+
+def start(members: Sequence[Member], config: FitConfig, undo: type[_Undo] | None = None):
+    """The fused network of `members`, its Adam, and its undo state (of class `undo`; None
+    without backtracking): what a batch fits."""
+    net = fuse([m.net for m in members])
+    adam = _Adam(list(net.parameters()), len(members), config.lr)
+    kind = undo or _Undo
+    return net, adam, (kind(net, adam) if config.backtrack_db is not None else None)
+
+
+def narrows(acceleration: Acceleration, size: int, live: int) -> bool:
+    """Whether a batch of `size` members of which `live` still fit runs on in a network of those
+    only: always, as that costs a copy of their weights, but under torch.compile (which compiles
+    each new network anew) only once at most half are left."""
+    return live < size and (not acceleration.compile or 2 * live <= size)
+
+
+def narrow(net: nn.Module, adam: _Adam, undo: _Undo | None, keep: list[int]):
+    """The network, Adam and undo state of the members at positions `keep` only."""
+    smaller = select(net, adam.k, keep)
+    smaller.train(net.training)
+    index = torch.tensor(keep, device=adam.lr.device)
+    adam = adam.narrow(list(smaller.parameters()), index)
+    return smaller, adam, (undo.narrow(smaller, adam, keep) if undo is not None else None)
 
 
 def fit_batch(
@@ -172,60 +231,68 @@ def fit_batch(
 
 
 def _fit_batch(members: Sequence[Member], config: FitConfig, acceleration: Acceleration) -> list[FitResult]:
-    k, device = len(members), members[0].z.device
-    net = fuse([m.net for m in members])
+    device = members[0].z.device
+    net, adam, undo = start(members, config)
+    order = list(range(len(members)))  # the members the network holds, in its order
     forward, z = acceleration.prepare(net, torch.cat([m.z for m in members], dim=1))
-    adam = _Adam(list(net.parameters()), k, config.lr)
-    undo = _Undo(net, adam) if config.backtrack_db is not None else None
     states = [FitState(net, None, config, m.z, m.generator, callbacks=list(m.callbacks)) for m in members]
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
     noises = [torch.zeros_like(m.z, memory_format=torch.contiguous_format) for m in members]
-    active = [True] * k
+    active = [True] * len(members)
     net.train()
     for state in states:
         for callback in state.callbacks:
             callback.on_start(state)
     while any(active):
-        live = [i for i in range(k) if active[i]]
+        live = [p for p, i in enumerate(order) if active[i]]  # positions in the network
+        if narrows(acceleration, len(order), len(live)):
+            net, adam, undo = narrow(net, adam, undo, live)
+            order = [order[p] for p in live]
+            forward, z = acceleration.prepare(net, torch.cat([members[i].z for i in order], dim=1))
+            for i in order:
+                states[i].net = net
+            live = list(range(len(order)))
+        k, here, held = len(order), [states[i] for i in order], [members[i] for i in order]
         net_input = z
         if config.reg_noise_std > 0:
-            for i in live:
-                noises[i].normal_(generator=members[i].generator)
-            net_input = z + torch.cat(noises, dim=1) * config.reg_noise_std
+            for p in live:
+                noises[order[p]].normal_(generator=held[p].generator)
+            net_input = z + torch.cat([noises[i] for i in order], dim=1) * config.reg_noise_std
         with acceleration.autocast(device):
             outputs = full_precision(forward(net_input)).chunk(k, dim=1)
-        crops = {i: members[i].crop(outputs[i]) for i in live}
-        losses = {i: members[i].loss_fn(members[i].operator(crops[i]), members[i].target) for i in live}
+        crops = {p: held[p].crop(outputs[p]) for p in live}
+        losses = {p: held[p].loss_fn(held[p].operator(crops[p]), held[p].target) for p in live}
         values = dict(zip(live, torch.stack(list(losses.values())).tolist()))  # the step's one sync
-        good, bad = _judge(states, values, undo, jump)
+        good, bad = _judge(here, values, undo, jump)
         if good:
-            sum(losses[i] for i in good).backward()
+            sum(losses[p] for p in good).backward()
             good_mask = _mask(good, k, device)
             if undo is not None:
-                undo.save(good_mask, {i: values[i] for i in good})
+                undo.save(good_mask, {p: values[p] for p in good})
             if bad:
                 undo.restore(_mask(bad, k, device))
             adam.step(good_mask)
             net.zero_grad(set_to_none=True)
         elif bad:
             undo.restore(_mask(bad, k, device))
-        for i in bad:
-            adam.lr[i] *= config.backtrack_lr_factor
-        for i in good:
-            states[i].loss, states[i].output = values[i], crops[i].detach()
-            update_ema(states[i])
-        for i in live:
-            for callback in states[i].callbacks:
-                callback.on_step(states[i])
-            active[i] = states[i].step < config.steps and not states[i].stop
+        for p in bad:
+            adam.lr[p] *= config.backtrack_lr_factor
+        for p in good:
+            here[p].loss, here[p].output = values[p], crops[p].detach()
+            update_ema(here[p])
+        for p in live:
+            for callback in here[p].callbacks:
+                callback.on_step(here[p])
+            active[order[p]] = here[p].step < config.steps and not here[p].stop
     return [finish(state) for state in states]
 
 
 def _judge(
     states: list[FitState], values: dict[int, float], undo: _Undo | None, jump: float
 ) -> tuple[list[int], list[int]]:
-    """Count the step for each live member and sort them: good steps are applied, bad ones undone
-    (a loss that jumped, or is not finite, after a good step)."""
+    """Count the step for each live member (`values`: loss by position in the network, as
+    `states`) and sort them: good steps are applied, bad ones undone (a loss that jumped, or is
+    not finite, after a good step)."""
     good, bad = [], []
     for i, value in values.items():
         state = states[i]

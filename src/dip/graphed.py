@@ -37,10 +37,9 @@ import torch
 from torch import nn
 
 from .accel import Acceleration
-from .batched import Member, _Adam, _Undo, copy_members
+from .batched import Member, _Adam, _Undo, copy_members, narrow, narrows, start
 from .errors import DipError
 from .fit import FitConfig, FitResult, FitState, finish, full_precision, update_ema
-from .nets.fused import fuse
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +74,20 @@ class _DeviceUndo(_Undo):
 class _Step:
     """One step of every member, on fixed buffers: the noise is written into `noise` before each
     call; the call leaves the losses, the bad-step flags and the cropped outputs in `losses`,
-    `bad` and `outputs`."""
+    `bad` and `outputs`. `fused`: the members' network, Adam and undo state (`dip.batched.start`)."""
 
-    def __init__(self, members: Sequence[Member], config: FitConfig, acceleration: Acceleration):
+    def __init__(
+        self,
+        members: Sequence[Member],
+        config: FitConfig,
+        acceleration: Acceleration,
+        fused: tuple[nn.Module, _Adam, _DeviceUndo | None],
+    ):
         self.members, self.config, self.acceleration = members, config, acceleration
         self.k = k = len(members)
-        self.net = fuse([m.net for m in members])
+        self.net, self.adam, self.undo = fused
         self.forward, self.z = acceleration.prepare(self.net, torch.cat([m.z for m in members], dim=1))
         device = self.z.device
-        self.adam = _Adam(list(self.net.parameters()), k, config.lr)
-        self.undo = _DeviceUndo(self.net, self.adam) if config.backtrack_db is not None else None
         self.jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
         self.noise = torch.zeros_like(self.z, memory_format=torch.contiguous_format)
         self.member_noise = list(self.noise.chunk(k, dim=1))
@@ -188,34 +191,43 @@ def fit_on_device(
 def _fit(
     members: Sequence[Member], config: FitConfig, acceleration: Acceleration, sync_every: int, capture: bool
 ) -> list[FitResult]:
-    k = len(members)
-    step = _Step(members, config, acceleration)
+    order = list(range(len(members)))  # the members the step holds, in its order
+    step = _Step(members, config, acceleration, start(members, config, _DeviceUndo))
     replay = _Replay(step, capture)
     states = [FitState(step.net, None, config, m.z, m.generator, callbacks=list(m.callbacks)) for m in members]
-    active = [True] * k
+    active = [True] * len(members)
     step.net.train()
     for state in states:
         for callback in state.callbacks:
             callback.on_start(state)
     while any(active):
-        live = [i for i in range(k) if active[i]]
-        count = min(sync_every, config.steps - max(states[i].step for i in live))
+        live = [p for p, i in enumerate(order) if active[i]]  # positions in the step
+        if narrows(acceleration, len(order), len(live)):
+            order = [order[p] for p in live]
+            fused = narrow(step.net, step.adam, step.undo, live)
+            step = _Step([members[i] for i in order], config, acceleration, fused)
+            replay = _Replay(step, capture)  # captured anew for the smaller network
+            for i in order:
+                states[i].net = step.net
+            live = list(range(len(order)))
+        here = [states[i] for i in order]
+        count = min(sync_every, config.steps - max(here[p].step for p in live))
         taken = []
         for _ in range(count):
             if config.reg_noise_std > 0:
-                for i in live:
-                    step.member_noise[i].normal_(generator=members[i].generator)
+                for p in live:
+                    step.member_noise[p].normal_(generator=step.members[p].generator)
             replay()
             taken.append((step.losses.clone(), step.bad.clone(), [out.clone() for out in step.outputs]))
         losses = torch.stack([t[0] for t in taken]).tolist()  # the one sync of `count` steps
         bads = torch.stack([t[1] for t in taken]).tolist()
         for j, (_, _, outputs) in enumerate(taken):
-            for i in live:
-                if active[i]:
-                    _account(states[i], losses[j][i], bads[j][i], outputs[i])
-                    active[i] = states[i].step < config.steps and not states[i].stop
-        if not all(active[i] for i in live):
-            step.active.copy_(torch.tensor(active))
+            for p in live:
+                if active[order[p]]:
+                    _account(here[p], losses[j][p], bads[j][p], outputs[p])
+                    active[order[p]] = here[p].step < config.steps and not here[p].stop
+        if not all(active[order[p]] for p in live):
+            step.active.copy_(torch.tensor([active[i] for i in order]))
     return [finish(state) for state in states]
 
 

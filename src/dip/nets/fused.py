@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,36 +27,59 @@ from torch import nn
 from .skip import SkipLevel
 
 
-def _cat(tensors: list[torch.Tensor]) -> nn.Parameter | torch.Tensor:
-    return torch.cat([t.detach() for t in tensors])
-
-
 def fuse(nets: list[nn.Module]) -> nn.Module:
     """One network computing all of `nets` (same architecture) at once; weights are copied."""
-    first = nets[0]
-    groups = len(nets)
+    return _rebuild(nets, lambda width: width * len(nets), lambda tensors: torch.cat([t.detach() for t in tensors]))
+
+
+def pick(tensor: torch.Tensor, k: int, keep: torch.Tensor) -> torch.Tensor:
+    """The rows of the members `keep` (indices, in order) of a tensor holding k members' rows one
+    member after another along its first dimension."""
+    return tensor.unflatten(0, (k, -1))[keep].flatten(0, 1)
+
+
+def select(fused: nn.Module, k: int, keep: Sequence[int]) -> nn.Module:
+    """The members `keep` (indices, in order) of a network fused from k: what `fuse` of those
+    members alone would give, weights and BatchNorm statistics as they are now (copied). A batch
+    whose fits have partly stopped runs on in the smaller network."""
+    index = torch.as_tensor(list(keep), dtype=torch.long)
+    return _rebuild(
+        [fused],
+        lambda width: width // k * len(index),
+        lambda tensors: pick(tensors[0].detach(), k, index.to(tensors[0].device)),
+    )
+
+
+def _rebuild(
+    sources: list[nn.Module],
+    width: Callable[[int], int],
+    rows: Callable[[list[torch.Tensor]], torch.Tensor],
+) -> nn.Module:
+    """A network shaped like `sources[0]` with its channel counts and groups mapped by `width`,
+    each weight and statistic made by `rows` from the sources' tensors of that name."""
+    first = sources[0]
     if isinstance(first, nn.Conv2d):
         conv = nn.Conv2d(
-            first.in_channels * groups,
-            first.out_channels * groups,
+            width(first.in_channels),
+            width(first.out_channels),
             first.kernel_size,
             first.stride,
             first.padding,
             first.dilation,
-            first.groups * groups,
+            width(first.groups),
             first.bias is not None,
             first.padding_mode,
             device=first.weight.device,
             dtype=first.weight.dtype,
         )
         with torch.no_grad():
-            conv.weight.copy_(_cat([net.weight for net in nets]))
+            conv.weight.copy_(rows([source.weight for source in sources]))
             if first.bias is not None:
-                conv.bias.copy_(_cat([net.bias for net in nets]))
+                conv.bias.copy_(rows([source.bias for source in sources]))
         return conv
     if isinstance(first, nn.BatchNorm2d):
         norm = nn.BatchNorm2d(
-            first.num_features * groups,
+            width(first.num_features),
             first.eps,
             first.momentum,
             first.affine,
@@ -66,18 +90,20 @@ def fuse(nets: list[nn.Module]) -> nn.Module:
         with torch.no_grad():
             for name in ("weight", "bias", "running_mean", "running_var"):
                 if getattr(first, name) is not None:
-                    getattr(norm, name).copy_(_cat([getattr(net, name) for net in nets]))
+                    getattr(norm, name).copy_(rows([getattr(source, name) for source in sources]))
+            if first.num_batches_tracked is not None:
+                norm.num_batches_tracked.copy_(first.num_batches_tracked)
         return norm
     if not first._modules:
         if any(True for _ in first.parameters()):
             raise TypeError(f"cannot fuse {first.__class__.__name__}: it has weights of its own")
         return copy.deepcopy(first)
-    fused = copy.copy(first)  # a container: its attributes, with fused children
-    fused._parameters, fused._buffers = {}, {}
-    fused._modules = {
-        name: None if child is None else fuse([net._modules[name] for net in nets])
+    rebuilt = copy.copy(first)  # a container: its attributes, with rebuilt children
+    rebuilt._parameters, rebuilt._buffers = {}, {}
+    rebuilt._modules = {
+        name: None if child is None else _rebuild([source._modules[name] for source in sources], width, rows)
         for name, child in first._modules.items()
     }
-    if isinstance(fused, SkipLevel):
-        fused.groups = first.groups * groups
-    return fused
+    if isinstance(rebuilt, SkipLevel):
+        rebuilt.groups = width(first.groups)
+    return rebuilt
