@@ -6,6 +6,8 @@ size of its gradient), so exactness is checked in float64, where the two agree t
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +172,25 @@ def test_under_torch_compile_the_batch_narrows_at_halvings_only():
     plain, compiled = Acceleration(), Acceleration(compile=True)
     assert [narrows(plain, 4, live) for live in (4, 3, 2, 1)] == [False, True, True, True]
     assert [narrows(compiled, 4, live) for live in (4, 3, 2, 1)] == [False, False, True, True]
+
+
+def test_a_run_in_batches_logs_each_batchs_steps(caplog):
+    """Tiles fitted two at a time: the log says, batch by batch, how many steps the fits took."""
+    noisy = (data.astronaut()[:96, :96].astype(np.float32) / 255 + 0.05).clip(0, 1)
+    with caplog.at_level("INFO", logger="dip"):
+        dip.run(dip.Denoising(25), noisy, steps=3, device="cpu", tile=64, overlap=32, batch=2, progress=True)
+    done = [r.getMessage() for r in caplog.records if "fits," in r.getMessage()]
+    assert len(done) == 2
+    for number, message in enumerate(done, 1):
+        assert re.fullmatch(rf"batch {number}/2: 2 fits, 3 steps each, \d+ s", message), message
+
+
+def test_the_batch_summary_gives_the_spread_of_the_stops():
+    from dip.fit import FitResult
+    from dip.run import _batch_summary
+
+    def done(steps: int) -> FitResult:
+        return FitResult(torch.zeros(1, 3, 4, 4), steps, steps, 0.0, 0, "")
+
+    assert _batch_summary([done(s) for s in (2210, 8000, 230)], 37.2) == "3 fits, 230-8000 steps (mean 3480), 37 s"
+    assert _batch_summary([done(500)], 1.6) == "1 fit, 500 steps, 2 s"
