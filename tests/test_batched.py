@@ -194,3 +194,19 @@ def test_the_batch_summary_gives_the_spread_of_the_stops():
 
     assert _batch_summary([done(s) for s in (2210, 8000, 230)], 37.2) == "3 fits, 230-8000 steps (mean 3480), 37 s"
     assert _batch_summary([done(500)], 1.6) == "1 fit, 500 steps, 2 s"
+
+
+def test_one_progress_bar_follows_a_batch_to_its_last_fit():
+    """The first fit stops at step 4; the batch's bar goes on to the last fit's step 12 and
+    closes once, when every fit has ended."""
+    import io
+
+    from dip.callbacks import ProgressBar
+
+    members, shown = _members([4, None, 7]), io.StringIO()
+    bar = ProgressBar("batch", file=shown, disable=False)
+    for member in members:
+        member.callbacks = [*member.callbacks, bar]
+    fit_batch(members, FitConfig(steps=12))
+    assert bar.bar.n == 12 and bar.running == 0
+    assert "12/12" in shown.getvalue()

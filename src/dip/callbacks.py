@@ -66,15 +66,21 @@ class LossHistory(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar with loss, PSNR (when a reference is known), backtracks and ETA."""
+    """A tqdm bar with loss, PSNR (when a reference is known), backtracks and ETA. One bar may
+    follow the fits of a batch (each member's callbacks hold it): it shows the furthest fit's
+    step, and closes when the last one ends."""
 
     def __init__(self, description: str = "fitting", file=None, disable: bool | None = None):
         self.description, self.file, self.disable = description, file or sys.stderr, disable
         self.bar = None
+        self.running = 0
 
     def on_start(self, state: FitState) -> None:
         from tqdm import tqdm
 
+        self.running += 1
+        if self.bar is not None:
+            return
         self.bar = tqdm(
             total=state.config.steps,
             initial=state.step,
@@ -86,16 +92,19 @@ class ProgressBar(Callback):
         )
 
     def on_step(self, state: FitState) -> None:
+        if state.step <= self.bar.n:  # a fit of the batch behind the furthest one
+            return
         fields = {"loss": f"{state.loss:.5f}"}
         if "psnr" in state.logs:
             fields["psnr"] = f"{state.logs['psnr']:.2f}"
         if state.backtracks:
             fields["undone"] = state.backtracks
         self.bar.set_postfix(fields, refresh=False)
-        self.bar.update(1)
+        self.bar.update(state.step - self.bar.n)
 
     def on_end(self, state: FitState) -> None:
-        if self.bar is not None:
+        self.running -= 1
+        if self.bar is not None and self.running <= 0:
             self.bar.close()
 
 

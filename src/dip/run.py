@@ -327,7 +327,9 @@ def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, C
             more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
             if len(batches) > 1:  # where no bar shows (a log, a pipe), the batches still tell the progress
                 log.info("batch %d/%d: %s", number, len(batches), label + more)
-            prepared[batch[0]].member.callbacks.append(ProgressBar(label + more))
+            bar = ProgressBar(label + more)  # one bar follows the whole batch
+            for index in batch:
+                prepared[index].member.callbacks.append(bar)
         started = time.perf_counter()
         fitted = fit_batch([prepared[i].member for i in batch], settings.config, settings.acceleration)
         if settings.progress and len(batches) > 1:
