@@ -45,9 +45,9 @@ if want batched; then
       2>&1 | tee -a "$log"
 fi
 
-phase "a batch that narrows to its live fits: full against staggered stops (benchmarks/narrowing.py)"
+phase "a batch that narrows to its live fits, and a queue through K places (benchmarks/narrowing.py)"
 if want narrowing; then
-  timeout "$(limit 90)" python3 benchmarks/narrowing.py --device "$DEVICE" --sizes "${NARROW_SIZES:-128,256}" \
+  timeout "$(limit 150)" python3 benchmarks/narrowing.py --device "$DEVICE" --sizes "${NARROW_SIZES:-128,256}" \
       --ks "${NARROW_KS:-16}" --steps "${NARROW_STEPS:-100}" --acceleration "${NARROW_ACCELERATION:-tf32+graph}" 2>&1 | tee -a "$log"
   cp "$(ls -t benchmarks/results/narrowing-"$DEVICE"-*.md | head -1)" "$OUT"/ 2>/dev/null
 fi

@@ -175,14 +175,14 @@ def test_under_torch_compile_the_batch_narrows_at_halvings_only():
 
 
 def test_a_run_in_batches_logs_each_batchs_steps(caplog):
-    """Tiles fitted two at a time: the log says, batch by batch, how many steps the fits took."""
+    """Four tiles, two places: the log says what the batch holds and how many steps its fits took."""
     noisy = (data.astronaut()[:96, :96].astype(np.float32) / 255 + 0.05).clip(0, 1)
     with caplog.at_level("INFO", logger="dip"):
         dip.run(dip.Denoising(25), noisy, steps=3, device="cpu", tile=64, overlap=32, batch=2, progress=True)
-    done = [r.getMessage() for r in caplog.records if "fits," in r.getMessage()]
-    assert len(done) == 2
-    for number, message in enumerate(done, 1):
-        assert re.fullmatch(rf"batch {number}/2: 2 fits, 3 steps each, \d+ s", message), message
+    told = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch ")]
+    assert told[0] == "batch 1/1: tile 1/4 and 3 more, 2 at a time"
+    assert re.fullmatch(r"batch 1/1: 4 fits, 3 steps each, \d+ s", told[1]), told[1]
+    assert len(told) == 2
 
 
 def test_the_batch_summary_gives_the_spread_of_the_stops():
@@ -210,3 +210,42 @@ def test_one_progress_bar_follows_a_batch_to_its_last_fit():
     fit_batch(members, FitConfig(steps=12))
     assert bar.bar.n == 12 and bar.running == 0
     assert "12/12" in shown.getvalue()
+
+
+@pytest.mark.parametrize("device_loop", [False, True])
+def test_waiting_fits_take_the_places_of_stopped_ones(float64, device_loop):
+    """Five fits through two places (`slots=2`): each waiting fit joins as one stops, the network
+    is never wider than two, and every fit still gets its own result, backtracking included."""
+    from dip.graphed import fit_on_device
+
+    config = FitConfig(steps=12, lr=0.3, reg_noise_std=0.05, backtrack_db=0.01)
+    stops = [3, None, 6, 4, 9]
+    members, width = _members(stops), _Width()
+    for member in members:
+        member.callbacks = [*member.callbacks, width]
+    if device_loop:
+        together = fit_on_device(members, config, sync_every=1, capture=False, slots=2)
+    else:
+        together = fit_batch(members, config, slots=2)
+    alone = _alone(_members(stops), config)
+    one = sum(p.numel() for p in _members([None])[0].net.parameters())
+    # two fits at once over batch steps 1-3 (fits 0, 1), 4-9 (1, 2), 10-12 (1, 3), 13 (3, 4); fit 4 alone after
+    assert max(width.counts) == 2 * one and width.counts.count(2 * one) == 2 * (3 + 6 + 3 + 1)
+    assert [r.steps_run for r in together] == [3, 12, 6, 4, 9]
+    assert sum(r.backtracks for r in alone) > 0
+    for batched, single in zip(together, alone):
+        assert batched.backtracks == single.backtracks
+        assert torch.allclose(batched.image, single.image, atol=1e-9)
+
+
+def test_a_queue_counts_its_fits_as_they_end():
+    import io
+
+    from dip.callbacks import FitCounter
+
+    members, shown = _members([3, None, 6, 4, 9]), io.StringIO()
+    counter = FitCounter("queue", 5, file=shown, disable=False)
+    for member in members:
+        member.callbacks = [*member.callbacks, counter]
+    fit_batch(members, FitConfig(steps=12), slots=2)
+    assert counter.bar.n == 5 and "5/5" in shown.getvalue()

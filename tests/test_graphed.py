@@ -36,7 +36,9 @@ def test_each_problem_gets_its_plain_fit(float64, graph_on_cpu, monkeypatch, kin
     observations = [o.clip(0, 1) for o in observations]
     options = dict(steps=9, seed=3, device="cpu", early_stop=False)
     batches = []
-    monkeypatch.setattr(dip.graphed, "fit_on_device", lambda m, *a: batches.append(len(m)) or fit_on_device(m, *a))
+    monkeypatch.setattr(
+        dip.graphed, "fit_on_device", lambda m, *a, **kw: batches.append(len(m)) or fit_on_device(m, *a, **kw)
+    )
     on_device = dip.run_many(problems, observations, batch=3, cuda_graph=True, **options)
     assert batches == [3]
     for problem, observation, done in zip(problems, observations, on_device):

@@ -6,8 +6,9 @@ fused network), input z and input noise generator, target, operator and loss, it
 step count and learning rate, its running average, its backtracking (a bad step of one member
 undoes that member's step only) and its callbacks, hence its own stop: a member that has stopped
 stops changing while the others go on, and the batch runs on in a network of the members still
-fitting (`narrows`), so a batch costs what its live members cost. Every member gets the result of
-its own fit, to float rounding (tests).
+fitting (`narrows`), so a batch costs what its live members cost. With fewer places than members
+(`slots`), a waiting member takes the place of one that stops (`Roster`). Every member gets the
+result of its own fit, to float rounding (tests).
 
 >>> import torch
 >>> from dip.fit import FitConfig
@@ -25,7 +26,6 @@ its own fit, to float rounding (tests).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from torch import nn
 
 from .accel import Acceleration
 from .fit import Callback, FitConfig, FitResult, FitState, finish, fit, full_precision, mse, update_ema
-from .nets.fused import fuse, pick, select
+from .nets.fused import combine
 
 
 @dataclass
@@ -78,15 +78,14 @@ class _Adam:
     def state(self) -> list[torch.Tensor]:
         return self.moments + self.squares
 
-    def narrow(self, params: list[nn.Parameter], keep: torch.Tensor) -> _Adam:
-        """This state for the members `keep` (indices, on the device) only, over `params` (the
-        network of those members)."""
-        adam = copy.copy(self)
-        adam.params, adam.k = params, len(keep)
-        adam.lr, adam.steps = self.lr[keep], self.steps[keep]
-        adam.moments = [pick(m, self.k, keep) for m in self.moments]
-        adam.squares = [pick(v, self.k, keep) for v in self.squares]
-        return adam
+    @torch.no_grad()
+    def take(self, old: _Adam, keep: torch.Tensor) -> None:
+        """Carry the members `keep` (indices, on the device) of `old` over as this state's first
+        members; the others stay fresh."""
+        n = len(keep)
+        self.lr[:n], self.steps[:n] = old.lr[keep], old.steps[keep]
+        for mine, theirs in zip(self.state(), old.state()):
+            _rows(mine, self.k)[:n].copy_(_rows(theirs, old.k)[keep])
 
     @torch.no_grad()
     def step(self, apply: torch.Tensor) -> None:
@@ -129,17 +128,17 @@ class _Undo:
         self.loss = [math.inf] * k
         self.taken = [False] * k
 
-    def narrow(self, net: nn.Module, adam: _Adam, keep: list[int]) -> _Undo:
-        """This state for the members `keep` only, undoing into `net` and `adam` (theirs)."""
-        index = torch.tensor(keep, device=self.saved_steps.device)
-        undo = copy.copy(self)
-        undo.adam, undo.live = adam, _member_tensors(net, adam)
-        undo.saved = [pick(t, self.adam.k, index) for t in self.saved]
-        if [t.shape for t in undo.saved] != [t.shape for t in undo.live]:
-            raise RuntimeError("the network has state that is not its members' side by side")
-        undo.saved_steps = self.saved_steps[index]
-        undo.loss, undo.taken = _take(self.loss, keep, index), _take(self.taken, keep, index)
-        return undo
+    @torch.no_grad()
+    def take(self, old: _Undo, keep: list[int]) -> None:
+        """Carry the members `keep` of `old` over as this state's first members."""
+        index, n = torch.tensor(keep, device=self.saved_steps.device), len(keep)
+        for mine, theirs in zip(self.saved, old.saved):
+            mine_rows, their_rows = _rows(mine, self.adam.k), _rows(theirs, old.adam.k)
+            if mine_rows.shape[1:] != their_rows.shape[1:]:
+                raise RuntimeError("the network has state that is not its members' side by side")
+            mine_rows[:n].copy_(their_rows[index])
+        self.saved_steps[:n] = old.saved_steps[index]
+        self.loss[:n], self.taken[:n] = _take(old.loss, keep, index), _take(old.taken, keep, index)
 
     @torch.no_grad()
     def _copy(self, sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor) -> None:
@@ -171,45 +170,115 @@ def _take(values: list | torch.Tensor, keep: list[int], index: torch.Tensor) -> 
     return values[index] if isinstance(values, torch.Tensor) else [values[i] for i in keep]
 
 
-def start(members: Sequence[Member], config: FitConfig, undo: type[_Undo] | None = None):
-    """The fused network of `members`, its Adam, and its undo state (of class `undo`; None
-    without backtracking): what a batch fits."""
-    net = fuse([m.net for m in members])
-    adam = _Adam(list(net.parameters()), len(members), config.lr)
-    kind = undo or _Undo
-    return net, adam, (kind(net, adam) if config.backtrack_db is not None else None)
-
-
 def narrows(acceleration: Acceleration, size: int, live: int) -> bool:
     """Whether a batch of `size` members of which `live` still fit runs on in a network of those
-    only: always, as that costs a copy of their weights, but under torch.compile (which compiles
-    each new network anew) only once at most half are left."""
+    (and of fits waiting for a place): always, as that costs a copy of their weights, but under
+    torch.compile (which compiles each new network anew) only once at most half are left."""
     return live < size and (not acceleration.compile or 2 * live <= size)
 
 
-def narrow(net: nn.Module, adam: _Adam, undo: _Undo | None, keep: list[int]):
-    """The network, Adam and undo state of the members at positions `keep` only."""
-    smaller = select(net, adam.k, keep)
-    smaller.train(net.training)
-    index = torch.tensor(keep, device=adam.lr.device)
-    adam = adam.narrow(list(smaller.parameters()), index)
-    return smaller, adam, (undo.narrow(smaller, adam, keep) if undo is not None else None)
+def regroup(
+    fused: tuple[nn.Module, _Adam, _Undo | None] | None,
+    keep: list[int],
+    joining: Sequence[Member],
+    config: FitConfig,
+    undo_kind: type[_Undo] = _Undo,
+) -> tuple[nn.Module, _Adam, _Undo | None]:
+    """The network, Adam and undo state (of class `undo_kind`; None without backtracking) of the
+    members at positions `keep` of `fused` (None before the first), as they are, followed by the
+    `joining` members, fresh: what a batch fits from here."""
+    parts = [(m.net, 1, [0]) for m in joining]
+    if fused is not None and keep:
+        parts.insert(0, (fused[0], fused[1].k, keep))
+    net = combine(parts)
+    net.train()
+    adam = _Adam(list(net.parameters()), len(keep) + len(joining), config.lr)
+    undo = undo_kind(net, adam) if config.backtrack_db is not None else None
+    if fused is not None and keep:
+        adam.take(fused[1], torch.tensor(keep, device=adam.lr.device))
+        if undo is not None:
+            undo.take(fused[2], keep)
+    return net, adam, undo
+
+
+class Roster:
+    """The members of a batch with `slots` places: which the fused network holds (`order`, by
+    position), which wait for a place, and each member's state and, once it has stopped, result.
+    `refresh` narrows the network to the members still fitting and lets waiting ones in; both
+    loops (`fit_batch`, `dip.graphed`) keep their books here."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        config: FitConfig,
+        acceleration: Acceleration,
+        slots: int | None = None,
+        undo_kind: type[_Undo] = _Undo,
+    ):
+        self.members, self.config, self.acceleration, self.undo_kind = members, config, acceleration, undo_kind
+        self.slots = min(slots or len(members), len(members))
+        self.waiting = list(range(len(members)))
+        self.order: list[int] = []
+        self.states: list[FitState | None] = [None] * len(members)
+        self.results: list[FitResult | None] = [None] * len(members)
+        self.fused: tuple[nn.Module, _Adam, _Undo | None] | None = None
+
+    def live(self) -> list[int]:
+        """The positions of the members still fitting."""
+        return [p for p, i in enumerate(self.order) if self.results[i] is None]
+
+    def done(self) -> bool:
+        return not self.waiting and not self.live()
+
+    def here(self) -> list[FitState]:
+        """The states of the members the network holds, by position."""
+        return [self.states[i] for i in self.order]
+
+    def end(self, position: int) -> None:
+        """The member at `position` has stopped: finish its fit (its callbacks end here)."""
+        index = self.order[position]
+        self.results[index] = finish(self.states[index])
+
+    def refresh(self) -> bool:
+        """Regroup where it pays (`narrows`, or the first group); True when the network changed."""
+        live = self.live()
+        if self.order and not narrows(self.acceleration, len(self.order), len(live)):
+            return False
+        joining = self.waiting[: self.slots - len(live)]
+        del self.waiting[: len(joining)]
+        self.fused = regroup(self.fused, live, [self.members[i] for i in joining], self.config, self.undo_kind)
+        self.order = [self.order[p] for p in live] + joining
+        net = self.fused[0]
+        for index in self.order:
+            if self.states[index] is not None:
+                self.states[index].net = net
+        for index in joining:
+            member = self.members[index]
+            state = FitState(net, None, self.config, member.z, member.generator, callbacks=list(member.callbacks))
+            self.states[index] = state
+            for callback in state.callbacks:
+                callback.on_start(state)
+        return True
 
 
 def fit_batch(
-    members: Sequence[Member], config: FitConfig, acceleration: Acceleration = Acceleration()
+    members: Sequence[Member],
+    config: FitConfig,
+    acceleration: Acceleration = Acceleration(),
+    slots: int | None = None,
 ) -> list[FitResult]:
     """Fit every member as `dip.fit.fit` would fit it alone, in one loop; one result each.
 
-    All networks share an architecture, all inputs a shape. One member runs through
-    `dip.fit.fit` itself; fp16 (loss scaling per member is not supported) runs the members one
-    after another; with the CUDA graph, `dip.graphed` runs them.
+    All networks share an architecture, all inputs a shape. At most `slots` members (default:
+    all) fit at once; the others wait, and each takes the place of a fit that stops. One member
+    (or one slot) runs through `dip.fit.fit` itself; fp16 (loss scaling per member is not
+    supported) runs the members one after another; with the CUDA graph, `dip.graphed` runs them.
     """
     if acceleration.cuda_graph:
         from .graphed import fit_on_device
 
-        return fit_on_device(members, config, acceleration)
-    if len(members) == 1 or acceleration.precision == "fp16":
+        return fit_on_device(members, config, acceleration, slots=slots)
+    if len(members) == 1 or slots == 1 or acceleration.precision == "fp16":
         return [
             fit(
                 m.net,
@@ -227,32 +296,22 @@ def fit_batch(
         ]
     device = members[0].z.device
     with acceleration.arithmetic(device):
-        return _fit_batch(members, config, acceleration)
+        return _fit_batch(members, config, acceleration, slots)
 
 
-def _fit_batch(members: Sequence[Member], config: FitConfig, acceleration: Acceleration) -> list[FitResult]:
+def _fit_batch(
+    members: Sequence[Member], config: FitConfig, acceleration: Acceleration, slots: int | None
+) -> list[FitResult]:
     device = members[0].z.device
-    net, adam, undo = start(members, config)
-    order = list(range(len(members)))  # the members the network holds, in its order
-    forward, z = acceleration.prepare(net, torch.cat([m.z for m in members], dim=1))
-    states = [FitState(net, None, config, m.z, m.generator, callbacks=list(m.callbacks)) for m in members]
+    roster = Roster(members, config, acceleration, slots)
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
     noises = [torch.zeros_like(m.z, memory_format=torch.contiguous_format) for m in members]
-    active = [True] * len(members)
-    net.train()
-    for state in states:
-        for callback in state.callbacks:
-            callback.on_start(state)
-    while any(active):
-        live = [p for p, i in enumerate(order) if active[i]]  # positions in the network
-        if narrows(acceleration, len(order), len(live)):
-            net, adam, undo = narrow(net, adam, undo, live)
-            order = [order[p] for p in live]
-            forward, z = acceleration.prepare(net, torch.cat([members[i].z for i in order], dim=1))
-            for i in order:
-                states[i].net = net
-            live = list(range(len(order)))
-        k, here, held = len(order), [states[i] for i in order], [members[i] for i in order]
+    while not roster.done():
+        if roster.refresh():
+            net, adam, undo = roster.fused
+            forward, z = acceleration.prepare(net, torch.cat([members[i].z for i in roster.order], dim=1))
+        order, live, here = roster.order, roster.live(), roster.here()
+        k, held = len(order), [members[i] for i in order]
         net_input = z
         if config.reg_noise_std > 0:
             for p in live:
@@ -283,8 +342,9 @@ def _fit_batch(members: Sequence[Member], config: FitConfig, acceleration: Accel
         for p in live:
             for callback in here[p].callbacks:
                 callback.on_step(here[p])
-            active[order[p]] = here[p].step < config.steps and not here[p].stop
-    return [finish(state) for state in states]
+            if here[p].step >= config.steps or here[p].stop:
+                roster.end(p)
+    return roster.results
 
 
 def _judge(

@@ -108,6 +108,27 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+class FitCounter(Callback):
+    """A tqdm bar of the fits of a queue that have ended (fits that wait for a place in a batch,
+    `dip.batched.fit_batch`); every fit of the queue holds it."""
+
+    def __init__(self, description: str, total: int, file=None, disable: bool | None = None):
+        self.description, self.total, self.file, self.disable = description, total, file or sys.stderr, disable
+        self.bar = None
+
+    def on_start(self, state: FitState) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.description, file=self.file, disable=self.disable, unit="fit")
+
+    def on_end(self, state: FitState) -> None:
+        self.bar.set_postfix({"steps": state.step}, refresh=False)
+        self.bar.update(1)
+        if self.bar.n >= self.total:
+            self.bar.close()
+
+
 @dataclass
 class Frame:
     """One snapshot of the restoration process."""

@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from .accel import Acceleration
-from .batched import Member, _Adam, _Undo, copy_members, narrow, narrows, start
+from .batched import Member, Roster, _Adam, _Undo, copy_members
 from .errors import DipError
-from .fit import FitConfig, FitResult, FitState, finish, full_precision, update_ema
+from .fit import FitConfig, FitResult, FitState, full_precision, update_ema
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class _DeviceUndo(_Undo):
 class _Step:
     """One step of every member, on fixed buffers: the noise is written into `noise` before each
     call; the call leaves the losses, the bad-step flags and the cropped outputs in `losses`,
-    `bad` and `outputs`. `fused`: the members' network, Adam and undo state (`dip.batched.start`)."""
+    `bad` and `outputs`. `fused`: the members' network, Adam and undo state (`dip.batched.regroup`)."""
 
     def __init__(
         self,
@@ -173,9 +173,11 @@ def fit_on_device(
     *,
     sync_every: int = SYNC_EVERY,
     capture: bool | None = None,
+    slots: int | None = None,
 ) -> list[FitResult]:
     """Fit every member as `dip.fit.fit` would fit it alone, each step decided on the device;
-    one result each. `capture` (default: on CUDA) replays the step as a CUDA graph."""
+    one result each. `capture` (default: on CUDA) replays the step as a CUDA graph. At most
+    `slots` members fit at once (`dip.batched.fit_batch`)."""
     from .callbacks import Checkpoint
 
     if any(isinstance(c, Checkpoint) for m in members for c in m.callbacks):
@@ -185,32 +187,23 @@ def fit_on_device(
     device = members[0].z.device
     capture = device.type == "cuda" if capture is None else capture
     with acceleration.arithmetic(device):
-        return _fit(members, config, acceleration, max(1, sync_every), capture)
+        return _fit(members, config, acceleration, max(1, sync_every), capture, slots)
 
 
 def _fit(
-    members: Sequence[Member], config: FitConfig, acceleration: Acceleration, sync_every: int, capture: bool
+    members: Sequence[Member],
+    config: FitConfig,
+    acceleration: Acceleration,
+    sync_every: int,
+    capture: bool,
+    slots: int | None,
 ) -> list[FitResult]:
-    order = list(range(len(members)))  # the members the step holds, in its order
-    step = _Step(members, config, acceleration, start(members, config, _DeviceUndo))
-    replay = _Replay(step, capture)
-    states = [FitState(step.net, None, config, m.z, m.generator, callbacks=list(m.callbacks)) for m in members]
-    active = [True] * len(members)
-    step.net.train()
-    for state in states:
-        for callback in state.callbacks:
-            callback.on_start(state)
-    while any(active):
-        live = [p for p, i in enumerate(order) if active[i]]  # positions in the step
-        if narrows(acceleration, len(order), len(live)):
-            order = [order[p] for p in live]
-            fused = narrow(step.net, step.adam, step.undo, live)
-            step = _Step([members[i] for i in order], config, acceleration, fused)
-            replay = _Replay(step, capture)  # captured anew for the smaller network
-            for i in order:
-                states[i].net = step.net
-            live = list(range(len(order)))
-        here = [states[i] for i in order]
+    roster = Roster(members, config, acceleration, slots, _DeviceUndo)
+    while not roster.done():
+        if roster.refresh():  # the step of the new network, captured anew
+            step = _Step([members[i] for i in roster.order], config, acceleration, roster.fused)
+            replay = _Replay(step, capture)
+        order, live, here = roster.order, roster.live(), roster.here()
         count = min(sync_every, config.steps - max(here[p].step for p in live))
         taken = []
         for _ in range(count):
@@ -223,12 +216,13 @@ def _fit(
         bads = torch.stack([t[1] for t in taken]).tolist()
         for j, (_, _, outputs) in enumerate(taken):
             for p in live:
-                if active[order[p]]:
+                if roster.results[order[p]] is None:
                     _account(here[p], losses[j][p], bads[j][p], outputs[p])
-                    active[order[p]] = here[p].step < config.steps and not here[p].stop
-        if not all(active[order[p]] for p in live):
-            step.active.copy_(torch.tensor([active[i] for i in order]))
-    return [finish(state) for state in states]
+                    if here[p].step >= config.steps or here[p].stop:
+                        roster.end(p)
+        if len(roster.live()) < len(live):
+            step.active.copy_(torch.tensor([roster.results[i] is None for i in order]))
+    return roster.results
 
 
 def _account(state: FitState, loss: float, bad: bool, output: torch.Tensor) -> None:

@@ -28,6 +28,7 @@ from .batched import Member, fit_batch
 from .callbacks import (
     Checkpoint,
     EarlyStopping,
+    FitCounter,
     Frame,
     LossHistory,
     ProgressBar,
@@ -300,41 +301,57 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     return _Prepared(member, count_parameters(net), metrics, watchdog, (canvas, z.shape[1], channels))
 
 
-def _batches(prepared: list[_Prepared], settings: _Settings) -> list[list[int]]:
-    """The fits' indices in batches: fits of one shape together, as many as `settings.batch` allows."""
+def _groups(prepared: list[_Prepared], settings: _Settings) -> list[tuple[list[int], int]]:
+    """The fits' indices by shape, each group with how many of its fits run at once
+    (`settings.batch`; a fit that stops gives its place to the next)."""
     from .budget import batch_size
 
     by_shape: dict[tuple, list[int]] = {}
     for index, one in enumerate(prepared):
         by_shape.setdefault(one.shape, []).append(index)
-    batches = []
+    groups = []
     for (canvas, _, channels), indices in by_shape.items():
         size = settings.batch
         if size == "auto":
             size = batch_size(settings.preset, canvas, channels, settings.device)
-        batches += [indices[start : start + size] for start in range(0, len(indices), size)]
-    return batches
+        groups.append((indices, min(size, len(indices))))
+    return groups
+
+
+def _progress(items: list[_Item], group: list[int], places: int) -> tuple[str, list[Callback]]:
+    """What a group of fits is called in the log, and each fit's progress display: one bar of
+    steps for fits that run together, a bar each for fits that run one after another, a bar of
+    fits done for a queue through several places."""
+    labels = [items[i].label or items[i].problem.name for i in group]
+    if len(group) == 1:
+        return labels[0], [ProgressBar(labels[0])]
+    name = f"{labels[0]} and {len(group) - 1} more" + (f", {places} at a time" if len(group) > places else "")
+    if places == 1:
+        return name, [ProgressBar(label) for label in labels]
+    shared = ProgressBar(name) if len(group) <= places else FitCounter(name, len(group))
+    return name, [shared] * len(group)
 
 
 def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, Callback | None]]:
-    """One fit of each item (in batches), with the watchdog that judged it."""
+    """One fit of each item (fits of one shape together, as many at once as the batch allows),
+    with the watchdog that judged it."""
     prepared = [_prepare(item, settings) for item in items]
     results: list = [None] * len(items)
-    batches = _batches(prepared, settings)
-    for number, batch in enumerate(batches, 1):
+    groups = _groups(prepared, settings)
+    for number, (group, places) in enumerate(groups, 1):
+        members = [prepared[i].member for i in group]
+        told = settings.progress and (len(groups) > 1 or len(group) > places)  # a log, a pipe: no bar shows
         if settings.progress:
-            label = items[batch[0]].label or items[batch[0]].problem.name
-            more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
-            if len(batches) > 1:  # where no bar shows (a log, a pipe), the batches still tell the progress
-                log.info("batch %d/%d: %s", number, len(batches), label + more)
-            bar = ProgressBar(label + more)  # one bar follows the whole batch
-            for index in batch:
-                prepared[index].member.callbacks.append(bar)
+            name, shown = _progress(items, group, places)
+            for member, callback in zip(members, shown):
+                member.callbacks.append(callback)
+            if told:
+                log.info("batch %d/%d: %s", number, len(groups), name)
         started = time.perf_counter()
-        fitted = fit_batch([prepared[i].member for i in batch], settings.config, settings.acceleration)
-        if settings.progress and len(batches) > 1:
-            log.info("batch %d/%d: %s", number, len(batches), _batch_summary(fitted, time.perf_counter() - started))
-        for index, result in zip(batch, fitted):
+        fitted = fit_batch(members, settings.config, settings.acceleration, slots=places)
+        if told:
+            log.info("batch %d/%d: %s", number, len(groups), _batch_summary(fitted, time.perf_counter() - started))
+        for index, result in zip(group, fitted):
             one = prepared[index]
             done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
             results[index] = (done, one.watchdog)
@@ -342,7 +359,7 @@ def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, C
 
 
 def _batch_summary(results: list[FitResult], seconds: float) -> str:
-    """'16 fits, 2210-8000 steps (mean 3480), 37 s': how a batch's stops spread, for the log."""
+    """'16 fits, 2210-8000 steps (mean 3480), 37 s': how a group's stops spread, for the log."""
     steps = [r.steps_run for r in results]
     if len(steps) == 1:
         return f"1 fit, {steps[0]} steps, {seconds:.0f} s"
@@ -634,8 +651,9 @@ def run(
         Default: the preset's (1, or more for the `best` presets).
     batch : int or "auto"
         Fits of one size (restarts, tiles) run together, this many at a time, each with its own
-        network and state (`dip.batched`): the same results, in less time where batching pays.
-        "auto" sizes batches by the device (`dip.budget.batch_size`).
+        network and state (`dip.batched`); a fit that stops gives its place to the next one
+        waiting. The same results, in less time where batching pays. "auto" sizes batches by
+        the device (`dip.budget.batch_size`).
     fits : path, optional
         A folder of saved fits (`dip.fitstore`): a fit made before with the same observation,
         problem, network and fit settings, seed, steps and arithmetic is read from it instead of

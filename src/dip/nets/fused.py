@@ -29,7 +29,7 @@ from .skip import SkipLevel
 
 def fuse(nets: list[nn.Module]) -> nn.Module:
     """One network computing all of `nets` (same architecture) at once; weights are copied."""
-    return _rebuild(nets, lambda width: width * len(nets), lambda tensors: torch.cat([t.detach() for t in tensors]))
+    return combine([(net, 1, [0]) for net in nets])
 
 
 def pick(tensor: torch.Tensor, k: int, keep: torch.Tensor) -> torch.Tensor:
@@ -40,14 +40,24 @@ def pick(tensor: torch.Tensor, k: int, keep: torch.Tensor) -> torch.Tensor:
 
 def select(fused: nn.Module, k: int, keep: Sequence[int]) -> nn.Module:
     """The members `keep` (indices, in order) of a network fused from k: what `fuse` of those
-    members alone would give, weights and BatchNorm statistics as they are now (copied). A batch
-    whose fits have partly stopped runs on in the smaller network."""
-    index = torch.as_tensor(list(keep), dtype=torch.long)
-    return _rebuild(
-        [fused],
-        lambda width: width // k * len(index),
-        lambda tensors: pick(tensors[0].detach(), k, index.to(tensors[0].device)),
-    )
+    members alone would give, weights and BatchNorm statistics as they are now (copied)."""
+    return combine([(fused, k, keep)])
+
+
+def combine(parts: Sequence[tuple[nn.Module, int, Sequence[int]]]) -> nn.Module:
+    """One network of the members `keep` of each part `(network, k, keep)` (a network fused from
+    k, or a lone one with k = 1), in order: weights and BatchNorm statistics as they are now
+    (copied). A batch whose fits have partly stopped runs on in the members still fitting, with
+    waiting fits joined in."""
+    total = sum(len(keep) for _, _, keep in parts)
+    first_k = parts[0][1]
+    indices = [torch.as_tensor(list(keep), dtype=torch.long) for _, _, keep in parts]
+
+    def rows(tensors: list[torch.Tensor]) -> torch.Tensor:
+        picked = [pick(t.detach(), k, index.to(t.device)) for t, (_, k, _), index in zip(tensors, parts, indices)]
+        return torch.cat(picked)
+
+    return _rebuild([network for network, _, _ in parts], lambda width: width // first_k * total, rows)
 
 
 def _rebuild(
