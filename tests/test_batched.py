@@ -163,15 +163,19 @@ def test_the_batch_runs_on_in_a_network_of_its_live_members(float64):
         assert torch.allclose(batched.image, single.image, atol=1e-9)
 
 
-def test_under_torch_compile_the_batch_narrows_at_halvings_only():
-    """A new network compiles anew: under torch.compile a batch narrows once half its members
-    have stopped; otherwise at every stop."""
+def test_the_batch_narrows_at_every_stop_in_the_plain_loop_and_less_often_where_it_costs():
+    """A new network compiles anew under torch.compile (narrow once half the places are free),
+    and is captured anew with the CUDA graph (once a quarter are); the plain loop narrows at
+    every stop."""
     from dip.accel import Acceleration
     from dip.batched import narrows
 
-    plain, compiled = Acceleration(), Acceleration(compile=True)
-    assert [narrows(plain, 4, live) for live in (4, 3, 2, 1)] == [False, True, True, True]
-    assert [narrows(compiled, 4, live) for live in (4, 3, 2, 1)] == [False, False, True, True]
+    def rule(acceleration: Acceleration) -> list[bool]:
+        return [narrows(acceleration, 8, live) for live in range(8, 0, -1)]
+
+    assert rule(Acceleration()) == [False] + [True] * 7
+    assert rule(Acceleration(cuda_graph=True)) == [False, False, True, True, True, True, True, True]
+    assert rule(Acceleration(compile=True)) == [False, False, False, False, True, True, True, True]
 
 
 def test_a_run_in_batches_logs_each_batchs_steps(caplog):

@@ -172,9 +172,15 @@ def _take(values: list | torch.Tensor, keep: list[int], index: torch.Tensor) -> 
 
 def narrows(acceleration: Acceleration, size: int, live: int) -> bool:
     """Whether a batch of `size` members of which `live` still fit runs on in a network of those
-    (and of fits waiting for a place): always, as that costs a copy of their weights, but under
-    torch.compile (which compiles each new network anew) only once at most half are left."""
-    return live < size and (not acceleration.compile or 2 * live <= size)
+    (and of fits waiting for a place): in the plain loop at every stop, as that costs a copy of
+    their weights; with the CUDA graph (captured anew, after a few uncaptured steps) once a
+    quarter of the places are free; under torch.compile (which compiles each new network anew)
+    once half are."""
+    if acceleration.compile:
+        return 2 * live <= size and live < size
+    if acceleration.cuda_graph:
+        return 4 * live <= 3 * size and live < size
+    return live < size
 
 
 def regroup(
