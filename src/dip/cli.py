@@ -103,8 +103,8 @@ def _add_problem_command(commands, cls) -> None:
         type=batch_size,
         default="auto",
         metavar="auto|N",
-        help="fit up to N same-size problems (tiles, restarts) at once, each with its own network; "
-        "auto sizes batches by the device (default)",
+        help="fit up to N same-size problems (tiles, restarts) at once, each with its own network, the "
+        "next taking the place of one that stops; auto sizes batches by the device (default)",
     )
     sub.add_argument(
         "--fits",
