@@ -324,6 +324,27 @@ def test_an_ensemble_reuses_the_single_fits_of_its_seeds(astronaut_crop, tmp_pat
     assert again.fits_read == 4 and np.array_equal(again.image, best.image)
 
 
+def test_a_stopped_ensemble_keeps_the_fits_it_made(astronaut_crop, tmp_path):
+    """Each fit is saved as it ends: a `best` run (four fits, one at a time) stopped in its third
+    fit leaves the first two in the store, and the rerun reads them."""
+    from dip.fit import Callback
+
+    class StopInThird(Callback):
+        started = 0
+
+        def on_start(self, state) -> None:
+            StopInThird.started += 1
+            if StopInThird.started == 3:
+                raise KeyboardInterrupt
+
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=4, device="cpu", early_stop=False, batch=1, preset="best", fits=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        dip.run(dip.Denoising(25), noisy, callbacks=[StopInThird()], **options)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert dip.run(dip.Denoising(25), noisy, **options).fits_read == 2
+
+
 def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_path):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     options = dict(steps=3, device="cpu", early_stop=False, fits=tmp_path)

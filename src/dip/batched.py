@@ -220,8 +220,10 @@ class Roster:
         acceleration: Acceleration,
         slots: int | None = None,
         undo_kind: type[_Undo] = _Undo,
+        on_result: Callable[[int, FitResult], None] | None = None,
     ):
         self.members, self.config, self.acceleration, self.undo_kind = members, config, acceleration, undo_kind
+        self.on_result = on_result
         self.slots = min(slots or len(members), len(members))
         self.waiting = list(range(len(members)))
         self.order: list[int] = []
@@ -244,6 +246,8 @@ class Roster:
         """The member at `position` has stopped: finish its fit (its callbacks end here)."""
         index = self.order[position]
         self.results[index] = finish(self.states[index])
+        if self.on_result is not None:
+            self.on_result(index, self.results[index])
 
     def refresh(self) -> bool:
         """Regroup where it pays (`narrows`, or the first group); True when the network changed."""
@@ -272,44 +276,60 @@ def fit_batch(
     config: FitConfig,
     acceleration: Acceleration = Acceleration(),
     slots: int | None = None,
+    on_result: Callable[[int, FitResult], None] | None = None,
 ) -> list[FitResult]:
     """Fit every member as `dip.fit.fit` would fit it alone, in one loop; one result each.
 
     All networks share an architecture, all inputs a shape. At most `slots` members (default:
-    all) fit at once; the others wait, and each takes the place of a fit that stops. One member
-    (or one slot) runs through `dip.fit.fit` itself; fp16 (loss scaling per member is not
-    supported) runs the members one after another; with the CUDA graph, `dip.graphed` runs them.
+    all) fit at once; the others wait, and each takes the place of a fit that stops.
+    `on_result(index, result)` hears of each fit as it ends (to keep it before the others end).
+    One member (or one slot) runs through `dip.fit.fit` itself; fp16 (loss scaling per member is
+    not supported) runs the members one after another; with the CUDA graph, `dip.graphed` runs them.
     """
     if acceleration.cuda_graph:
         from .graphed import fit_on_device
 
-        return fit_on_device(members, config, acceleration, slots=slots)
+        return fit_on_device(members, config, acceleration, slots=slots, on_result=on_result)
     if len(members) == 1 or slots == 1 or acceleration.precision == "fp16":
-        return [
-            fit(
-                m.net,
-                m.z,
-                m.target,
-                m.operator,
-                config,
-                loss_fn=m.loss_fn,
-                crop=m.crop,
-                generator=m.generator,
-                callbacks=m.callbacks,
-                acceleration=acceleration,
-            )
-            for m in members
-        ]
+        return [_fit_alone(index, m, config, acceleration, on_result) for index, m in enumerate(members)]
     device = members[0].z.device
     with acceleration.arithmetic(device):
-        return _fit_batch(members, config, acceleration, slots)
+        return _fit_batch(members, config, acceleration, slots, on_result)
+
+
+def _fit_alone(
+    index: int,
+    member: Member,
+    config: FitConfig,
+    acceleration: Acceleration,
+    on_result: Callable[[int, FitResult], None] | None,
+) -> FitResult:
+    result = fit(
+        member.net,
+        member.z,
+        member.target,
+        member.operator,
+        config,
+        loss_fn=member.loss_fn,
+        crop=member.crop,
+        generator=member.generator,
+        callbacks=member.callbacks,
+        acceleration=acceleration,
+    )
+    if on_result is not None:
+        on_result(index, result)
+    return result
 
 
 def _fit_batch(
-    members: Sequence[Member], config: FitConfig, acceleration: Acceleration, slots: int | None
+    members: Sequence[Member],
+    config: FitConfig,
+    acceleration: Acceleration,
+    slots: int | None,
+    on_result: Callable[[int, FitResult], None] | None,
 ) -> list[FitResult]:
     device = members[0].z.device
-    roster = Roster(members, config, acceleration, slots)
+    roster = Roster(members, config, acceleration, slots, on_result=on_result)
     jump = 10 ** (config.backtrack_db / 10) if config.backtrack_db is not None else math.inf
     noises = [torch.zeros_like(m.z, memory_format=torch.contiguous_format) for m in members]
     while not roster.done():

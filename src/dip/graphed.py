@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -174,10 +174,11 @@ def fit_on_device(
     sync_every: int = SYNC_EVERY,
     capture: bool | None = None,
     slots: int | None = None,
+    on_result: Callable[[int, FitResult], None] | None = None,
 ) -> list[FitResult]:
     """Fit every member as `dip.fit.fit` would fit it alone, each step decided on the device;
-    one result each. `capture` (default: on CUDA) replays the step as a CUDA graph. At most
-    `slots` members fit at once (`dip.batched.fit_batch`)."""
+    one result each. `capture` (default: on CUDA) replays the step as a CUDA graph. `slots` and
+    `on_result`: as `dip.batched.fit_batch`'s."""
     from .callbacks import Checkpoint
 
     if any(isinstance(c, Checkpoint) for m in members for c in m.callbacks):
@@ -187,7 +188,7 @@ def fit_on_device(
     device = members[0].z.device
     capture = device.type == "cuda" if capture is None else capture
     with acceleration.arithmetic(device):
-        return _fit(members, config, acceleration, max(1, sync_every), capture, slots)
+        return _fit(members, config, acceleration, max(1, sync_every), capture, slots, on_result)
 
 
 def _fit(
@@ -197,8 +198,9 @@ def _fit(
     sync_every: int,
     capture: bool,
     slots: int | None,
+    on_result: Callable[[int, FitResult], None] | None,
 ) -> list[FitResult]:
-    roster = Roster(members, config, acceleration, slots, _DeviceUndo)
+    roster = Roster(members, config, acceleration, slots, _DeviceUndo, on_result)
     while not roster.done():
         if roster.refresh():  # the step of the new network, captured anew
             step = _Step([members[i] for i in roster.order], config, acceleration, roster.fused)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -332,11 +333,25 @@ def _progress(items: list[_Item], group: list[int], places: int) -> tuple[str, l
     return name, [shared] * len(group)
 
 
-def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, Callback | None]]:
+Judged = Callable[[int, _Fitted, Callback | None], None]  # (item's index, its fit, its watchdog)
+
+
+def _fit_items(
+    items: list[_Item], settings: _Settings, on_fitted: Judged | None = None
+) -> list[tuple[_Fitted, Callback | None]]:
     """One fit of each item (fits of one shape together, as many at once as the batch allows),
-    with the watchdog that judged it."""
+    with the watchdog that judged it; `on_fitted` hears of each as it ends."""
     prepared = [_prepare(item, settings) for item in items]
     results: list = [None] * len(items)
+
+    def ended(group: list[int], position: int, result: FitResult) -> None:
+        index = group[position]
+        one = prepared[index]
+        done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
+        results[index] = (done, one.watchdog)
+        if on_fitted is not None:
+            on_fitted(index, done, one.watchdog)
+
     groups = _groups(prepared, settings)
     for number, (group, places) in enumerate(groups, 1):
         members = [prepared[i].member for i in group]
@@ -348,13 +363,11 @@ def _fit_items(items: list[_Item], settings: _Settings) -> list[tuple[_Fitted, C
             if told:
                 log.info("batch %d/%d: %s", number, len(groups), name)
         started = time.perf_counter()
-        fitted = fit_batch(members, settings.config, settings.acceleration, slots=places)
+        fitted = fit_batch(
+            members, settings.config, settings.acceleration, slots=places, on_result=functools.partial(ended, group)
+        )
         if told:
             log.info("batch %d/%d: %s", number, len(groups), _batch_summary(fitted, time.perf_counter() - started))
-        for index, result in zip(group, fitted):
-            one = prepared[index]
-            done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
-            results[index] = (done, one.watchdog)
     return results
 
 
@@ -369,18 +382,25 @@ def _batch_summary(results: list[FitResult], seconds: float) -> str:
     return f"{len(steps)} fits, {min(steps)}-{max(steps)} steps (mean {mean:.0f}), {seconds:.0f} s"
 
 
-def _fit_watched(items: list[_Item], settings: _Settings) -> list[_Fitted]:
+def _fit_watched(
+    items: list[_Item], settings: _Settings, on_done: Callable[[int, _Fitted], None] | None = None
+) -> list[_Fitted]:
     """One fit of each item; a fit its problem's watchdog finds stuck is made again with the next
-    seed, up to RESTARTS attempts."""
+    seed, up to RESTARTS attempts. `on_done(index, fit)` hears of each good fit as it ends."""
     done: list[_Fitted | None] = [None] * len(items)
     pending = list(range(len(items)))
     for attempt in range(RESTARTS):
         tries = [dataclasses.replace(items[i], seed=items[i].seed + attempt) for i in pending]
-        for index, (fitted, watchdog) in zip(list(pending), _fit_items(tries, settings)):
+
+        def judged(position: int, fitted: _Fitted, watchdog: Callback | None, attempt=attempt, tried=tuple(pending)):
             if watchdog is None or not watchdog.stuck:
                 fitted.attempts = attempt + 1
-                done[index] = fitted
-                pending.remove(index)
+                done[tried[position]] = fitted
+                if on_done is not None:
+                    on_done(tried[position], fitted)
+
+        _fit_items(tries, settings, judged)
+        pending = [index for index in pending if done[index] is None]
         if not pending:
             return done
     item = items[pending[0]]
@@ -427,9 +447,12 @@ def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
         for item, key in zip(items, keys)
     ]
     missing = [index for index, fitted in enumerate(done) if fitted is None]
-    for index, fitted in zip(missing, _fit_watched([items[i] for i in missing], settings)):
-        store.save(keys[index], SavedFit(fitted.pixels, fitted.fit, fitted.parameters, fitted.attempts))
-        done[index] = fitted
+
+    def save(position: int, fitted: _Fitted) -> None:  # as each fit ends: a stopped run keeps those made
+        store.save(keys[missing[position]], SavedFit(fitted.pixels, fitted.fit, fitted.parameters, fitted.attempts))
+        done[missing[position]] = fitted
+
+    _fit_watched([items[i] for i in missing], settings, save)
     return done
 
 
