@@ -253,3 +253,26 @@ def test_a_queue_counts_its_fits_as_they_end():
         member.callbacks = [*member.callbacks, counter]
     fit_batch(members, FitConfig(steps=12), slots=2)
     assert counter.bar.n == 5 and "5/5" in shown.getvalue()
+
+
+def test_a_fit_that_ends_lets_go_of_the_batchs_networks():
+    """The networks a queue ran in are freed as it regroups: at every step at most the one it
+    runs in is alive, not one more for each fit that has ended."""
+    import gc
+    import weakref
+
+    seen: list[weakref.ref] = []
+    alive: list[int] = []
+
+    class Watch(Callback):
+        def on_step(self, state) -> None:
+            if not any(ref() is state.net for ref in seen):
+                seen.append(weakref.ref(state.net))
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in seen))
+
+    members = _members([3, None, 6, 4, 9])
+    for member in members:
+        member.callbacks = [*member.callbacks, Watch()]
+    fit_batch(members, FitConfig(steps=12), slots=2)
+    assert len(seen) > 3 and max(alive) == 1

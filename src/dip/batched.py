@@ -246,6 +246,7 @@ class Roster:
         """The member at `position` has stopped: finish its fit (its callbacks end here)."""
         index = self.order[position]
         self.results[index] = finish(self.states[index])
+        self.states[index].net = None  # a long queue must not keep every network it ran in
         if self.on_result is not None:
             self.on_result(index, self.results[index])
 

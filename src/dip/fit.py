@@ -51,7 +51,7 @@ class FitConfig:
 class FitState:
     """What callbacks see. Tensors are detached, cropped to the image, NCHW on the fit's device."""
 
-    net: nn.Module
+    net: nn.Module | None  # None once a batched fit has ended (its batch runs on in other networks)
     optimizer: torch.optim.Optimizer | None  # None in a batched fit (dip.batched keeps its own Adam)
     config: FitConfig
     z: torch.Tensor
