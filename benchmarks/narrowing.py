@@ -103,8 +103,8 @@ def main() -> None:
         "A batch that narrows to its live members",
         [
             f"the default denoising net, {args.steps} steps, arithmetic {acceleration.describe()}; "
-            f"median of {args.repeats} alternating pairs; staggered: member j of K stops after "
-            "steps (j + 1) / K",
+            f"median of {args.repeats} runs of each, in turn; staggered: member j of K stops after "
+            "steps (j + 1) / K; 2K: those stops twice over, shuffled, through K places",
         ],
         [
             "size",
