@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from dip.nets.fused import fuse, select
+from dip.nets.fused import combine, fuse
 from dip.presets import get_preset
 
 
@@ -27,7 +27,7 @@ def test_fused_networks_match_each_network_alone(task, preset):
 
 
 def test_selecting_members_of_a_fused_network_is_fusing_them_alone():
-    """`select` keeps the chosen members' weights and BatchNorm statistics: after a training step
+    """`combine` keeps the chosen members' weights and BatchNorm statistics: after a training step
     of the fused network, members 2 and 0 (in that order) compute what those two networks fused
     alone compute."""
     spec = get_preset("denoise", "default")
@@ -36,7 +36,7 @@ def test_selecting_members_of_a_fused_network_is_fusing_them_alone():
     fused = fuse(nets)
     z = torch.rand(1, 3 * spec.input_channels, 64, 64, dtype=torch.float64)
     fused(z)  # training mode: the running statistics move
-    narrowed = select(fused, 3, [2, 0])
+    narrowed = combine([(fused, 3, [2, 0])])
     state = fused.state_dict()
     for j in (2, 0):  # each network as it is now inside the fused one
         for name, value in nets[j].state_dict().items():

@@ -336,21 +336,16 @@ def _progress(items: list[_Item], group: list[int], places: int) -> tuple[str, l
 Judged = Callable[[int, _Fitted, Callback | None], None]  # (item's index, its fit, its watchdog)
 
 
-def _fit_items(
-    items: list[_Item], settings: _Settings, on_fitted: Judged | None = None
-) -> list[tuple[_Fitted, Callback | None]]:
-    """One fit of each item (fits of one shape together, as many at once as the batch allows),
-    with the watchdog that judged it; `on_fitted` hears of each as it ends."""
+def _fit_items(items: list[_Item], settings: _Settings, on_fitted: Judged) -> None:
+    """One fit of each item (fits of one shape together, as many at once as the batch allows);
+    `on_fitted` gets each, with the watchdog that judged it, as it ends."""
     prepared = [_prepare(item, settings) for item in items]
-    results: list = [None] * len(items)
 
     def ended(group: list[int], position: int, result: FitResult) -> None:
         index = group[position]
         one = prepared[index]
         done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
-        results[index] = (done, one.watchdog)
-        if on_fitted is not None:
-            on_fitted(index, done, one.watchdog)
+        on_fitted(index, done, one.watchdog)
 
     groups = _groups(prepared, settings)
     for number, (group, places) in enumerate(groups, 1):
@@ -368,7 +363,6 @@ def _fit_items(
         )
         if told:
             log.info("batch %d/%d: %s", number, len(groups), _batch_summary(fitted, time.perf_counter() - started))
-    return results
 
 
 def _batch_summary(results: list[FitResult], seconds: float) -> str:

@@ -38,12 +38,6 @@ def pick(tensor: torch.Tensor, k: int, keep: torch.Tensor) -> torch.Tensor:
     return tensor.unflatten(0, (k, -1))[keep].flatten(0, 1)
 
 
-def select(fused: nn.Module, k: int, keep: Sequence[int]) -> nn.Module:
-    """The members `keep` (indices, in order) of a network fused from k: what `fuse` of those
-    members alone would give, weights and BatchNorm statistics as they are now (copied)."""
-    return combine([(fused, k, keep)])
-
-
 def combine(parts: Sequence[tuple[nn.Module, int, Sequence[int]]]) -> nn.Module:
     """One network of the members `keep` of each part `(network, k, keep)` (a network fused from
     k, or a lone one with k = 1), in order: weights and BatchNorm statistics as they are now
