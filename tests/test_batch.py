@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from dip.batch import collect_inputs, find_mask, threads_per_worker
+from dip.batch import collect_inputs, find_mask
 from dip.io import Picture, read_image, write_image
+from dip.workers import threads_per_worker
 
 
 def dip(*args, timeout=600, **kwargs):
@@ -154,8 +155,8 @@ def test_checkpoint_misuse_is_one_line(tmp_path):
     write_image(image, Picture(np.zeros((32, 32, 3), np.float32)))
     done = dip("denoise", image, "-o", tmp_path / "b.png", "--resume")
     assert done.returncode == 1 and "--resume needs --checkpoint" in done.stderr
-    done = dip("denoise", image, "-o", tmp_path / "b.png", "--workers", "2")
-    assert done.returncode == 1 and "need a folder or a glob" in done.stderr
+    done = dip("denoise", image, "-o", tmp_path / "b.png", "--scheduler", "tcp://127.0.0.1:1")
+    assert done.returncode == 1 and "needs a folder or a glob" in done.stderr
 
 
 def test_dask_cluster_batch_survives_a_killed_worker(tmp_path):

@@ -9,13 +9,12 @@ with its one-line reason and the rest still run.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .errors import DipError
 from .files import Job, Outcome, Recipe, restore_files, run_job
 from .io import WRITABLE
+from .workers import Spread
 
 log = logging.getLogger("dip")
 
@@ -151,13 +151,6 @@ def _finished(output: Path) -> bool:
         return False
 
 
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """Torch threads for each of `workers` processes so that together they use every core once."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
 def execute(
     recipe: Recipe,
     jobs: list[Job],
@@ -165,22 +158,18 @@ def execute(
     scheduler: str | None = None,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> list[Outcome]:
-    """Run the jobs here, in `workers` processes, or on a Dask cluster; outcomes in finishing order."""
+    """Run the jobs here, in `workers` processes, or on a Dask cluster; outcomes in finishing order.
+    Each image of a job run elsewhere is fitted in its one process (the processes are the jobs');
+    here, an image's fits run as the recipe's `workers` option says (`dip.workers`)."""
     outcomes = []
+    single = dataclasses.replace(recipe, options={**recipe.options, "workers": 1})
     if scheduler:
-        for outcome in run_on_dask(recipe, jobs, scheduler):
+        for outcome in run_on_dask(single, jobs, scheduler):
             on_outcome(outcome)
             outcomes.append(outcome)
     elif workers > 1 and len(jobs) > 1:
-        import multiprocessing
-
-        threads = threads_per_worker(workers)
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            futures = [pool.submit(run_job, recipe, job, threads) for job in jobs]
-            for future in as_completed(futures):
-                outcome = future.result()
+        with Spread(run_job, [(single, job) for job in jobs], workers) as spread:
+            for _, outcome in spread:
                 on_outcome(outcome)
                 outcomes.append(outcome)
     else:

@@ -123,6 +123,24 @@ def batch_size(
     return max(1, min(MAX_BATCH, int(0.8 * free / each))) if free else 1
 
 
+def worker_count(
+    preset: Preset, canvas: tuple[int, int], channels: int, fits: int, cores: int, free: float | None = None
+) -> int:
+    """How many processes to fit `fits` independent fits on a CPU of `cores` cores: one per core
+    (a fit uses many cores poorly: `dip.workers`), no more than there are fits, nor than 80% of
+    the free memory holds.
+
+    >>> from dip.presets import get_preset
+    >>> preset = get_preset("denoise", "default")
+    >>> worker_count(preset, (256, 256), 3, fits=4, cores=2, free=16 * 2**30)
+    2
+    >>> worker_count(preset, (256, 256), 3, fits=4, cores=8, free=2 * 2**30)
+    1
+    """
+    held = int(0.8 * free / memory(preset, canvas, channels)) if free else cores
+    return max(1, min(cores, fits, held))
+
+
 def check_fits(
     preset: Preset,
     canvas: tuple[int, int],

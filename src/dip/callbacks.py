@@ -123,7 +123,13 @@ class FitCounter(Callback):
             self.bar = tqdm(total=self.total, desc=self.description, file=self.file, disable=self.disable, unit="fit")
 
     def on_end(self, state: FitState) -> None:
-        self.bar.set_postfix({"steps": state.step}, refresh=False)
+        self.ended(state.step)
+
+    def ended(self, steps: int) -> None:
+        """One more fit ended, after `steps` steps (also for fits made in another process)."""
+        if self.bar is None:
+            self.on_start(None)
+        self.bar.set_postfix({"steps": steps}, refresh=False)
         self.bar.update(1)
         if self.bar.n >= self.total:
             self.bar.close()

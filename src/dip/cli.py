@@ -185,9 +185,9 @@ def _add_problem_command(commands, cls) -> None:
         batch.add_argument(
             "--workers",
             type=whole(1),
-            default=1,
             metavar="N",
-            help="restore N images at once in separate processes, cores divided between them",
+            help="processes on a CPU, cores divided between them: a folder's images, or one image's tiles and "
+            "restarts, N at once (default 1)",
         )
         batch.add_argument(
             "--scheduler",
@@ -218,6 +218,7 @@ def _recipe(args: argparse.Namespace) -> tuple:
         early_stop=args.early_stop,
         restarts=args.restarts,
         batch=args.batch,
+        workers=getattr(args, "workers", None) or 1,
         fits=args.fits,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
@@ -241,8 +242,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.animation:
             raise DipError("--animation saves one image's process: give one image as INPUT")
         return _batch(args, recipe, images)
-    if getattr(args, "workers", 1) > 1 or getattr(args, "scheduler", None):
-        raise DipError("--workers and --scheduler need a folder or a glob pattern as INPUT")
+    if getattr(args, "scheduler", None):
+        raise DipError("--scheduler needs a folder or a glob pattern as INPUT")
     job = Job(
         source,
         Path(args.output),
@@ -270,7 +271,7 @@ def _batch(args: argparse.Namespace, recipe, images: dict[str, Path]) -> int:
         Path(args.checkpoint) if args.checkpoint else None,
     )
     out.mkdir(parents=True, exist_ok=True)
-    summary = run_batch(recipe, jobs, settled, args.workers, args.scheduler, progress=not args.quiet)
+    summary = run_batch(recipe, jobs, settled, args.workers or 1, args.scheduler, progress=not args.quiet)
     failed = [o for o in summary.outcomes if o.status == "failed"]
     log.log(logging.WARNING if failed else logging.INFO, "%s", summary.describe())
     for outcome in failed:

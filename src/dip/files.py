@@ -234,6 +234,7 @@ MANY_OPTIONS = (
     "early_stop",
     "restarts",
     "batch",
+    "workers",
     "fits",
 )
 

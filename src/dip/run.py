@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ class _Settings:
     restarts: int = 1  # independent fits averaged
     batch: int | str = "auto"  # fits of one size run together (`dip.batched`); "auto": `budget.batch_size`
     fits: FitStore | None = None  # saved fits to read instead of fitting, and to save new fits in
+    workers: int | str = 1  # processes that fit at once on a CPU (`dip.workers`); "auto": one per core
 
     @property
     def config(self):
@@ -262,12 +264,19 @@ def stopping(
     ]
 
 
+def _canvas(item: _Item, preset: Preset) -> tuple[int, int]:
+    """The network's canvas for an item: its result's size, padded to what the network accepts."""
+    pixels = item.pixels
+    height, width, _ = item.problem.output_shape(pixels.shape if pixels is not None else None)
+    return padded_size(height, width, preset.net.stride, preset.net.min_size)
+
+
 def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     """Build the preset's network and input at a size it accepts, the target, operator and
     callbacks of one fit. Only the centre (the image) enters the loss."""
     preset, dev, problem, pixels = settings.preset, settings.device, item.problem, item.pixels
     height, width, channels = problem.output_shape(pixels.shape if pixels is not None else None)
-    canvas = padded_size(height, width, preset.net.stride, preset.net.min_size)
+    canvas = _canvas(item, preset)
     generator = torch.Generator().manual_seed(item.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(item.seed)
@@ -337,8 +346,120 @@ Judged = Callable[[int, _Fitted, Callback | None], None]  # (item's index, its f
 
 
 def _fit_items(items: list[_Item], settings: _Settings, on_fitted: Judged) -> None:
-    """One fit of each item (fits of one shape together, as many at once as the batch allows);
-    `on_fitted` gets each, with the watchdog that judged it, as it ends."""
+    """One fit of each item; `on_fitted` gets each, with the watchdog that judged it, as it ends.
+    On a CPU with cores to share, fits run in worker processes (`_fit_with_workers`), else here
+    (`_fit_here`)."""
+    here, away, processes = _placed(items, settings)
+    if processes > 1:
+        _fit_with_workers(items, here, away, processes, settings, on_fitted)
+    else:
+        _fit_here(items, settings, on_fitted)
+
+
+def _placed(items: list[_Item], settings: _Settings) -> tuple[list[int], list[int], int]:
+    """(items fitted in this process, items sent to workers, processes in all). Fits followed by
+    callbacks stay here (theirs follow them here), so do all where the device is not a CPU, the
+    problem cannot be sent to another process (an operator given as a lambda), or the settings
+    ask for one process or for fused batches (`batch` > 1); "auto" sends none where the fits
+    would take less than `dip.workers.WORTH_SECONDS` at most (their step caps)."""
+    everything = list(range(len(items)))
+    if settings.device.type != "cpu" or settings.workers == 1 or settings.callbacks or len(items) < 2:
+        return everything, [], 1
+    if settings.workers == "auto" and settings.batch != "auto" and settings.batch > 1:
+        return everything, [], 1
+    here = [i for i, item in enumerate(items) if item.extra]
+    away = [i for i, item in enumerate(items) if not item.extra]
+    if not away or not _sendable([items[i].problem for i in away]):
+        return everything, [], 1
+    processes = settings.workers
+    if processes == "auto":
+        from .budget import available, estimate, worker_count
+        from .workers import WORTH_SECONDS, may_spawn, usable_cores
+
+        canvas = max((_canvas(item, settings.preset) for item in items), key=lambda c: c[0] * c[1])
+        channels = items[0].problem.output_shape(items[0].pixels.shape if items[0].pixels is not None else None)[2]
+        step = estimate(settings.preset, canvas, channels, settings.device).seconds_per_step
+        if not may_spawn() or step * settings.config.steps * len(items) < WORTH_SECONDS:
+            return everything, [], 1
+        processes = worker_count(
+            settings.preset, canvas, channels, len(items), usable_cores(), available(settings.device)
+        )
+    processes = min(processes, len(items))
+    return (here, away, processes) if processes > 1 else (everything, [], 1)
+
+
+def _sendable(problems: list[Problem]) -> bool:
+    """Whether a worker process can rebuild these problems: they pickle, and their classes are
+    importable there (not defined in the script that runs)."""
+    if any(type(problem).__module__ == "__main__" for problem in problems):
+        return False
+    try:
+        pickle.dumps(problems)
+        return True
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+
+
+@dataclass
+class _Verdict:
+    """A worker's watchdog, as the fit's judge sees it here."""
+
+    stuck: bool
+
+
+def _fit_away(item: _Item, settings: _Settings) -> tuple[_Fitted, bool]:
+    """One fit in a worker process: the fit, and whether its watchdog found it stuck."""
+    ended: list[tuple[_Fitted, bool]] = []
+    _fit_here([item], settings, lambda _, fitted, watchdog: ended.append((fitted, bool(watchdog and watchdog.stuck))))
+    return ended[0]
+
+
+def _fit_with_workers(
+    items: list[_Item], here: list[int], away: list[int], processes: int, settings: _Settings, on_fitted: Judged
+) -> None:
+    """The `away` items fitted in worker processes (`dip.workers`), the `here` ones (followed by
+    callbacks) in this process meanwhile, each process on its share of the cores."""
+    from .workers import Spread, threads_per_worker
+
+    started = time.perf_counter()
+    alone = dataclasses.replace(settings, callbacks=(), progress=False, fits=None, workers=1)
+    counter = FitCounter(f"{len(items)} fits in {processes} processes", len(items)) if settings.progress else None
+    if settings.progress:
+        log.info("%d fits in %d processes, %d threads each", len(items), processes, threads_per_worker(processes))
+    results: list[FitResult] = []
+
+    def ended(index: int, fitted: _Fitted, watchdog: Callback | None) -> None:
+        results.append(fitted.fit)
+        if counter is not None:
+            counter.ended(fitted.fit.steps_run)
+        on_fitted(index, fitted, watchdog)
+
+    tasks = [(dataclasses.replace(items[i], extra=(), label=""), alone) for i in away]
+    with Spread(_fit_away, tasks, processes - 1 if here else processes) as spread:
+        if here:
+            with _torch_threads(threads_per_worker(processes)):
+                mine = dataclasses.replace(settings, progress=False, workers=1)
+                _fit_here([items[i] for i in here], mine, lambda p, fitted, w: ended(here[p], fitted, w))
+        for position, (fitted, stuck) in spread:
+            ended(away[position], fitted, _Verdict(True) if stuck else None)
+    if settings.progress:
+        log.info("%s", _batch_summary(results, time.perf_counter() - started))
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Torch's thread count for this process, for a while."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_here(items: list[_Item], settings: _Settings, on_fitted: Judged) -> None:
+    """One fit of each item in this process (fits of one shape together, as many at once as the
+    batch allows); `on_fitted` gets each, with the watchdog that judged it, as it ends."""
     prepared = [_prepare(item, settings) for item in items]
 
     def ended(group: list[int], position: int, result: FitResult) -> None:
@@ -625,6 +746,7 @@ def run(
     progress: bool = False,
     restarts: int | None = None,
     batch: int | str = "auto",
+    workers: int | str = 1,
     fits: str | Path | None = None,
     save_every: int | None = None,
     snapshot_dir: str | Path | None = None,
@@ -671,6 +793,13 @@ def run(
         network and state (`dip.batched`); a fit that stops gives its place to the next one
         waiting. The same results, in less time where batching pays. "auto" sizes batches by
         the device (`dip.budget.batch_size`).
+    workers : int or "auto"
+        On a CPU, fits (restarts, tiles) run in this many processes at once, each on its share
+        of the cores (`dip.workers`); "auto": one per core, as many as memory holds, where the
+        fits are long enough to pay for starting them. 1 (the default) fits everything in this
+        process: on the 2-core CPU two workers saved 18% at 128 px and nothing at 64 or 256 px
+        (benchmarks/README.md). A fit followed by callbacks, snapshots or a checkpoint is made
+        in this process.
     fits : path, optional
         A folder of saved fits (`dip.fitstore`): a fit made before with the same observation,
         problem, network and fit settings, seed, steps and arithmetic is read from it instead of
@@ -731,6 +860,7 @@ def run(
         batch,
         fits,
         checkpointed=checkpoint is not None,
+        workers=workers,
     )
     if settings.restarts > 1 and checkpoint is not None:
         raise DipError("an ensemble of restarts cannot be checkpointed: run it without a checkpoint")
@@ -797,6 +927,7 @@ def run_many(
     progress: bool = False,
     restarts: int | None = None,
     batch: int | str = "auto",
+    workers: int | str = 1,
     fits: str | Path | None = None,
     check_memory: bool = True,
 ) -> list[Restoration]:
@@ -829,7 +960,22 @@ def run_many(
         return [_baseline_restoration(p, g, method, started) for p, g in zip(problems, given)]
     arithmetic = (precision, channels_last, compile, deterministic, cuda_graph)
     settings = [
-        _settings(p, g.shape, preset, steps, s, device, arithmetic, early_stop, (), progress, restarts, batch, fits)
+        _settings(
+            p,
+            g.shape,
+            preset,
+            steps,
+            s,
+            device,
+            arithmetic,
+            early_stop,
+            (),
+            progress,
+            restarts,
+            batch,
+            fits,
+            workers=workers,
+        )
         for p, g, s in zip(problems, given, seeds)
     ]
     if check_memory:
@@ -910,6 +1056,7 @@ def _settings(
     batch: int | str,
     fits: str | Path | None = None,
     checkpointed: bool = False,
+    workers: int | str = 1,
 ) -> _Settings:
     """The options of a run resolved (device, arithmetic, the problem's preset) and checked;
     `checkpointed`: the run saves checkpoints (also when a `Checkpoint` is among `callbacks`)."""
@@ -920,12 +1067,16 @@ def _settings(
     check_size(shape[0], shape[1], chosen.net.stride)
     if batch != "auto" and (not isinstance(batch, int) or batch < 1):
         raise DipError(f"batch must be 'auto' or a whole number of at least 1, got {batch!r}")
+    if workers != "auto" and (not isinstance(workers, int) or workers < 1):
+        raise DipError(f"workers must be 'auto' or a whole number of at least 1, got {workers!r}")
+    if workers != "auto" and workers > 1 and dev.type != "cpu":
+        raise DipError(f"workers are processes on a CPU; on {dev.type} fits run in batches (batch=N)")
     restarts = chosen.restarts if restarts is None else restarts
     if restarts < 1:
         raise DipError(f"restarts must be at least 1, got {restarts}")
     store = FitStore(fits) if fits is not None else None
     settings = _Settings(
-        chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch, store
+        chosen, steps, seed, dev, acceleration, early_stop, callbacks, progress, restarts, batch, store, workers
     )
     if settings.config.steps < 1:
         raise DipError(f"steps must be at least 1, got {settings.config.steps}")
