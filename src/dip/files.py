@@ -282,11 +282,8 @@ def _failure(error: Exception) -> tuple[str, str]:
     return "failed", f"unexpected {error.__class__.__name__}: {text}"
 
 
-def run_job(recipe: Recipe, job: Job, threads: int | None = None) -> Outcome:
-    """One job, its errors turned into an outcome (never raised); for worker processes."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+def run_job(recipe: Recipe, job: Job) -> Outcome:
+    """One job, its errors turned into an outcome (never raised); for worker processes (each
+    process's threads are set where it starts: `dip.workers`, a Dask worker)."""
     job.output.parent.mkdir(parents=True, exist_ok=True)
     return _outcome(job, lambda: restore_file(recipe, job)[1])

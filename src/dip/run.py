@@ -264,11 +264,12 @@ def stopping(
     ]
 
 
-def _canvas(item: _Item, preset: Preset) -> tuple[int, int]:
-    """The network's canvas for an item: its result's size, padded to what the network accepts."""
+def _canvas(item: _Item, preset: Preset) -> tuple[tuple[int, int], int]:
+    """The network's canvas for an item (its result's size, padded to what the network accepts)
+    and the result's channels."""
     pixels = item.pixels
-    height, width, _ = item.problem.output_shape(pixels.shape if pixels is not None else None)
-    return padded_size(height, width, preset.net.stride, preset.net.min_size)
+    height, width, channels = item.problem.output_shape(pixels.shape if pixels is not None else None)
+    return padded_size(height, width, preset.net.stride, preset.net.min_size), channels
 
 
 def _prepare(item: _Item, settings: _Settings) -> _Prepared:
@@ -276,7 +277,7 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     callbacks of one fit. Only the centre (the image) enters the loss."""
     preset, dev, problem, pixels = settings.preset, settings.device, item.problem, item.pixels
     height, width, channels = problem.output_shape(pixels.shape if pixels is not None else None)
-    canvas = _canvas(item, preset)
+    canvas = padded_size(height, width, preset.net.stride, preset.net.min_size)
     generator = torch.Generator().manual_seed(item.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(item.seed)
@@ -376,8 +377,9 @@ def _placed(items: list[_Item], settings: _Settings) -> tuple[list[int], list[in
         from .budget import available, estimate, worker_count
         from .workers import WORTH_SECONDS, may_spawn, usable_cores
 
-        canvas = max((_canvas(item, settings.preset) for item in items), key=lambda c: c[0] * c[1])
-        channels = items[0].problem.output_shape(items[0].pixels.shape if items[0].pixels is not None else None)[2]
+        canvases = [_canvas(item, settings.preset) for item in items]
+        canvas = max((c for c, _ in canvases), key=lambda c: c[0] * c[1])
+        channels = canvases[0][1]
         step = estimate(settings.preset, canvas, channels, settings.device).seconds_per_step
         if not may_spawn() or step * settings.config.steps * len(items) < WORTH_SECONDS:
             return everything, [], 1

@@ -60,7 +60,7 @@ class _Died(Exception):
 
 
 class _Worker:
-    """One worker process, and the thread here that feeds it tasks and collects its answers."""
+    """One worker process: a task sent, its answer read back (by one feeding thread of `Spread`)."""
 
     def __init__(self, threads: int) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -113,11 +113,8 @@ class Spread:
         self._done: queue.Queue = queue.Queue()
         count = max(1, min(workers, len(tasks)))
         self._workers = [_Worker(threads_per_worker(count)) for _ in range(count)]
-        self._feeders = [
-            threading.Thread(target=self._feed, args=(worker, function), daemon=True) for worker in self._workers
-        ]
-        for feeder in self._feeders:
-            feeder.start()
+        for worker in self._workers:
+            threading.Thread(target=self._feed, args=(worker, function), daemon=True).start()
 
     def _feed(self, worker: _Worker, function: Callable[..., Any]) -> None:
         while True:
