@@ -186,6 +186,8 @@ def test_docstring_examples_run():
         "dip.bench.quality",
         "dip.fitstore",
         "dip.wiener",
+        "dip.budget",
+        "dip.workers",
     )
     for name in (*modules, "dip.report.animation"):
         module = importlib.import_module(name)  # the module: dip.run is also the function's name

@@ -134,7 +134,7 @@ def worker_count(
     >>> preset = get_preset("denoise", "default")
     >>> worker_count(preset, (256, 256), 3, fits=4, cores=2, free=16 * 2**30)
     2
-    >>> worker_count(preset, (256, 256), 3, fits=4, cores=8, free=2 * 2**30)
+    >>> worker_count(preset, (256, 256), 3, fits=4, cores=8, free=1 * 2**30)  # 0.6 GB a fit
     1
     """
     held = int(0.8 * free / memory(preset, canvas, channels)) if free else cores
