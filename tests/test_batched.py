@@ -104,6 +104,26 @@ def test_each_member_backtracks_on_its_own(float64):
         assert batched.final_loss == pytest.approx(single.final_loss, rel=1e-9)
 
 
+def test_each_members_network_ends_with_the_weights_its_own_fit_ends_with(float64):
+    """As after `dip.fit.fit`, which a tile's fit relies on to start the next tile's (BatchNorm's
+    count of batches aside: a fused network keeps one count for all its members; a fit reads
+    only the batch's own statistics)."""
+    config = FitConfig(steps=12, lr=0.01, reg_noise_std=0.05)
+    stops = [4, None, 7]
+    members, lone = _members(stops), _members(stops)
+    fit_batch(members, config, slots=2)
+    _alone(lone, config)
+    for batched, single in zip(members, lone):
+        ended, expected = batched.net.state_dict(), single.net.state_dict()
+        assert ended.keys() == expected.keys()
+        counted = [name for name in expected if name.endswith("num_batches_tracked")]
+        assert counted and all(
+            torch.allclose(ended[name], expected[name], atol=1e-9) for name in expected if name not in counted
+        )
+    start, ended = _members(stops)[0].net.state_dict(), members[0].net.state_dict()
+    assert not any(torch.allclose(ended[name], start[name]) for name in start if name.endswith(".weight"))
+
+
 def test_tiles_fitted_in_batches_match_tiles_fitted_alone(float64):
     noisy = (data.astronaut()[:96, :96].astype(np.float32) / 255 + 0.05).clip(0, 1)
     options = dict(steps=4, device="cpu", early_stop=False, tile=64, overlap=32)
@@ -182,7 +202,17 @@ def test_a_run_in_batches_logs_each_batchs_steps(caplog):
     """Four tiles, two places: the log says what the batch holds and how many steps its fits took."""
     noisy = (data.astronaut()[:96, :96].astype(np.float32) / 255 + 0.05).clip(0, 1)
     with caplog.at_level("INFO", logger="dip"):
-        dip.run(dip.Denoising(25), noisy, steps=3, device="cpu", tile=64, overlap=32, batch=2, progress=True)
+        dip.run(
+            dip.Denoising(25),
+            noisy,
+            steps=3,
+            device="cpu",
+            tile=64,
+            overlap=32,
+            batch=2,
+            warm_tiles=False,
+            progress=True,
+        )
     told = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch ")]
     assert told[0] == "batch 1/1: tile 1/4 and 3 more, 2 at a time"
     assert re.fullmatch(r"batch 1/1: 4 fits, 3 steps each, \d+ s", told[1]), told[1]

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+import dip
 from dip.budget import check_fits, estimate
 from dip.errors import DipError
+from dip.fit import Callback
 from dip.io import Picture, read_image, write_image
 from dip.presets import get_preset
 from dip.tiling import ramp, restore_tiled, tile_starts
@@ -111,3 +113,71 @@ def test_cli_tiles_and_copies_tiles_without_holes(tmp_path):
     original = read_image(tmp_path / "in.png").pixels
     assert out.shape == (80, 100, 3)
     assert np.array_equal(out[60:, 60:], original[60:, 60:])  # far from the hole: copied untouched
+
+
+class _Starts(Callback):
+    """Each fit's weights as it starts and as it ends, and its first loss, fit after fit."""
+
+    def __init__(self):
+        self.starts: list[dict] = []
+        self.ends: list[dict] = []
+        self.first_losses: list[float] = []
+
+    def on_start(self, state) -> None:
+        self.starts.append({k: v.clone() for k, v in state.net.state_dict().items()})
+
+    def on_step(self, state) -> None:
+        if state.step == 1:
+            self.first_losses.append(state.loss)
+
+    def on_end(self, state) -> None:
+        self.ends.append({k: v.clone() for k, v in state.net.state_dict().items()})
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in a)
+
+
+def _four_tiles(restarts: int, warm: bool, preset: str = "default") -> _Starts:
+    """A 96 px noisy image in 2x2 tiles of 64 px, fitted one by one (batch=1) for 20 steps (the
+    default preset's stop would come far later)."""
+    noisy = (np.random.default_rng(0).random((96, 96, 3)) * 0.2 + 0.4).astype(np.float32)
+    spy = _Starts()
+    options = dict(steps=20, device="cpu", batch=1, restarts=restarts, seed=5, preset=preset)
+    dip.run(dip.Denoising(25), noisy, tile=64, overlap=32, warm_tiles=warm, callbacks=[spy], **options)
+    return spy
+
+
+def test_warm_tiles_start_from_the_weights_the_first_tiles_fit_ended_with():
+    warm, cold = _four_tiles(1, True), _four_tiles(1, False)
+    assert len(warm.starts) == len(cold.starts) == 4
+    assert _same(warm.starts[0], cold.starts[0])  # the first tile is fitted as it would be cold
+    assert all(_same(start, warm.ends[0]) for start in warm.starts[1:])
+    assert all(_same(start, cold.starts[0]) for start in cold.starts[1:])  # one seed: one draw
+    # a smooth image: the started tiles begin near their fit, the cold ones from scratch
+    assert max(warm.first_losses[1:]) < min(cold.first_losses[1:]) / 3
+
+
+def test_each_restart_of_a_warm_tile_starts_from_the_same_restart_of_the_first_tile():
+    spy = _four_tiles(2, True)
+    assert len(spy.starts) == 8  # the first tile's two fits, then each other tile's two
+    first, second = spy.ends[0], spy.ends[1]
+    assert not _same(first, second)
+    for tile in range(1, 4):
+        assert _same(spy.starts[2 * tile], first) and _same(spy.starts[2 * tile + 1], second)
+
+
+def test_tiles_fitted_a_fixed_number_of_steps_start_cold():
+    """The paper's preset has no stop: a warm start would only fit further into the noise."""
+    spy = _four_tiles(1, True, preset="paper")
+    assert all(_same(start, spy.starts[0]) for start in spy.starts[1:])
+
+
+def test_the_command_line_can_draw_every_tile_afresh():
+    from dip.cli import _recipe, build_parser
+
+    arguments = ["denoise", "in.png", "-o", "out.png", "--sigma", "25", "--tile", "64"]
+    warm, _ = _recipe(build_parser().parse_args(arguments))
+    cold, _ = _recipe(build_parser().parse_args([*arguments, "--cold-tiles"]))
+    assert "warm_tiles" not in warm.options  # dip.run's default: warm
+    assert cold.options["warm_tiles"] is False

@@ -246,9 +246,17 @@ class Roster:
         """The member at `position` has stopped: finish its fit (its callbacks end here)."""
         index = self.order[position]
         self.results[index] = finish(self.states[index])
+        self._write_back(position, index)
         self.states[index].net = None  # a long queue must not keep every network it ran in
         if self.on_result is not None:
             self.on_result(index, self.results[index])
+
+    def _write_back(self, position: int, index: int) -> None:
+        """The member's own network takes the weights its fit ended with, as after `dip.fit.fit`
+        (a tile's fit can then start the next tile's)."""
+        net, adam, _ = self.fused
+        with torch.no_grad():
+            self.members[index].net.load_state_dict(combine([(net, adam.k, [position])]).state_dict())
 
     def refresh(self) -> bool:
         """Regroup where it pays (`narrows`, or the first group); True when the network changed."""
@@ -279,7 +287,8 @@ def fit_batch(
     slots: int | None = None,
     on_result: Callable[[int, FitResult], None] | None = None,
 ) -> list[FitResult]:
-    """Fit every member as `dip.fit.fit` would fit it alone, in one loop; one result each.
+    """Fit every member as `dip.fit.fit` would fit it alone, in one loop; one result each. As
+    there, each member's network ends holding the weights its fit ended with.
 
     All networks share an architecture, all inputs a shape. At most `slots` members (default:
     all) fit at once; the others wait, and each takes the place of a fit that stops.

@@ -180,6 +180,13 @@ def _add_problem_command(commands, cls) -> None:
             metavar="PX",
             help="pixels shared by neighbouring tiles, blended smoothly (default 32)",
         )
+        long_runs.add_argument(
+            "--cold-tiles",
+            dest="warm_tiles",
+            action="store_false",
+            help="draw every tile's network afresh (default: tiles start from the weights of the centre tile's "
+            "fit, and stop sooner)",
+        )
     if cls.observed and not any(option.positional for _, option in own):
         batch = sub.add_argument_group("many images (INPUT a folder or a quoted glob, -o a folder)")
         batch.add_argument(
@@ -224,6 +231,8 @@ def _recipe(args: argparse.Namespace) -> tuple:
         resume=args.resume,
     )
     options.update({name: getattr(args, name) for name in ("tile", "overlap") if getattr(args, name, None)})
+    if getattr(args, "tile", None) and not args.warm_tiles:
+        options["warm_tiles"] = False
     return Recipe(
         cls.command, settings, options, Path(args.reference) if args.reference else None, args.save_every, args.force
     ), images

@@ -195,6 +195,7 @@ class _Settings:
     batch: int | str = "auto"  # fits of one size run together (`dip.batched`); "auto": `budget.batch_size`
     fits: FitStore | None = None  # saved fits to read instead of fitting, and to save new fits in
     workers: int | str = 1  # processes that fit at once on a CPU (`dip.workers`); "auto": one per core
+    warm_tiles: bool = True  # tiles start from the weights of a fitted tile (`_tiled`)
 
     @property
     def config(self):
@@ -213,11 +214,14 @@ class _Fitted:
     refined: bool = False  # the problem's classical last step ran on it (`Preset.refine`)
     unrefined: np.ndarray | None = None  # where `refined`: the pixels before that step
     read: int = 0  # fits read from a fit store (`FitStore`) rather than made
+    weights: tuple[dict[str, torch.Tensor], ...] = ()  # where the item asked to `keep` them: each fit's, at its end
 
 
 @dataclass
 class _Item:
-    """One fit to make: a problem, its observation and seed, and the callbacks that follow it."""
+    """One fit to make: a problem, its observation and seed, and the callbacks that follow it;
+    `start`: the weights its network starts from, one set per restart (none: drawn from the
+    seed); `keep`: return the weights each fit ends with."""
 
     problem: Problem
     pixels: np.ndarray | None
@@ -225,6 +229,8 @@ class _Item:
     reference: np.ndarray | None = None
     extra: Sequence[Callback] = ()
     label: str = ""
+    start: tuple[dict[str, torch.Tensor], ...] = ()
+    keep: bool = False
 
 
 @dataclass
@@ -282,6 +288,8 @@ def _prepare(item: _Item, settings: _Settings) -> _Prepared:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(item.seed)
         net = preset.net.build(preset.input_channels, channels)
+    if item.start:
+        net.load_state_dict(item.start[0])
     z = make_input(preset.input, preset.input_channels, canvas, generator, problem.guide())
     metrics = ReferenceMetrics(to_tensor(item.reference).to(dev)) if item.reference is not None else None
     noise_variance = problem.known_noise_variance(pixels) if pixels is not None else None
@@ -467,7 +475,10 @@ def _fit_here(items: list[_Item], settings: _Settings, on_fitted: Judged) -> Non
     def ended(group: list[int], position: int, result: FitResult) -> None:
         index = group[position]
         one = prepared[index]
-        done = _Fitted(to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed)
+        weights = (_copied(one.member.net.state_dict()),) if items[index].keep else ()
+        done = _Fitted(
+            to_numpy_image(result.image), result, one.parameters, one.metrics, seed=items[index].seed, weights=weights
+        )
         on_fitted(index, done, one.watchdog)
 
     groups = _groups(prepared, settings)
@@ -486,6 +497,11 @@ def _fit_here(items: list[_Item], settings: _Settings, on_fitted: Judged) -> Non
         )
         if told:
             log.info("batch %d/%d: %s", number, len(groups), _batch_summary(fitted, time.perf_counter() - started))
+
+
+def _copied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU, apart from the network it was read from (to send, to start from)."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in weights.items()}
 
 
 def _batch_summary(results: list[FitResult], seconds: float) -> str:
@@ -535,20 +551,26 @@ def _fit_all(items: list[_Item], settings: _Settings) -> list[_Fitted]:
     fit is refined by its problem (`Problem.refined`) before the mean: an ensemble averages, and
     tiles blend, the results a lone fit would give."""
     count = settings.restarts
-    seeded = [
-        item if index == 0 else dataclasses.replace(item, seed=item.seed + index, reference=None, extra=())
-        for item in items
-        for index in range(count)
-    ]
+    seeded = [_restart(item, index) for item in items for index in range(count)]
     runs = [_refined(item, run, settings) for item, run in zip(seeded, _fit_stored(seeded, settings))]
     return [_mean(runs[start : start + count], settings) for start in range(0, len(runs), count)]
 
 
+def _restart(item: _Item, index: int) -> _Item:
+    """Fit `index` of an item's ensemble: seeded seed + index, from its own starting weights; the
+    callbacks and the reference follow the first fit only."""
+    start = item.start[index : index + 1]
+    if index == 0:
+        return dataclasses.replace(item, start=start)
+    return dataclasses.replace(item, seed=item.seed + index, reference=None, extra=(), start=start)
+
+
 def _fit_stored(items: list[_Item], settings: _Settings) -> list[_Fitted]:
     """One fit of each item, read from the settings' fit store where it holds one and nothing
-    follows the fit (callbacks, reference metrics), made and saved there where not."""
+    follows the fit (callbacks, reference metrics), made and saved there where not. Fits that
+    start from other fits' weights, or keep theirs (warm tiles), pass the store by."""
     store = settings.fits
-    if store is None:
+    if store is None or any(item.start or item.keep for item in items):
         return _fit_watched(items, settings)
     keys = [
         fit_key(
@@ -598,8 +620,9 @@ def _mean(runs: list[_Fitted], settings: _Settings) -> _Fitted:
     )
     unrefined = None if first.unrefined is None else _average([run.unrefined for run in runs])
     read = sum(run.read for run in runs)
+    weights = tuple(weight for run in runs for weight in run.weights)
     return dataclasses.replace(
-        first, pixels=_average([run.pixels for run in runs]), fit=fit, unrefined=unrefined, read=read
+        first, pixels=_average([run.pixels for run in runs]), fit=fit, unrefined=unrefined, read=read, weights=weights
     )
 
 
@@ -698,7 +721,7 @@ def _tiled(problem: Problem, pixels: np.ndarray, settings: _Settings, tile: int,
     }
     if not items:
         raise DipError(f"no tile of this image needs {problem.name}")
-    done = dict(zip(items, _fit_all(list(items.values()), settings)))
+    done = _fit_tiles(items, boxes, pixels.shape, settings)
 
     def blended(result: Callable[[_Fitted], np.ndarray]) -> np.ndarray:
         def part_of(part: np.ndarray, box: tuple, index: int) -> np.ndarray:
@@ -717,6 +740,34 @@ def _tiled(problem: Problem, pixels: np.ndarray, settings: _Settings, tile: int,
     )
     read = sum(fitted.read for fitted in done.values())
     return dataclasses.replace(last, pixels=image, fit=summed, refined=refined, unrefined=unrefined, read=read)
+
+
+def _fit_tiles(
+    items: dict[int, _Item], boxes: list[tuple[int, int, int, int]], shape: tuple, settings: _Settings
+) -> dict[int, _Fitted]:
+    """Each tile's fit, by the tile's index. Warm (`settings.warm_tiles`, where the fits stop
+    themselves): the tile nearest the image's centre is fitted first, and every other tile's
+    network starts from the weights that fit ended with (restart k's from restart k's), Adam
+    starting afresh. The parts of one photo share colours, textures and noise, so a started fit
+    stops sooner (benchmarks/README.md, "Warm tiles"); a fit of a fixed number of steps would
+    gain nothing, and would fit further into the noise. Cold: every tile from weights drawn from
+    the seed, all in batches."""
+    warm = settings.warm_tiles and stops(settings.preset, settings.early_stop)
+    if not warm or len(items) < 2:
+        return dict(zip(items, _fit_all(list(items.values()), settings)))
+    centre = (shape[0] / 2, shape[1] / 2)
+    source = min(items, key=lambda i: math.dist(_box_centre(boxes[i]), centre))
+    [first] = _fit_all([dataclasses.replace(items[source], keep=True)], settings)
+    others = [index for index in items if index != source]
+    started = [dataclasses.replace(items[index], start=first.weights) for index in others]
+    done = dict(zip(others, _fit_all(started, settings)))
+    done[source] = dataclasses.replace(first, weights=())
+    return dict(sorted(done.items()))
+
+
+def _box_centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
+    top, left, height, width = box
+    return top + height / 2, left + width / 2
 
 
 def _baseline(problem: Problem, method: str, pixels: np.ndarray) -> np.ndarray:
@@ -754,6 +805,7 @@ def run(
     snapshot_dir: str | Path | None = None,
     tile: int | None = None,
     overlap: int = 32,
+    warm_tiles: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
@@ -811,8 +863,12 @@ def run(
         empty.
     save_every, snapshot_dir
         Keep the estimate every N steps: in `Restoration.frames`, as PNGs in `snapshot_dir`.
-    tile, overlap
-        Restore tiles of `tile` observation pixels, blended over `overlap` pixels.
+    tile, overlap, warm_tiles
+        Restore tiles of `tile` observation pixels, blended over `overlap` pixels. Warm tiles
+        (the default, where the fits stop themselves): the tile nearest the centre is fitted
+        first and the others start from the weights it ended with, so they stop sooner;
+        `warm_tiles=False` draws every tile's weights afresh (all tiles then fit at once where
+        batches pay).
     checkpoint, checkpoint_every, resume
         Save the whole fitting state into the file `checkpoint` every N steps and on Ctrl-C or
         SIGTERM (`Interrupted` is raised then); `resume` continues it exactly. A checkpoint
@@ -881,7 +937,7 @@ def run(
         _check_memory(settings.preset, given.shape, problem.scale, settings.device, tile, settings)
 
     if tile:
-        done = _tiled(problem, given.pixels, settings, tile, overlap)
+        done = _tiled(problem, given.pixels, dataclasses.replace(settings, warm_tiles=warm_tiles), tile, overlap)
         frames, losses = [], []
     else:
         history = LossHistory()
