@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+import dip
+import dip.fit
 from dip.accel import Acceleration
 from dip.errors import DipError
 from dip.metrics import psnr
@@ -28,7 +30,14 @@ def _noisy(size: int = 64, sigma: float = 25, seed: int = 0):
 
 def test_parse_names_variants():
     assert Acceleration.parse("bf16+channels_last") == Acceleration("bf16", channels_last=True)
-    for name in ("fp32+compile", "bf16+channels_last+compile", "tf32", "tf32+compile=reduce-overhead"):
+    names = (
+        "fp32+compile",
+        "bf16+channels_last+compile",
+        "tf32",
+        "tf32+compile=reduce-overhead",
+        "fp32+channels_last=auto",
+    )
+    for name in names:
         assert Acceleration.parse(name).describe() == name  # describe and parse round-trip
     assert Acceleration.parse("tf32+compile=reduce-overhead").compile == "reduce-overhead"
     with pytest.raises(DipError, match="unknown compile mode 'fast'"):
@@ -57,6 +66,43 @@ def test_cuda_settings_last_only_for_the_fit():
         torch.backends.cudnn.benchmark,
         torch.backends.cuda.matmul.allow_tf32,
     ) == before
+
+
+class _Layout(dip.fit.Callback):
+    """Whether the network's convolution weights were laid out NHWC during the fit."""
+
+    def on_step(self, state) -> None:
+        weights = [p for p in state.net.parameters() if p.dim() == 4]
+        self.nhwc = all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+
+
+@pytest.mark.parametrize(
+    "size, channels_last, nhwc", [(128, "auto", True), (64, "auto", False), (128, False, False), (64, True, True)]
+)
+def test_the_layout_follows_the_canvas_on_a_cpu_unless_chosen(size, channels_last, nhwc):
+    """NHWC measured faster on a CPU from 128x128 up, and slower for the fused batches of 64x64."""
+    spy = _Layout()
+    noisy = np.full((size, size, 3), 0.5, np.float32)
+    dip.run(dip.Denoising(25), noisy, steps=1, device="cpu", channels_last=channels_last, callbacks=[spy])
+    assert spy.nhwc is nhwc
+
+
+def test_auto_layout_is_nchw_off_the_cpu_and_other_values_are_refused():
+    assert Acceleration.resolve(torch.device("cuda")).channels_last is False
+    assert Acceleration.resolve(torch.device("cpu")).channels_last == "auto"
+    with pytest.raises(DipError, match="channels_last must be True, False or 'auto'"):
+        Acceleration(channels_last="yes")
+
+
+def test_the_command_line_layout_option():
+    from dip.cli import _recipe, build_parser
+
+    arguments = ["denoise", "in.png", "-o", "out.png", "--sigma", "25"]
+    chosen = {
+        extra: _recipe(build_parser().parse_args([*arguments, *extra]))[0].options["channels_last"]
+        for extra in [(), ("--channels-last",), ("--channels-last", "off")]
+    }
+    assert chosen == {(): "auto", ("--channels-last",): True, ("--channels-last", "off"): False}
 
 
 def test_reduced_precision_is_refused_on_cpu():

@@ -20,6 +20,7 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the compile modes that replay CUDA graphs
 AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
+NHWC_FROM = 128 * 128  # channels_last="auto": NHWC on a CPU from canvases of this many pixels (benchmarks/README.md)
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,15 @@ class Acceleration:
     """fp32: exact float32 everywhere. tf32: float32 storage, convolutions and matrix products on
     TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA); weights, Adam
     state, BatchNorm statistics and the loss stay float32; fp16 adds loss scaling.
-    `channels_last`: NHWC memory layout. `compile`: torch.compile the network (True, or one of
-    `COMPILE_MODES`: "reduce-overhead" replays the forward and backward passes as CUDA graphs,
-    torch's own alternative to `cuda_graph`). `cuda_graph`: every decision of a step taken on the
-    device and the whole step replayed as a CUDA graph (`dip.graphed`). CPU runs are always
-    reproducible; `deterministic` makes CUDA runs so too."""
+    `channels_last`: NHWC memory layout (True), NCHW (False), or "auto": NHWC on a CPU for
+    canvases of at least `NHWC_FROM` pixels, where it measured faster. `compile`: torch.compile
+    the network (True, or one of `COMPILE_MODES`: "reduce-overhead" replays the forward and
+    backward passes as CUDA graphs, torch's own alternative to `cuda_graph`). `cuda_graph`: every
+    decision of a step taken on the device and the whole step replayed as a CUDA graph
+    (`dip.graphed`). CPU runs are always reproducible; `deterministic` makes CUDA runs so too."""
 
     precision: str = "fp32"
-    channels_last: bool = False
+    channels_last: bool | str = False
     compile: bool | str = False
     deterministic: bool = False  # reproducible cuDNN kernels, no autotuning (CUDA)
     cuda_graph: bool = False
@@ -42,6 +44,8 @@ class Acceleration:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise DipError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.channels_last not in (True, False, "auto"):
+            raise DipError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
         if isinstance(self.compile, str) and self.compile not in COMPILE_MODES:
             raise DipError(f"unknown compile mode {self.compile!r}; choose from {', '.join(COMPILE_MODES)}")
 
@@ -67,7 +71,7 @@ class Acceleration:
         cls,
         device: torch.device,
         precision: str = "auto",
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
         compile: bool | str = False,
         deterministic: bool = False,
         cuda_graph: bool | str = "auto",
@@ -79,7 +83,7 @@ class Acceleration:
         the plain loop) rules it out.
 
         >>> Acceleration.resolve(torch.device("cpu")).describe()
-        'fp32'
+        'fp32+channels_last=auto'
         >>> gpu = torch.device("cuda")
         >>> Acceleration.resolve(gpu).describe(), Acceleration.resolve(gpu, "fp16").describe()
         ('tf32+graph', 'fp16')
@@ -90,6 +94,8 @@ class Acceleration:
             precision = cls.default(device).precision
         if cuda_graph == "auto":
             cuda_graph = device.type == "cuda" and precision != "fp16" and not compile and not checkpointed
+        if channels_last == "auto" and device.type != "cpu":
+            channels_last = False  # measured no faster on CUDA (benchmarks/README.md)
         acceleration = cls(precision, channels_last, compile, deterministic, cuda_graph)
         acceleration.check(device)
         return acceleration
@@ -106,7 +112,7 @@ class Acceleration:
             from .nets.deterministic import make_deterministic
 
             make_deterministic(net)
-        if self.channels_last:
+        if self.nhwc(z):
             net = net.to(memory_format=torch.channels_last)
             z = z.contiguous(memory_format=torch.channels_last)
         if not self.compile:
@@ -114,6 +120,15 @@ class Acceleration:
         mode = None if self.compile is True else self.compile
         compiled = torch.compile(net, mode=mode)
         return (_StepGraphs(compiled) if mode in GRAPH_MODES else compiled), z
+
+    def nhwc(self, z: torch.Tensor) -> bool:
+        """Whether a fit of input `z` runs in NHWC: asked for, or ("auto") on a CPU with a canvas
+        of at least `NHWC_FROM` pixels. There NHWC measured 0.75-0.93 of the NCHW step (the
+        default net, 128-512 px) and 0.66-0.80 (the paper's, 256-512 px); fused batches of 64x64
+        canvases ran slower in it."""
+        if self.channels_last == "auto":
+            return z.device.type == "cpu" and z.shape[-2] * z.shape[-1] >= NHWC_FROM
+        return self.channels_last
 
     @contextlib.contextmanager
     def arithmetic(self, device: torch.device):
@@ -161,7 +176,8 @@ class Acceleration:
     def describe(self) -> str:
         """The variant's name in the form `parse` takes: 'bf16+channels_last+compile+graph'."""
         compile = f"compile={self.compile}" if isinstance(self.compile, str) else "compile"
-        flags = {"channels_last": self.channels_last, compile: self.compile, "graph": self.cuda_graph}
+        layout = "channels_last=auto" if self.channels_last == "auto" else "channels_last"
+        flags = {layout: self.channels_last, compile: self.compile, "graph": self.cuda_graph}
         return "+".join([self.precision] + [name for name, on in flags.items() if on])
 
     def options(self) -> dict:
@@ -177,18 +193,20 @@ class Acceleration:
     @classmethod
     def parse(cls, text: str) -> Acceleration:
         """'bf16+channels_last+compile+graph' -> Acceleration (the bench's variant names);
-        'compile=MODE' names a torch.compile mode."""
+        'compile=MODE' names a torch.compile mode, 'channels_last=auto' the layout by canvas."""
         parts = text.split("+")
         flags = parts[1:]
-        unknown = [p for p in flags if p not in ("channels_last", "compile", "graph") and not p.startswith("compile=")]
+        known = ("channels_last", "channels_last=auto", "compile", "graph")
+        unknown = [p for p in flags if p not in known and not p.startswith("compile=")]
         if unknown:
             raise DipError(
                 f"unknown acceleration option {unknown[0]!r} in {text!r} "
-                "(PRECISION[+channels_last][+compile[=MODE]][+graph])"
+                "(PRECISION[+channels_last[=auto]][+compile[=MODE]][+graph])"
             )
         modes = [p.removeprefix("compile=") for p in flags if p.startswith("compile=")]
         compile = modes[0] if modes else "compile" in flags
-        return cls(parts[0], "channels_last" in flags, compile, cuda_graph="graph" in flags)
+        layout = "auto" if "channels_last=auto" in flags else "channels_last" in flags
+        return cls(parts[0], layout, compile, cuda_graph="graph" in flags)
 
 
 class _StepGraphs(nn.Module):

@@ -789,7 +789,7 @@ def run(
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
-    channels_last: bool = False,
+    channels_last: bool | str = "auto",
     compile: bool | str = False,
     deterministic: bool = False,
     cuda_graph: bool | str = "auto",
@@ -830,8 +830,9 @@ def run(
         Settings by name (`dip presets`): "default" (fast, stops itself), "paper", ...
     steps, seed, device, precision, channels_last, compile, deterministic, cuda_graph
         Step budget (default: the preset's), random seed, "auto"/"cpu"/"cuda", and how the
-        arithmetic runs (see `dip.accel.Acceleration`; `cuda_graph`: `dip.graphed`, "auto": on
-        CUDA, unless fp16, a compile mode or a checkpoint needs the plain loop).
+        arithmetic runs (see `dip.accel.Acceleration`; `channels_last`, "auto": NHWC on a CPU
+        for canvases from 128x128, where it measured faster; `cuda_graph`: `dip.graphed`,
+        "auto": on CUDA, unless fp16, a compile mode or a checkpoint needs the plain loop).
     reference : ndarray, optional
         The clean image: PSNR is tracked in `Restoration.metrics` (never used by the fit).
     early_stop : bool, optional
@@ -977,7 +978,7 @@ def run_many(
     seed: int | Sequence[int] = 0,
     device: str = "auto",
     precision: str = "auto",
-    channels_last: bool = False,
+    channels_last: bool | str = "auto",
     compile: bool | str = False,
     deterministic: bool = False,
     cuda_graph: bool | str = "auto",
