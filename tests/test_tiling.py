@@ -173,6 +173,15 @@ def test_tiles_fitted_a_fixed_number_of_steps_start_cold():
     assert all(_same(start, spy.starts[0]) for start in spy.starts[1:])
 
 
+def test_super_resolution_tiles_start_cold():
+    """Its fits ran to their cap warm or cold: a warm start saved nothing there."""
+    spy = _Starts()
+    low = (np.random.default_rng(0).random((48, 48, 3)) * 0.2 + 0.4).astype(np.float32)
+    dip.run(dip.SuperResolution(2), low, tile=32, overlap=16, steps=2, device="cpu", batch=1, callbacks=[spy])
+    assert len(spy.starts) == 4
+    assert all(_same(start, spy.starts[0]) for start in spy.starts[1:])
+
+
 def test_the_command_line_can_draw_every_tile_afresh():
     from dip.cli import _recipe, build_parser
 

@@ -192,8 +192,8 @@ def _add_problem_command(commands, cls) -> None:
             "--cold-tiles",
             dest="warm_tiles",
             action="store_false",
-            help="draw every tile's network afresh (default: tiles start from the weights of the centre tile's "
-            "fit, and stop sooner)",
+            help="draw every tile's network afresh (default, in denoising: tiles start from the weights of the "
+            "centre tile's fit, and stop sooner)",
         )
     if cls.observed and not any(option.positional for _, option in own):
         batch = sub.add_argument_group("many images (INPUT a folder or a quoted glob, -o a folder)")

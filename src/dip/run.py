@@ -746,18 +746,20 @@ def _fit_tiles(
     items: dict[int, _Item], boxes: list[tuple[int, int, int, int]], shape: tuple, settings: _Settings
 ) -> dict[int, _Fitted]:
     """Each tile's fit, by the tile's index. Warm (`settings.warm_tiles`, where the fits stop
-    themselves): the tile nearest the image's centre is fitted first, and every other tile's
-    network starts from the weights that fit ended with (restart k's from restart k's), Adam
-    starting afresh. The parts of one photo share colours, textures and noise, so a started fit
-    stops sooner (benchmarks/README.md, "Warm tiles"); a fit of a fixed number of steps would
-    gain nothing, and would fit further into the noise. Cold: every tile from weights drawn from
-    the seed, all in batches."""
-    warm = settings.warm_tiles and stops(settings.preset, settings.early_stop)
-    if not warm or len(items) < 2:
-        return dict(zip(items, _fit_all(list(items.values()), settings)))
+    at the observation's noise level): the tile nearest the image's centre is fitted first, and
+    every other tile's network starts from the weights that fit ended with (restart k's from
+    restart k's), Adam starting afresh. The parts of one photo share colours, textures and
+    noise, so a started fit reaches that level sooner (benchmarks/README.md, "Warm tiles").
+    Elsewhere tiles start cold: a fit of a fixed number of steps would gain nothing and fit
+    further into the noise, and super-resolution's fits ran to their cap warm or cold. Cold:
+    every tile from weights drawn from the seed, all in batches."""
     centre = (shape[0] / 2, shape[1] / 2)
     source = min(items, key=lambda i: math.dist(_box_centre(boxes[i]), centre))
-    [first] = _fit_all([dataclasses.replace(items[source], keep=True)], settings)
+    first = items[source]
+    noise_stop = first.problem.known_noise_variance(first.pixels) is not None
+    if not (settings.warm_tiles and noise_stop and stops(settings.preset, settings.early_stop)) or len(items) < 2:
+        return dict(zip(items, _fit_all(list(items.values()), settings)))
+    [first] = _fit_all([dataclasses.replace(first, keep=True)], settings)
     others = [index for index in items if index != source]
     started = [dataclasses.replace(items[index], start=first.weights) for index in others]
     done = dict(zip(others, _fit_all(started, settings)))
@@ -866,10 +868,10 @@ def run(
         Keep the estimate every N steps: in `Restoration.frames`, as PNGs in `snapshot_dir`.
     tile, overlap, warm_tiles
         Restore tiles of `tile` observation pixels, blended over `overlap` pixels. Warm tiles
-        (the default, where the fits stop themselves): the tile nearest the centre is fitted
-        first and the others start from the weights it ended with, so they stop sooner;
-        `warm_tiles=False` draws every tile's weights afresh (all tiles then fit at once where
-        batches pay).
+        (the default, where the fits stop at the noise level: denoising): the tile nearest the
+        centre is fitted first and the others start from the weights it ended with, so they
+        stop sooner; `warm_tiles=False` draws every tile's weights afresh (all tiles then fit
+        at once where batches pay).
     checkpoint, checkpoint_every, resume
         Save the whole fitting state into the file `checkpoint` every N steps and on Ctrl-C or
         SIGTERM (`Interrupted` is raised then); `resume` continues it exactly. A checkpoint
