@@ -759,11 +759,11 @@ def _fit_tiles(
     noise_stop = first.problem.known_noise_variance(first.pixels) is not None
     if not (settings.warm_tiles and noise_stop and stops(settings.preset, settings.early_stop)) or len(items) < 2:
         return dict(zip(items, _fit_all(list(items.values()), settings)))
-    [first] = _fit_all([dataclasses.replace(first, keep=True)], settings)
+    [centred] = _fit_all([dataclasses.replace(first, keep=True)], settings)
     others = [index for index in items if index != source]
-    started = [dataclasses.replace(items[index], start=first.weights) for index in others]
+    started = [dataclasses.replace(items[index], start=centred.weights) for index in others]
     done = dict(zip(others, _fit_all(started, settings)))
-    done[source] = dataclasses.replace(first, weights=())
+    done[source] = dataclasses.replace(centred, weights=())
     return dict(sorted(done.items()))
 
 
