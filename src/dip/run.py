@@ -756,8 +756,13 @@ def _fit_tiles(
     centre = (shape[0] / 2, shape[1] / 2)
     source = min(items, key=lambda i: math.dist(_box_centre(boxes[i]), centre))
     first = items[source]
-    noise_stop = first.problem.known_noise_variance(first.pixels) is not None
-    if not (settings.warm_tiles and noise_stop and stops(settings.preset, settings.early_stop)) or len(items) < 2:
+    warm = (
+        settings.warm_tiles
+        and len(items) > 1
+        and stops(settings.preset, settings.early_stop)
+        and first.problem.known_noise_variance(first.pixels) is not None  # the stop is at the noise level
+    )
+    if not warm:
         return dict(zip(items, _fit_all(list(items.values()), settings)))
     [centred] = _fit_all([dataclasses.replace(first, keep=True)], settings)
     others = [index for index in items if index != source]
