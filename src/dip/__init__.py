@@ -5,6 +5,7 @@
 are one-line conveniences over it.
 """
 
+from ._version import __version__ as __version__
 from .errors import DipError
 from .problems import (
     REGISTRY,
@@ -46,4 +47,3 @@ __all__ = [
     "super_resolve",
     "visualize",
 ]
-__version__ = "0.1.0"

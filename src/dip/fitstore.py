@@ -7,7 +7,9 @@ and arithmetic, and writes each fit it makes there. So a changed refine step is 
 without fitting again, and a `best` preset's ensemble (seeds 0, 1, ...) reuses the `default`
 fits of those seeds, which are the same fits.
 
-The key does not know the code: after a change to how fits are made, start a new folder.
+The key knows the version of dip (and of torch) that made the fit, not the code itself: a fit
+made by another release is made again, but after changing how fits are made in a working copy,
+start a new folder.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._version import __version__
 from .errors import DipError
 from .fit import FitResult
 from .io import atomic_path
@@ -43,9 +46,10 @@ def fit_key(identity: dict, problem: Problem, preset: Preset) -> str:
     """The name of a fit in a store: a SHA-256 of `identity` (what identifies the run: pixels,
     problem, seed, steps, arithmetic, as `dip.run.fingerprint` gives it) with the preset counted by
     its network, input and fit settings, not by its name, restarts or refine step, so presets that
-    differ only there share their fits. The problem counts by its class and `describe()` too; a
-    `Problem(operator=...)` cannot tell its operator apart from another's, so it has no key
-    unless its class says what decides the fit in its own `describe`.
+    differ only there share their fits; the versions of dip and torch count too. The problem
+    counts by its class and `describe()`; a `Problem(operator=...)` cannot tell its operator apart
+    from another's, so it has no key unless its class says what decides the fit in its own
+    `describe`.
 
     >>> from dip.presets import get_preset
     >>> from dip.problems import Denoising
@@ -67,6 +71,7 @@ def fit_key(identity: dict, problem: Problem, preset: Preset) -> str:
         "preset": repr(fitted_by),
         "class": f"{type(problem).__module__}.{type(problem).__qualname__}",
         "torch": torch.__version__,
+        "dip": __version__,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
