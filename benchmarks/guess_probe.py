@@ -26,10 +26,10 @@ from dip.baselines import cbm3d
 from dip.bench import data_root
 from dip.bench.choice import cases
 from dip.bench.results import append_mean, append_row, results_file
+from dip.canvas import NOISE_SCALE
 from dip.metrics import psnr
 from dip.presets import get_preset
 from dip.problems import Denoising
-from dip.run import NOISE_SCALE
 
 
 @dataclasses.dataclass

@@ -221,13 +221,13 @@ def test_a_run_in_batches_logs_each_batchs_steps(caplog):
 
 def test_the_batch_summary_gives_the_spread_of_the_stops():
     from dip.fit import FitResult
-    from dip.run import _batch_summary
+    from dip.fitting import batch_summary
 
     def done(steps: int) -> FitResult:
         return FitResult(torch.zeros(1, 3, 4, 4), steps, steps, 0.0, 0, "")
 
-    assert _batch_summary([done(s) for s in (2210, 8000, 230)], 37.2) == "3 fits, 230-8000 steps (mean 3480), 37 s"
-    assert _batch_summary([done(500)], 1.6) == "1 fit, 500 steps, 2 s"
+    assert batch_summary([done(s) for s in (2210, 8000, 230)], 37.2) == "3 fits, 230-8000 steps (mean 3480), 37 s"
+    assert batch_summary([done(500)], 1.6) == "1 fit, 500 steps, 2 s"
 
 
 def test_one_progress_bar_follows_a_batch_to_its_last_fit():

@@ -178,6 +178,7 @@ def test_docstring_examples_run():
     modules = (
         "dip.problems",
         "dip.run",
+        "dip.canvas",
         "dip.tasks",
         "dip.io",
         "dip.operators",
@@ -285,7 +286,7 @@ def test_deconvolution_baselines_do_not_ring_from_the_border():
 
 
 def test_fourier_feature_input():
-    from dip.run import fourier_features
+    from dip.canvas import fourier_features
 
     z = fourier_features(32, (16, 24))
     assert z.shape == (1, 32, 16, 24) and float(z.abs().max()) <= 1

@@ -4,10 +4,10 @@ import torch
 
 import dip
 from dip.callbacks import Checkpoint, Snapshots
+from dip.canvas import padded_size
 from dip.degrade import add_noise
 from dip.errors import DipError
 from dip.metrics import psnr
-from dip.run import padded_size
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 1), (37, 53, 3), (53, 37, 4), (32, 32, 3)])

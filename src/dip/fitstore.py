@@ -44,7 +44,7 @@ class SavedFit:
 
 def fit_key(identity: dict, problem: Problem, preset: Preset) -> str:
     """The name of a fit in a store: a SHA-256 of `identity` (what identifies the run: pixels,
-    problem, seed, steps, arithmetic, as `dip.run.fingerprint` gives it) with the preset counted by
+    problem, seed, steps, arithmetic, as `dip.fitting.fingerprint` gives it) with the preset counted by
     its network, input and fit settings, not by its name, restarts or refine step, so presets that
     differ only there share their fits; the versions of dip and torch count too. The problem
     counts by its class and `describe()`; a `Problem(operator=...)` cannot tell its operator apart

@@ -34,7 +34,7 @@ class Preset:
     net: NetSpec
     fit: FitConfig
     input: str = "noise"  # noise: uniform [0, 0.1); meshgrid: 2-channel coordinates; fourier: cos/sin features
-    # of the coordinates (`dip.run.fourier_features`); image: a guide image
+    # of the coordinates (`dip.canvas.fourier_features`); image: a guide image
     input_channels: int = 32
     note: str = ""
     stop: StopRule | None = None  # None: run the full step budget, as the paper did
