@@ -73,17 +73,23 @@ if want photo; then
 import numpy as np; from PIL import Image; from skimage import data
 clean = Image.fromarray(data.astronaut()).resize(($photo_w, $photo_h), Image.LANCZOS)
 noisy = np.asarray(clean) / 255 + np.random.default_rng(0).normal(0, 25 / 255, ($photo_h, $photo_w, 3))
-Image.fromarray((noisy.clip(0, 1) * 255).round().astype(np.uint8)).save('$OUT/photo-noisy.png')"
+Image.fromarray((noisy.clip(0, 1) * 255).round().astype(np.uint8)).save('$OUT/photo-noisy.png')
+clean.save('$OUT/photo-clean.png')"
   tiling="--tile ${PHOTO_TILE:-256} --tile-batch auto"
   [ "${PHOTO_TILE:-}" = none ] && tiling=""  # the whole photo as one fit (about 25 GB with the default net)
   for flags in ${PHOTO_FLAGS:---cuda-graph}; do
+    rm -f "$OUT/photo-denoised.png"
     start=$SECONDS
     timeout "$(limit "${PHOTO_LIMIT:-240}")" python3 -m dip denoise "$OUT/photo-noisy.png" --sigma 25 --device "$DEVICE" \
         $tiling ${flags//,/ } -o "$OUT/photo-denoised.png" --force 2>&1 \
         | while IFS= read -r line; do echo "$(date -u +%T) $line"; done | tail -"${PHOTO_LINES:-40}" | tee -a "$log"
-    echo "photo ${photo}, flags ${flags}: $((SECONDS - start)) s (exit ${PIPESTATUS[0]})" | tee -a "$log"
+    echo "photo ${photo}, tile ${PHOTO_TILE:-256}, flags ${flags}: $((SECONDS - start)) s (exit ${PIPESTATUS[0]})" | tee -a "$log"
+    [ -f "$OUT/photo-denoised.png" ] && python3 -c "
+from dip.io import read_image; from dip.metrics import psnr
+print('PSNR against the clean photo: %.2f dB' % psnr(read_image('$OUT/photo-denoised.png').pixels, read_image('$OUT/photo-clean.png').pixels))" \
+        2>&1 | tee -a "$log"
   done
-  rm -f "$OUT/photo-noisy.png" "$OUT/photo-denoised.png"
+  rm -f "$OUT/photo-noisy.png" "$OUT/photo-denoised.png" "$OUT/photo-clean.png"
 fi
 
 phase "time to quality at full size: paper vs default (and default in bf16)"
