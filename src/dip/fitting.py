@@ -66,6 +66,9 @@ class Settings:
 
 @dataclass
 class Fitted:
+    """What the fits of one item made: its pixels and how its (first) fit ended, with what a
+    `Restoration` reports of it."""
+
     pixels: np.ndarray  # float32 (H, W, C)
     fit: FitResult
     parameters: int
