@@ -97,6 +97,7 @@ def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tm
     header = next(line for line in text.splitlines() if line.startswith("| image"))
     assert "wavelet (run here)" in header and "NLM (run here)" in header and "| bm3d |" in header  # published too
     assert ("CBM3D (run here)" in header) == (importlib.util.find_spec("bm3d") is not None)  # an optional extra
+    assert ("- not run here: CBM3D (install the `bm3d` extra)" in text) == ("CBM3D (run here)" not in header)
     row = next(line for line in text.splitlines() if line.startswith("| F16"))
     wavelet = float(row.split("|")[header.split("|").index(" wavelet (run here) ")])
     assert 25 < wavelet < 35  # sigma 25 noise (20.2 dB) removed on the same 256 px crop
@@ -361,3 +362,11 @@ def test_preset_variants_are_named_changes():
     assert (averaged.ema, averaged.ema_ramp) == (0.999, 4.0)
     with pytest.raises(DipError, match="unknown change 'faster'"):
         variant("denoise", "default+faster")
+
+
+def test_optional_baselines_that_cannot_run_are_named_with_their_extra(monkeypatch):
+    from dip import baselines
+
+    monkeypatch.setattr(baselines, "_has", lambda module: module != "bm3d")
+    assert baselines.missing("denoise") == ["CBM3D (install the `bm3d` extra)"]
+    assert "CBM3D" not in baselines.for_task("denoise") and baselines.missing("inpaint") == []

@@ -188,6 +188,7 @@ def test_docstring_examples_run():
         "dip.fitstore",
         "dip.wiener",
         "dip.budget",
+        "dip.baselines",
         "dip.workers",
     )
     for name in (*modules, "dip.report.animation"):

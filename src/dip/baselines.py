@@ -119,6 +119,26 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+OPTIONAL = {  # baselines that need an optional package: (methods, module, the extra that installs it)
+    "denoise": [("CBM3D", "bm3d", "bm3d")],
+    "deblock": [("CBM3D", "bm3d", "bm3d")],
+    "inpaint": [("OpenCV Telea and NS", "cv2", "opencv")],
+}
+
+
+def missing(task: str) -> list[str]:
+    """The optional baselines of `task` that cannot run here, each with the extra that adds it.
+
+    >>> missing("super-resolve")
+    []
+    """
+    return [
+        f"{methods} (install the `{extra}` extra)"
+        for methods, module, extra in OPTIONAL.get(task, [])
+        if not _has(module)
+    ]
+
+
 def for_task(task: str) -> dict[str, Callable]:
     """The baselines that fit `task` and can run here (optional packages only when installed)."""
     denoisers = {"NLM": nlm, "TV": tv, "wavelet": wavelet}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..baselines import missing
 from ..degrade import downscale
 from ..errors import DipError
 from ..io import read_image
@@ -336,6 +337,9 @@ def run_suite(
         or "none (no preset runs: the published methods only)"
     )
     title = _title(presets)
+    absent = [] if quick else missing(suite.task)
+    if absent:
+        log.warning("not run here: %s", "; ".join(absent))
     with open(path, "w") as out:
         out.write(
             f"# {suite.name}: {title}, {mode} mode\n\n"
@@ -345,6 +349,7 @@ def run_suite(
             f"- every preset and every published method scored on the same pixels"
             + ("; classical methods marked (run here) restored the same input here" if not quick else "")
             + "\n"
+            + (f"- not run here: {'; '.join(absent)}\n" if absent else "")
             + (
                 f"- fits: read from `{fits}` where made before (steps as then; seconds: the steps after the fit "
                 "only), new ones saved there\n"
