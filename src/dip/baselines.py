@@ -119,39 +119,47 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-OPTIONAL = {  # baselines that need an optional package: (methods, module, the extra that installs it)
-    "denoise": [("CBM3D", "bm3d", "bm3d")],
-    "deblock": [("CBM3D", "bm3d", "bm3d")],
-    "inpaint": [("OpenCV Telea and NS", "cv2", "opencv")],
+_NEEDS = {  # baselines that run only where an optional package is: (its module, the extra that installs it)
+    "CBM3D": ("bm3d", "bm3d"),
+    "OpenCV Telea": ("cv2", "opencv"),
+    "OpenCV NS": ("cv2", "opencv"),
 }
 
 
-def missing(task: str) -> list[str]:
-    """The optional baselines of `task` that cannot run here, each with the extra that adds it.
-
-    >>> missing("super-resolve")
-    []
-    """
-    return [
-        f"{methods} (install the `{extra}` extra)"
-        for methods, module, extra in OPTIONAL.get(task, [])
-        if not _has(module)
-    ]
-
-
-def for_task(task: str) -> dict[str, Callable]:
-    """The baselines that fit `task` and can run here (optional packages only when installed)."""
-    denoisers = {"NLM": nlm, "TV": tv, "wavelet": wavelet}
-    if _has("bm3d"):
-        denoisers = {"CBM3D": cbm3d, **denoisers}
+def _every(task: str) -> dict[str, Callable]:
+    """Every baseline that fits `task`, installed or not, in the order results list them."""
+    denoisers = {"CBM3D": cbm3d, "NLM": nlm, "TV": tv, "wavelet": wavelet}
     table = {
         "denoise": denoisers,
         "deblock": denoisers,
         "super-resolve": {"bicubic": bicubic, "Lanczos": lanczos},
         "inpaint": {
             "biharmonic": biharmonic,
-            **({"OpenCV Telea": _opencv("INPAINT_TELEA"), "OpenCV NS": _opencv("INPAINT_NS")} if _has("cv2") else {}),
+            "OpenCV Telea": _opencv("INPAINT_TELEA"),
+            "OpenCV NS": _opencv("INPAINT_NS"),
         },
         "deblur": {"Wiener": wiener, "Richardson-Lucy": richardson_lucy},
     }
     return table.get(task, {})
+
+
+def _installed(name: str) -> bool:
+    return name not in _NEEDS or _has(_NEEDS[name][0])
+
+
+def for_task(task: str) -> dict[str, Callable]:
+    """The baselines that fit `task` and can run here (optional packages only when installed)."""
+    return {name: method for name, method in _every(task).items() if _installed(name)}
+
+
+def missing(task: str) -> list[str]:
+    """The baselines of `task` that cannot run here, each group with the extra that adds it.
+
+    >>> missing("super-resolve")
+    []
+    """
+    absent: dict[str, list[str]] = {}
+    for name in _every(task):
+        if not _installed(name):
+            absent.setdefault(_NEEDS[name][1], []).append(name)
+    return [f"{' and '.join(names)} (install the `{extra}` extra)" for extra, names in absent.items()]
