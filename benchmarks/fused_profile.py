@@ -27,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from dip.batched import Member, fit_batch
 from dip.bench.results import append_row, results_file
+from dip.bench.speed import random_problem
 from dip.fit import fit
 from dip.operators import Identity
 from dip.presets import get_preset
@@ -35,10 +36,7 @@ PRESET = get_preset("denoise", "default")
 
 
 def _problem(size: int, seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(seed)
-    net = PRESET.net.build(PRESET.input_channels, 3)
-    z = torch.rand(1, PRESET.input_channels, size, size) * 0.1
-    return net, z, torch.rand(1, 3, size, size)
+    return random_problem(PRESET, size, torch.device("cpu"), seed)
 
 
 def _lone(size: int, k: int, steps: int) -> None:

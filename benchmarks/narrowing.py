@@ -31,6 +31,7 @@ import torch
 from dip.accel import Acceleration
 from dip.batched import Member, fit_batch
 from dip.bench.results import append_row, results_file
+from dip.bench.speed import random_problem
 from dip.fit import Callback
 from dip.operators import Identity
 from dip.presets import get_preset
@@ -51,10 +52,7 @@ def _members(size: int, k: int, stops: list[int] | None, device: torch.device) -
     preset = get_preset("denoise", "default")
     members = []
     for index in range(k):
-        torch.manual_seed(index)
-        net = preset.net.build(preset.input_channels, 3).to(device)
-        z = torch.rand(1, preset.input_channels, size, size, device=device) * 0.1
-        target = torch.rand(1, 3, size, size, device=device)
+        net, z, target = random_problem(preset, size, device, seed=index)
         callbacks = [_StopAfter(stops[index])] if stops else []
         members.append(
             Member(net, z, target, Identity(), torch.Generator(device).manual_seed(index), callbacks=callbacks)

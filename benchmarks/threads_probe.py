@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from dip.bench.results import append_row, results_file
-from dip.bench.speed import _random_problem
+from dip.bench.speed import random_problem
 from dip.fit import Callback, fit
 from dip.operators import Identity
 from dip.presets import get_preset
@@ -49,7 +49,7 @@ def _timed(size: int, steps: int, threads: int, barrier, queue) -> None:
 
     torch.set_num_threads(threads)
     preset = get_preset("denoise", "default")
-    net, z, target = _random_problem(preset, size, torch.device("cpu"), seed=0)
+    net, z, target = random_problem(preset, size, torch.device("cpu"), seed=0)
     clock = _Clock(WARMUP, barrier)
     fit(net, z, target, Identity(), dataclasses.replace(preset.fit, steps=WARMUP + steps), callbacks=[clock])
     queue.put((clock.ended - clock.started) / steps * 1000)

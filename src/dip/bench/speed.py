@@ -87,7 +87,7 @@ def _measure(
     acceleration = Acceleration.parse(variant)
     acceleration.check(device)
 
-    net, z, target = _random_problem(preset, size, device, seed=0)
+    net, z, target = random_problem(preset, size, device, seed=0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clock = _StepClock(device, acceleration)
@@ -125,7 +125,7 @@ def _measure_batch(
     acceleration.check(device)
     members = []
     for index in range(k):
-        net, z, target = _random_problem(preset, size, device, seed=index)
+        net, z, target = random_problem(preset, size, device, seed=index)
         members.append(Member(net, z, target, Identity(), torch.Generator(device).manual_seed(index)))
     clock = _StepClock(device, acceleration)
     steps, warmup = clock.budget(steps, warmup)
@@ -140,7 +140,7 @@ def _measure_batch(
     return result
 
 
-def _random_problem(preset, size: int, device: torch.device, seed: int) -> tuple:
+def random_problem(preset, size: int, device: torch.device, seed: int) -> tuple:
     """A seeded network of the preset, its input z and a random RGB target of `size` px (what a
     step costs does not depend on the image)."""
     torch.manual_seed(seed)
