@@ -2,9 +2,9 @@
 
 The command line, the benchmarks and the task functions (`dip.denoise`, ...) are skins over
 `run`: presets, device and arithmetic, the automatic stop, reference metrics, snapshots,
-tiling of big images, checkpoints with resume, the HTML report and the memory check all live
-here. The Deep Image Prior and the classical baselines share this one entry point, so a
-comparison is a loop over methods.
+tiling of big images, checkpoints with resume, the HTML report and the memory check are all
+reached from here (the fits themselves are made by `dip.fitting`). The Deep Image Prior and the
+classical baselines share this one entry point, so a comparison is a loop over methods.
 """
 
 from __future__ import annotations
@@ -22,13 +22,7 @@ import numpy as np
 import torch
 
 from .accel import Acceleration
-from .callbacks import (
-    Checkpoint,
-    Frame,
-    LossHistory,
-    ReferenceMetrics,
-    Snapshots,
-)
+from .callbacks import Checkpoint, Frame, LossHistory, ReferenceMetrics, Snapshots
 from .canvas import check_size, padded_size
 from .errors import DipError
 from .fit import Callback, FitResult
