@@ -5,7 +5,7 @@ image (seeds 0-7, fitted together by `dip.run_many`) and the PSNR of the mean of
 4, 8 of them; with the time of one fit alone and of the 8 fitted together.
 
     python benchmarks/restarts.py [--tasks denoise,super-resolve,inpaint] [--images 4] [--crop 96]
-                                  [--members seeds|dihedral] [--fits 8] [--preset default]
+                                  [--factor 4] [--members seeds|dihedral] [--fits 8] [--preset default]
                                   [--device cuda --acceleration tf32+graph]
 
 `--members seeds` (the default): the fits differ by their seeds only, as `dip.run`'s ensembles.
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="denoise,super-resolve,inpaint")
     parser.add_argument("--images", type=int, default=4, help="the first N images of CBSD68, sorted by name")
     parser.add_argument("--crop", type=int, default=96)
+    parser.add_argument("--factor", type=int, default=4, help="super-resolution factor (x8 fits `default-x8`)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--members", choices=("seeds", "dihedral"), default="seeds")
     parser.add_argument("--fits", type=int, default=8, help="fits per image (at most 8)")
@@ -87,14 +88,15 @@ def main() -> None:
     path = results_file(
         Path(__file__).parent / "results",
         f"restarts-{args.device}"
+        + (f"-x{args.factor}" if args.factor != 4 else "")
         + ("-dihedral" if turned else "")
         + _slug(args.preset)
         + (f"-{args.acceleration.replace('+', '-')}" if args.acceleration else ""),
         "Restarts: the mean of K fits" + (", each on its own flip or rotation" if turned else ""),
         [
             f"CBSD68 (the settings-choice set), centre {args.crop} px crops; denoising: Gaussian noise sigma 25 "
-            "(seed 0); super-resolution x4: the crop downscaled (Lanczos); inpainting: half the pixels dropped at "
-            "random (seed 0)",
+            f"(seed 0); super-resolution x{args.factor}: the crop downscaled (Lanczos); inpainting: half the "
+            "pixels dropped at random (seed 0)",
             f"preset {args.preset}"
             + (f", {args.acceleration}" if args.acceleration else "")
             + f"; RGB PSNR of the mean of the first K of {args.fits} fits (seeds 0-{args.fits - 1}, "
@@ -107,7 +109,7 @@ def main() -> None:
         # a plain name stays a name, so the problem still picks its own (`default-pixels`, ...)
         preset = variant(task, args.preset) if "+" in args.preset else args.preset
         rows = []
-        for name, problem, observed, clean in cases(task, args.images, args.crop, data):
+        for name, problem, observed, clean in cases(task, args.images, args.crop, data, factor=args.factor):
             started = time.perf_counter()
             dip.run(problem, observed, preset=preset, seed=0, device=args.device, **speed)
             alone = time.perf_counter() - started
