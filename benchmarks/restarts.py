@@ -35,6 +35,7 @@ from dip.bench.choice import cases, variant
 from dip.bench.results import append_mean, append_row, results_file
 from dip.errors import DipError
 from dip.metrics import psnr
+from dip.presets import Preset, get_preset
 
 COUNTS = (1, 2, 4, 8)
 FLIPS = ((), (0,), (1,), (0, 1))  # none, upside down, mirrored, both
@@ -67,6 +68,14 @@ def _slug(preset: str) -> str:
     return "" if preset == "default" else "-" + preset.replace("+", "-").replace("=", "")
 
 
+def _preset(task: str, text: str, factor: int) -> Preset:
+    """The preset `text` names for the task's cases (a plain name as the problem picks it)."""
+    if "+" in text:
+        return variant(task, text)
+    problem = next(cases(task, 1, 64, factor=factor))[1]
+    return get_preset(task, problem.preset_name(text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="denoise,super-resolve,inpaint")
@@ -85,6 +94,9 @@ def main() -> None:
     if turned and not set(args.tasks.split(",")) <= {"denoise", "super-resolve"}:
         raise DipError("--members dihedral: denoise and super-resolve only (their operators commute with the views)")
     data = data_root()
+    tasks = args.tasks.split(",")
+    refining = all(_preset(task, args.preset, args.factor).refine for task in tasks)
+    unrefined = [f"K={k} unrefined" for k in (1, counts[-1])] if refining else []
     path = results_file(
         Path(__file__).parent / "results",
         f"restarts-{args.device}"
@@ -103,9 +115,9 @@ def main() -> None:
             "made by one `dip.run_many` call: batched where `batch='auto'` batches). Seconds: one fit alone "
             f"(seed 0), and the {args.fits} fits",
         ],
-        ["task", "image", "input", *(f"K={k}" for k in counts), "s, 1 fit", f"s, {args.fits} fits"],
+        ["task", "image", "input", *(f"K={k}" for k in counts), *unrefined, "s, 1 fit", f"s, {args.fits} fits"],
     )
-    for task in args.tasks.split(","):
+    for task in tasks:
         # a plain name stays a name, so the problem still picks its own (`default-pixels`, ...)
         preset = variant(task, args.preset) if "+" in args.preset else args.preset
         rows = []
@@ -121,6 +133,9 @@ def main() -> None:
             results = [dihedral(f.pixels, k, inverse=True) if turned else f.pixels for k, f in enumerate(fits)]
             together = time.perf_counter() - started
             scores = [psnr(np.mean(results[:k], axis=0), clean) for k in counts]
+            if refining:
+                plain = [dihedral(f.unrefined, k, inverse=True) if turned else f.unrefined for k, f in enumerate(fits)]
+                scores += [psnr(np.mean(plain[:k], axis=0), clean) for k in (1, counts[-1])]
             before = psnr(problem.before(observed), clean)
             rows.append(scores)
             append_row(

@@ -318,6 +318,33 @@ def test_saved_fits_are_read_instead_of_made_again(astronaut_crop, tmp_path, mon
     assert len(list(tmp_path.glob("*.npz"))) == 5
 
 
+def test_super_resolution_refines_and_shares_fits_across_kernels(astronaut_crop, tmp_path):
+    """The default's refine step makes the result downscale to the input by `kernel`; the fit
+    goes through the paper's operator either way, so a fit saved under one kernel serves the other."""
+    from dip.degrade import downscale
+    from dip.problems import to_tensor
+
+    high, low = downscale(astronaut_crop[:64, :64], 4)
+    options = dict(steps=5, device="cpu", early_stop=False, fits=tmp_path)
+    done = dip.run(dip.SuperResolution(4), low, **options)
+    assert done.refined and done.image.shape == high.shape and not np.array_equal(done.image, done.unrefined)
+    assert "downscales exactly to the low-resolution one" in done.summary()
+    downscale = dip.SuperResolution(4).downscale()
+    gap = {
+        name: float((downscale(to_tensor(image)) - to_tensor(low)).abs().max())
+        for name, image in (
+            ("refined", done.image),
+            ("fit", done.unrefined),
+        )
+    }
+    assert gap["refined"] < gap["fit"] / 10, gap
+    other = dip.run(dip.SuperResolution(4, kernel="lanczos2"), low, **options)
+    assert other.fits_read == 1 and np.array_equal(other.unrefined, done.unrefined)
+    assert not np.array_equal(other.image, done.image)
+    paper = dip.run(dip.SuperResolution(4), low, preset="paper", steps=2, device="cpu")
+    assert not paper.refined and paper.unrefined is None
+
+
 def test_an_ensemble_reuses_the_single_fits_of_its_seeds(astronaut_crop, tmp_path):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     options = dict(steps=4, device="cpu", early_stop=False, batch=1)

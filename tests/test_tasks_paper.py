@@ -47,6 +47,61 @@ def test_downsampler_is_the_papers(factor):
     assert torch.allclose(y, dense, atol=1e-5)
 
 
+@pytest.mark.parametrize("factor, shape", [(2, (10, 14)), (4, (36, 20)), (8, (64, 48))])
+def test_lanczos3_downsampler_is_pillows_resize(factor, shape):
+    """`border="renormalise"` with support 3 is Pillow's LANCZOS resize, borders included (the
+    replicated border of the paper's module is not)."""
+    from PIL import Image
+
+    x = np.random.default_rng(factor).random(shape).astype(np.float32)
+    pillow = np.asarray(Image.fromarray(x, "F").resize((shape[1] // factor, shape[0] // factor), Image.LANCZOS))
+    ours = Downsampler(factor, 3, "renormalise")(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert np.abs(ours - pillow).max() < 1e-5
+    replicated = Downsampler(factor, 3)(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert np.abs(replicated - pillow).max() > 1e-3
+
+
+def test_super_resolution_kernel_names_the_refine_steps_downscale():
+    """`kernel` is how the low-resolution image was made (the refine step's operator); the fit
+    goes through the paper's operator either way, so the fits are the same and shared."""
+    from dip.problems import SuperResolution
+
+    hr, lr = downscale(np.random.default_rng(0).random((64, 64, 3)).astype(np.float32), 8)
+    problems = {kernel: SuperResolution(8, kernel=kernel) for kernel in ("lanczos2", "lanczos3")}
+    seen = {kernel: p.downscale()(to_tensor(hr))[0].numpy().transpose(1, 2, 0) for kernel, p in problems.items()}
+    assert np.abs(seen["lanczos3"] - lr).max() < 1.5 / 255  # Pillow made lr, on 8-bit values
+    assert np.abs(seen["lanczos2"] - lr).max() > 4 / 255
+    fitted = [p.build_operator()(to_tensor(hr)) for p in problems.values()]
+    assert torch.equal(*fitted)
+    assert problems["lanczos2"].describe() != problems["lanczos3"].describe()
+    assert (
+        problems["lanczos2"].describe_fit()
+        == problems["lanczos3"].describe_fit()
+        == {
+            "problem": "super-resolve",
+            "factor": 8,
+        }
+    )
+    with pytest.raises(DipError, match="unknown kernel 'bicubic'; choose from lanczos2, lanczos3"):
+        SuperResolution(4, kernel="bicubic")
+
+
+def test_super_resolution_refined_moves_towards_the_truth():
+    """The refine step (the nearest image that downscales to the observation, clipped) brings
+    bicubic closer to the true image when the operator made the observation."""
+    from skimage import data
+
+    from dip.problems import SuperResolution
+
+    hr, lr = downscale((data.chelsea()[60:124, 120:184] / 255.0).astype(np.float32), 4)
+    problem, guess = SuperResolution(4), upscale(lr, 4, "bicubic")
+    moved = problem.refined(guess, lr)
+    assert moved.shape == hr.shape and moved.min() >= 0 and moved.max() <= 1
+    assert psnr(moved, hr) > psnr(guess, hr) + 0.25  # measured: 26.56 -> 26.85 dB
+    back = problem.downscale()(to_tensor(moved))[0].numpy().transpose(1, 2, 0)
+    assert np.abs(back - lr).max() < 1.5 / 255  # consistent but for the clipping
+
+
 def test_blur_keeps_size_and_flat_images():
     blur = Blur(gaussian_kernel(1.5))
     flat = torch.full((1, 3, 20, 30), 0.4)

@@ -507,7 +507,7 @@ def fingerprint(
     return {
         "observation_sha256": digest,
         "shape": list(observation.shape) if observation is not None else None,
-        "problem": problem.describe(),
+        "problem": problem.describe_fit(),
         "preset": f"{settings.preset.task}/{settings.preset.name}",
         "seed": settings.seed,
         "steps": settings.config.steps,

@@ -70,31 +70,95 @@ def lanczos_kernel_1d(factor: int, support: int = 2, phase: float = 0.5) -> np.n
 
 
 class Downsampler(nn.Module):
-    """A = Lanczos-2 blur then keep every `factor`-th pixel (the paper's SR operator).
+    """A = Lanczos blur then keep every `factor`-th pixel: the paper's SR operator (`support` 2,
+    borders replicated, as the reference code), or with `support` 3 and `border="renormalise"`
+    exactly what Pillow's `resize(..., LANCZOS)` does at an integer factor (the kernel cut at the
+    border and scaled back to sum 1), which is how the paper's and most low-resolution images
+    were made.
 
-    Border handled by replicating edge pixels so that an (H, W) image maps to (H/f, W/f).
-    Applied as two 1-D depthwise convolutions (the 2-D kernel is their outer product).
+    Applied as two 1-D depthwise convolutions (the 2-D kernel is their outer product); an
+    (H, W) image maps to (H/f, W/f).
+
+    >>> x = torch.rand(1, 3, 64, 48)
+    >>> Downsampler(8, 3, "renormalise")(x).shape
+    torch.Size([1, 3, 8, 6])
     """
 
-    def __init__(self, factor: int, support: int = 2):
+    BORDERS = ("replicate", "renormalise")
+
+    def __init__(self, factor: int, support: int = 2, border: str = "replicate"):
         super().__init__()
         if factor < 1:
             raise ValueError("factor must be a positive integer")
-        self.factor = factor
+        if border not in self.BORDERS:
+            raise ValueError(f"border must be one of {', '.join(self.BORDERS)}, got {border!r}")
+        self.factor, self.border = factor, border
         kernel = torch.from_numpy(lanczos_kernel_1d(factor, support)).float()
         self.register_buffer("kernel", kernel)
         self.pad = (len(kernel) - factor) // 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _along(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """Blur and subsample along width (dim 3) or height (dim 2)."""
         channels = x.shape[1]
-        x = nn.functional.pad(x, (self.pad,) * 4, mode="replicate")
         k = self.kernel.to(x.dtype)
-        x = nn.functional.conv2d(
-            x, k.view(1, 1, 1, -1).expand(channels, 1, 1, -1), stride=(1, self.factor), groups=channels
+        shape, stride, pad = ((1, 1, 1, -1), (1, self.factor), (self.pad, self.pad, 0, 0))
+        if dim == 2:
+            shape, stride, pad = (1, 1, -1, 1), (self.factor, 1), (0, 0, self.pad, self.pad)
+        weight = k.view(*shape)
+        if self.border == "replicate":
+            padded = nn.functional.pad(x, pad, mode="replicate")
+            return nn.functional.conv2d(padded, weight.expand(channels, *shape[1:]), stride=stride, groups=channels)
+        blurred = nn.functional.conv2d(
+            nn.functional.pad(x, pad), weight.expand(channels, *shape[1:]), stride=stride, groups=channels
         )
-        return nn.functional.conv2d(
-            x, k.view(1, 1, -1, 1).expand(channels, 1, -1, 1), stride=(self.factor, 1), groups=channels
-        )
+        ones = x.new_ones((1, 1, x.shape[2], 1) if dim == 2 else (1, 1, 1, x.shape[3]))
+        return blurred / nn.functional.conv2d(nn.functional.pad(ones, pad), weight, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._along(self._along(x, 3), 2)
+
+
+def consistent(
+    operator: nn.Module, image: torch.Tensor, target: torch.Tensor, rounds: int = 3, iterations: int = 30
+) -> torch.Tensor:
+    """The image moved towards those that a linear `operator` A maps exactly onto `target` y,
+    and into [0, 1]: alternately the nearest x with A x = y (x + Aᵀ (A Aᵀ)⁻¹ (y - A x), solved by
+    conjugate gradients) and clipping, `rounds` times. Both sets hold the true image when A made y
+    without noise, and a projection onto a convex set that holds it never moves away from it, so
+    neither step can make the image worse (but for y's 8-bit rounding).
+
+    >>> a = Downsampler(4, 3, "renormalise")
+    >>> x, guess = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    >>> moved = consistent(a, guess, a(x))
+    >>> bool((moved - x).norm() < (guess - x).norm())
+    True
+    """
+    image = image.detach()
+    for _ in range(rounds):
+        image = image + _transpose(operator, image, _solve_gram(operator, image, target - operator(image), iterations))
+        image = image.clamp(0, 1)
+    return image
+
+
+def _transpose(operator: nn.Module, image: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Aᵀ r for a linear A at an image of `image`'s shape."""
+    return torch.func.vjp(operator, torch.zeros_like(image))[1](residual)[0]
+
+
+def _solve_gram(operator: nn.Module, image: torch.Tensor, residual: torch.Tensor, iterations: int) -> torch.Tensor:
+    """v with A Aᵀ v = r, by conjugate gradients (A Aᵀ is symmetric, positive definite for an A
+    that keeps every observed value's information)."""
+    solution, left, direction = torch.zeros_like(residual), residual, residual
+    size = (left * left).sum()
+    for _ in range(iterations):
+        if size <= 1e-20 * residual.numel():
+            break
+        applied = operator(_transpose(operator, image, direction))
+        step = size / (direction * applied).sum()
+        solution, left = solution + step * direction, left - step * applied
+        size, previous = (left * left).sum(), size
+        direction = left + (size / previous) * direction
+    return solution
 
 
 class Blur(nn.Module):

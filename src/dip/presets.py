@@ -255,8 +255,10 @@ SR_DEFAULT = _register(
         FitConfig(steps=4000, lr=0.01, reg_noise_std=0.03, ema=0.99),
         input_channels=8,
         stop=StopRule(),
+        refine=True,
         note="fast: the paper's net at 32 channels, 8 input channels, EMA 0.99, x2/x4, stops itself "
-        "(cap 4000: still improving at 1000 steps on 64 and 256 px crops)",
+        "(cap 4000: still improving at 1000 steps on 64 and 256 px crops); then made to downscale "
+        "exactly to the input (`--kernel`)",
     )
 )
 _register(

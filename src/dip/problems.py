@@ -151,6 +151,7 @@ class Problem:
     tileable: ClassVar[bool] = True
     observed: ClassVar[str | None] = "image to restore"  # the observation's help text; None: none is taken
     refinement: ClassVar[str] = "a classical step"  # what `refined` does, for a result's summary
+    refine_only: ClassVar[tuple[str, ...]] = ()  # fields of `describe()` that change the refine step only
 
     def __init__(
         self,
@@ -250,6 +251,11 @@ class Problem:
             "out_channels": self.out_channels,
             "noise_variance": self.noise_variance,
         }
+
+    def describe_fit(self) -> dict:
+        """What decides this problem's fit: `describe()` less the fields that change only the
+        refine step (`refine_only`), so that saved fits and checkpoints are shared across them."""
+        return {key: value for key, value in self.describe().items() if key not in self.refine_only}
 
     def __repr__(self) -> str:
         return f"Problem({self.operator!r}, scale={self.scale}, out_channels={self.out_channels})"
@@ -374,10 +380,14 @@ class Deblocking(_Registered):
     help: ClassVar[str] = "remove JPEG compression artifacts"
 
 
+KERNELS = ("lanczos2", "lanczos3")  # super-resolution's operators (`SuperResolution.kernel`)
+
+
 @dataclass
 class SuperResolution(_Registered):
-    """A real low-resolution image, `factor` (2, 4, 8) times smaller than the one to produce:
-    A = Lanczos-2 downsampling (the paper's operator).
+    """A real low-resolution image, `factor` (2, 4, 8) times smaller than the one to produce.
+    The fit's A is the paper's operator (Lanczos-2 downsampling); `kernel` says how the
+    low-resolution image was made, for the refine step (`refined`) of the presets that run it.
 
     >>> SuperResolution(4).output_shape((16, 20, 3))
     (64, 80, 3)
@@ -386,24 +396,57 @@ class SuperResolution(_Registered):
     factor: int = option(
         4, flags=("-s", "--scale"), parse=int, choices=(2, 4, 8), help="enlargement factor (default 4)"
     )
+    kernel: str = option(
+        "lanczos3",
+        flags=("--kernel",),
+        choices=KERNELS,
+        help="how the low-resolution image was made, which the result is made to downscale to exactly: "
+        "lanczos3 (Pillow's Lanczos resize; the default) or lanczos2 (the paper's operator)",
+    )
 
     task: ClassVar[str] = "super-resolve"
     command: ClassVar[str] = "super-resolve"
     help: ClassVar[str] = "enlarge a real low-resolution image 2, 4 or 8 times"
     observed: ClassVar[str] = "low-resolution image"
+    refinement: ClassVar[str] = "moved to the nearest image that downscales exactly to the low-resolution one"
+    refine_only: ClassVar[tuple[str, ...]] = ("kernel",)
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 4, 8):
             raise DipError(f"scale factor must be 2, 4 or 8, got {self.factor}")
+        if self.kernel not in KERNELS:
+            raise DipError(f"unknown kernel {self.kernel!r}; choose from {', '.join(KERNELS)}")
 
     @property
     def scale(self) -> int:
         return self.factor
 
     def build_operator(self) -> nn.Module:
+        """The paper's Lanczos-2 downsampling, whatever `kernel` says: the fit does as well or
+        better through it than through the kernel that made the image (`downscale`)."""
         from .operators import Downsampler
 
         return Downsampler(self.factor)
+
+    def downscale(self) -> nn.Module:
+        """The downscale `kernel` names: Pillow's exact Lanczos-3 resize, or the paper's operator."""
+        from .operators import Downsampler
+
+        if self.kernel == "lanczos3":
+            return Downsampler(self.factor, support=3, border="renormalise")
+        return Downsampler(self.factor)
+
+    def refined(self, restored: np.ndarray, pixels: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
+        """The fit moved to the nearest image that `downscale` maps exactly onto the observation,
+        and clipped to [0, 1] (`dip.operators.consistent`): where that downscale made the
+        low-resolution image, the true image is among those, so the step only brings the result
+        closer to it."""
+        from .callbacks import to_numpy_image
+        from .operators import consistent
+
+        operator = self.downscale().to(device)
+        moved = consistent(operator, to_tensor(restored).to(device), self.target(pixels).to(device))
+        return to_numpy_image(moved)
 
     def preset_variant(self) -> str | None:
         """The paper ran x8 longer and with more input noise than x4; so do the default and best."""

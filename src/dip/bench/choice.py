@@ -2,12 +2,15 @@
 (`../shared/data/CBSD68`), and preset variants named as text for side-by-side runs.
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
-(Fourier-feature input, no input noise), `no-halving` (a bad step is undone without halving the
+(Fourier-feature input, no input noise), `refine` / `no-refine` (the problem's classical last
+step on or off, `Preset.refine`), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
 (the input noise's std), `ema=X` and `ramp=N` (the running average's weight, and its ramp: it spans
 about the last 1/N of the run), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
 (that preset's network and input), and changes of the problem: `unclipped` (denoising: no
-clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the stop).
+clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the stop),
+`lanczos2` / `lanczos3` (the downscale super-resolution's refine step makes the result
+consistent with, `SuperResolution.kernel`).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -131,6 +134,8 @@ def variant(task: str, text: str) -> Preset:
         if change == "fourier":
             preset = dataclasses.replace(preset, input="fourier")
             fit = dataclasses.replace(fit, reg_noise_std=0.0)
+        elif change in ("refine", "no-refine"):
+            preset = dataclasses.replace(preset, refine=change == "refine")
         elif change == "no-halving":
             fit = dataclasses.replace(fit, backtrack_lr_factor=1.0)
         elif change == "last":
@@ -154,13 +159,13 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
             raise DipError(
-                f"unknown change {change!r} in {text!r}: fourier, no-halving, last, steps=N, lr=X, noise=X, "
-                "ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped or no-holdout"
+                f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, last, steps=N, "
+                "lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, no-holdout, lanczos2 or lanczos3"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
 
-PROBLEM_CHANGES = ("unclipped", "no-holdout")
+PROBLEM_CHANGES = ("unclipped", "no-holdout", "lanczos2", "lanczos3")
 
 
 def problem_variant(problem: Problem, text: str) -> Problem:
@@ -174,4 +179,8 @@ def problem_variant(problem: Problem, text: str) -> Problem:
         if not isinstance(problem, Inpainting):
             raise DipError("no-holdout is a change of inpainting problems")
         problem = dataclasses.replace(problem, holdout=0.0)
+    for kernel in {"lanczos2", "lanczos3"}.intersection(changes):
+        if not isinstance(problem, SuperResolution):
+            raise DipError(f"{kernel} is a change of super-resolution problems")
+        problem = dataclasses.replace(problem, kernel=kernel)
     return problem
