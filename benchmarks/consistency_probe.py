@@ -73,7 +73,7 @@ def main() -> None:
         runs = dip.run_many(
             [fitted] * args.seeds, [observed] * args.seeds, seed=range(args.seeds), device=args.device, fits=args.fits
         )
-        mean = np.mean([run.pixels for run in runs], axis=0)
+        mean = np.mean([run.pixels if run.unrefined is None else run.unrefined for run in runs], axis=0)
         stepped = [dataclasses.replace(problem, kernel=kernel).refined(mean, observed) for kernel in KERNELS]
         scores = [psnr(problem.before(observed), clean), psnr(mean, clean), *(psnr(s, clean) for s in stepped)]
         rows.append(scores)
