@@ -212,7 +212,7 @@ def test_full_mode_runs_on_the_whole_image(shared_data, tmp_path):
     assert code == 0, err
     [result] = list(tmp_path.glob("sr8-default-full-cpu-*.md"))
     text = result.read_text()
-    assert "protocol: full images" in text and "| image | dip default | LapSRN |" in text
+    assert "protocol: full images" in text and "| image | dip default | unrefined default | LapSRN |" in text
     row = next(line for line in text.splitlines() if line.startswith("| face |")).split(" | ")
     assert row[-2] == "2"  # steps
 
