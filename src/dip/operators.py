@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -99,19 +100,18 @@ class Downsampler(nn.Module):
 
     def _along(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """Blur and subsample along width (dim 3) or height (dim 2)."""
-        channels = x.shape[1]
-        k = self.kernel.to(x.dtype)
-        shape, stride, pad = ((1, 1, 1, -1), (1, self.factor), (self.pad, self.pad, 0, 0))
-        if dim == 2:
-            shape, stride, pad = (1, 1, -1, 1), (self.factor, 1), (0, 0, self.pad, self.pad)
-        weight = k.view(*shape)
+        across = dim == 3
+        shape = (1, 1, 1, -1) if across else (1, 1, -1, 1)
+        stride = (1, self.factor) if across else (self.factor, 1)
+        pad = (self.pad, self.pad, 0, 0) if across else (0, 0, self.pad, self.pad)
+        weight = self.kernel.to(x.dtype).view(*shape)
+        depthwise = weight.expand(x.shape[1], *shape[1:])
         if self.border == "replicate":
-            padded = nn.functional.pad(x, pad, mode="replicate")
-            return nn.functional.conv2d(padded, weight.expand(channels, *shape[1:]), stride=stride, groups=channels)
-        blurred = nn.functional.conv2d(
-            nn.functional.pad(x, pad), weight.expand(channels, *shape[1:]), stride=stride, groups=channels
-        )
-        ones = x.new_ones((1, 1, x.shape[2], 1) if dim == 2 else (1, 1, 1, x.shape[3]))
+            return nn.functional.conv2d(
+                nn.functional.pad(x, pad, mode="replicate"), depthwise, stride=stride, groups=x.shape[1]
+            )
+        blurred = nn.functional.conv2d(nn.functional.pad(x, pad), depthwise, stride=stride, groups=x.shape[1])
+        ones = x.new_ones((1, 1, 1, x.shape[3]) if across else (1, 1, x.shape[2], 1))
         return blurred / nn.functional.conv2d(nn.functional.pad(ones, pad), weight, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,26 +134,22 @@ def consistent(
     True
     """
     image = image.detach()
+    transpose = torch.func.vjp(operator, torch.zeros_like(image))[1]  # A is linear: one Aᵀ serves every step
     for _ in range(rounds):
-        image = image + _transpose(operator, image, _solve_gram(operator, image, target - operator(image), iterations))
+        image = image + transpose(_solve_gram(operator, transpose, target - operator(image), iterations))[0]
         image = image.clamp(0, 1)
     return image
 
 
-def _transpose(operator: nn.Module, image: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """Aᵀ r for a linear A at an image of `image`'s shape."""
-    return torch.func.vjp(operator, torch.zeros_like(image))[1](residual)[0]
-
-
-def _solve_gram(operator: nn.Module, image: torch.Tensor, residual: torch.Tensor, iterations: int) -> torch.Tensor:
+def _solve_gram(operator: nn.Module, transpose: Callable, residual: torch.Tensor, iterations: int) -> torch.Tensor:
     """v with A Aᵀ v = r, by conjugate gradients (A Aᵀ is symmetric, positive definite for an A
-    that keeps every observed value's information)."""
+    that keeps every observed value's information); `transpose` applies Aᵀ."""
     solution, left, direction = torch.zeros_like(residual), residual, residual
     size = (left * left).sum()
     for _ in range(iterations):
         if size <= 1e-20 * residual.numel():
             break
-        applied = operator(_transpose(operator, image, direction))
+        applied = operator(transpose(direction)[0])
         step = size / (direction * applied).sum()
         solution, left = solution + step * direction, left - step * applied
         size, previous = (left * left).sum(), size

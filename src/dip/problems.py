@@ -429,12 +429,13 @@ class SuperResolution(_Registered):
         return Downsampler(self.factor)
 
     def downscale(self) -> nn.Module:
-        """The downscale `kernel` names: Pillow's exact Lanczos-3 resize, or the paper's operator."""
+        """The downscale `kernel` names: Pillow's exact Lanczos-3 resize, or the paper's operator
+        (the fit's, `build_operator`)."""
         from .operators import Downsampler
 
         if self.kernel == "lanczos3":
             return Downsampler(self.factor, support=3, border="renormalise")
-        return Downsampler(self.factor)
+        return self.build_operator()
 
     def refined(self, restored: np.ndarray, pixels: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
         """The fit moved to the nearest image that `downscale` maps exactly onto the observation,
