@@ -1,4 +1,4 @@
-"""Make test inputs the paper's way: Lanczos-downscaled, noisy, or with pixels dropped."""
+"""Make test inputs the paper's way: Lanczos-downscaled, noisy, blurred, or with pixels dropped."""
 
 from __future__ import annotations
 
@@ -33,6 +33,20 @@ def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     """Add white Gaussian noise of `sigma` on the 0-255 scale, clipped to [0, 1]."""
     rng = np.random.default_rng(seed)
     return np.clip(image + rng.normal(0, sigma / 255, image.shape), 0, 1).astype(np.float32)
+
+
+def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """`image` (H, W, C) convolved with `kernel`, borders replicated: what `dip.operators.Blur`
+    does, in NumPy.
+
+    >>> blur(np.eye(3, dtype=np.float32)[:, :, None], np.ones((1, 3)) / 3)[1, :, 0].round(3)
+    array([0.333, 0.333, 0.333], dtype=float32)
+    """
+    from scipy.ndimage import convolve
+
+    kernel = np.asarray(kernel, np.float64) / np.sum(kernel)
+    planes = [convolve(image[:, :, c].astype(np.float64), kernel, mode="nearest") for c in range(image.shape[2])]
+    return np.stack(planes, axis=2).astype(np.float32)
 
 
 def clipped_noise_variance(noisy: np.ndarray, sigma: float, about_mean: bool = False) -> float:

@@ -70,11 +70,10 @@ def make_case(task: str, size: int = 128, seed: int = 0) -> Case:
             clean, Inpainting(mask), holed, {"holes": holed, "mask": mask}, "biharmonic", "scribbled strokes removed"
         )
     if task == "deblur":
-        from scipy.ndimage import convolve
+        from .degrade import blur
 
         kernel = gaussian_kernel(1.5)
-        blurred = np.stack([convolve(clean[:, :, c], kernel, mode="nearest") for c in range(3)], axis=2)
-        blurred = add_noise(blurred, 2, seed)
+        blurred = add_noise(blur(clean, kernel), 2, seed)
         return Case(
             clean,
             Deblurring(kernel),

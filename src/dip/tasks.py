@@ -111,8 +111,9 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, paste_known: bool = True, re
     return _out(run(Inpainting(mask, paste_known), image, **options), return_info)
 
 
-def deblur(image: np.ndarray, kernel: np.ndarray, *, return_info: bool = False, **options):
-    """Undo a known blur: A is convolution with `kernel` (2-D, non-negative, normalised to sum 1).
+def deblur(image: np.ndarray, kernel: np.ndarray, sigma: float | None = None, *, return_info: bool = False, **options):
+    """Undo a known blur: A is convolution with `kernel` (2-D, non-negative, normalised to sum 1);
+    `sigma`, the noise level on the 0-255 scale if known (else estimated from the image).
 
     Examples
     --------
@@ -121,7 +122,7 @@ def deblur(image: np.ndarray, kernel: np.ndarray, *, return_info: bool = False, 
     >>> deblur(np.full((32, 32, 3), 0.5), gaussian_kernel(1.0), steps=2, device="cpu").shape
     (32, 32, 3)
     """
-    return _out(run(Deblurring(kernel), image, **options), return_info)
+    return _out(run(Deblurring(kernel, sigma), image, **options), return_info)
 
 
 def flash(flash_image: np.ndarray, noflash_image: np.ndarray, *, return_info: bool = False, **options):

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import fft
 
 from .operators import ClippedMean
 from .tiling import tile_starts
@@ -44,6 +45,11 @@ STRONG_SIGMA = 40
 PASSES = 2
 # the share of the noisy image in the first pass's pilot, per unit of sigma (`blend_for`)
 BLEND_PER_SIGMA = 0.8
+# Deblurring's step (`deconvolve`): the pilot's power spectrum averaged over 5x5 frequencies and
+# taken twice (a fit stopped early is smoother than the sharp image: benchmarks/README.md,
+# "Deblurring")
+DECONVOLVE_SMOOTH = 2
+DECONVOLVE_GAIN = 2.0
 # rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
 _ELEMENTS = 2**24
 # elements of one band's block spectra in `_matched_filter` (three such tensors at a time: 256 MB
@@ -352,3 +358,61 @@ def wiener(
             )
             estimate = torch.einsum("dhw,dc->hwc", filtered[:, 0], opponent).clamp(0, 1)
     return estimate.cpu().numpy()
+
+
+def transfer(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The (H, W) discrete Fourier transform of convolving with `kernel` on an H x W image, its
+    element (kh // 2, kw // 2) at the origin, as `dip.operators.Blur` (and SciPy) centre it.
+
+    >>> bool(np.allclose(abs(transfer(np.ones((1, 1)), (4, 4))), 1))
+    True
+    """
+    kh, kw = kernel.shape
+    placed = np.zeros(shape, np.float32)
+    placed[:kh, :kw] = kernel / kernel.sum()
+    return fft.fft2(np.roll(placed, (-(kh // 2), -(kw // 2)), axis=(0, 1)))
+
+
+def deconvolve(
+    blurred: np.ndarray,
+    pilot: np.ndarray,
+    kernel: np.ndarray,
+    sigma: float,
+    smooth: int = DECONVOLVE_SMOOTH,
+    gain: float = DECONVOLVE_GAIN,
+    passes: int = 1,
+) -> np.ndarray:
+    """`pilot` (H, W, C) corrected by the Wiener estimate of its error from what it leaves of the
+    blurred image (H, W, C), `sigma` the noise's standard deviation on [0, 1]: with r = y - k * p
+    the residual and P the pilot's spectrum, p + F⁻¹[conj(K) S R / (|K|² S + sigma²)], S = `gain`
+    |P|² averaged over (2 `smooth` + 1)² neighbouring frequencies. The residual is taken through
+    the replicate-bordered blur the fit saw, so the periodic Fourier transform meets only what the
+    pilot missed and the noise. `passes` > 1: each pass's result is the next one's pilot.
+
+    Examples
+    --------
+    >>> from dip.degrade import add_noise, blur
+    >>> from dip.metrics import psnr
+    >>> from dip.operators import gaussian_kernel
+    >>> rng = np.random.default_rng(0)
+    >>> sharp = np.kron(rng.random((8, 8, 1)), np.ones((8, 8, 3))).astype(np.float32)  # 64 px squares
+    >>> kernel = gaussian_kernel(1.5)
+    >>> blurred = add_noise(blur(sharp, kernel), 2, seed=0)
+    >>> psnr(deconvolve(blurred, blurred, kernel, 2 / 255), sharp) > psnr(blurred, sharp) + 3
+    True
+    """
+    from scipy.ndimage import uniform_filter
+
+    from .degrade import blur
+
+    response = transfer(kernel, blurred.shape[:2])[:, :, None]
+    blurred = np.asarray(blurred, np.float32)
+    for _ in range(passes):
+        residual = fft.fft2(blurred - blur(pilot, kernel), axes=(0, 1), norm="ortho")
+        power = np.abs(fft.fft2(np.asarray(pilot, np.float32), axes=(0, 1), norm="ortho")) ** 2
+        if smooth:
+            power = uniform_filter(power, size=(2 * smooth + 1, 2 * smooth + 1, 1), mode="wrap")
+        power *= gain
+        correction = np.conj(response) * power * residual / (np.abs(response) ** 2 * power + sigma**2)
+        pilot = (pilot + fft.ifft2(correction, axes=(0, 1), norm="ortho").real).astype(np.float32)
+    return pilot

@@ -3,7 +3,8 @@
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `refine` / `no-refine` (the problem's classical last
-step on or off, `Preset.refine`), `no-halving` (a bad step is undone without halving the
+step on or off, `Preset.refine`), `variance` (the stop's variance rule even where the noise level
+is known), `no-halving` (a bad step is undone without halving the
 learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
 (the input noise's std), `ema=X` and `ramp=N` (the running average's weight, and its ramp: it spans
 about the last 1/N of the run), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
@@ -24,15 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..degrade import add_noise, downscale
+from ..degrade import add_noise, blur, downscale
 from ..errors import DipError
 from ..io import read_image
+from ..operators import gaussian_kernel
 from ..presets import Preset, get_preset
-from ..problems import Denoising, Inpainting, Problem, SuperResolution
+from ..problems import Deblurring, Denoising, Inpainting, Problem, SuperResolution
 from . import data_root
 from .quality import centre_box, cut
 
-TASKS = ("denoise", "super-resolve", "inpaint")
+TASKS = ("denoise", "super-resolve", "inpaint", "deblur")
+DEBLUR_BLUR = 1.5  # px: the Gaussian blur of the deblurring cases (as `dip.demo`'s)
 
 
 def settings_images(data: Path | None = None) -> list[Path]:
@@ -79,7 +82,8 @@ def degrade(
     task: str, clean: np.ndarray, factor: int = 4, kind: str = "pixels", sigma: float = 25
 ) -> tuple[Problem, np.ndarray, np.ndarray]:
     """(problem, observation, the image it should give) for one clean crop, seeded: Gaussian
-    noise of `sigma`; Lanczos downscale by `factor`; holes of `kind` (`holes`)."""
+    noise of `sigma`; Lanczos downscale by `factor`; holes of `kind` (`holes`); a Gaussian blur
+    of `DEBLUR_BLUR` px, then noise of `sigma` (the problem is not told it: blind, as a user's)."""
     if task == "denoise":
         return Denoising(sigma), add_noise(clean, sigma, seed=0), clean
     if task == "super-resolve":
@@ -88,6 +92,9 @@ def degrade(
     if task == "inpaint":
         mask = holes(clean.shape[:2], kind)
         return Inpainting(mask), clean * mask[:, :, None], clean
+    if task == "deblur":
+        kernel = gaussian_kernel(DEBLUR_BLUR)
+        return Deblurring(kernel), add_noise(blur(clean, kernel), sigma, seed=0), clean
     raise DipError(f"no settings-choice cases for {task!r}; choose from {', '.join(TASKS)}")
 
 
@@ -138,6 +145,8 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, refine=change == "refine")
         elif change == "no-halving":
             fit = dataclasses.replace(fit, backtrack_lr_factor=1.0)
+        elif change == "variance":
+            preset = dataclasses.replace(preset, stop=dataclasses.replace(preset.stop, discrepancy=False))
         elif change == "last":
             fit = dataclasses.replace(fit, ema=None)
         elif change.startswith("steps="):
@@ -159,8 +168,9 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
             raise DipError(
-                f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, last, steps=N, "
-                "lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, no-holdout, lanczos2 or lanczos3"
+                f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, variance, last, "
+                "steps=N, lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, no-holdout, lanczos2 "
+                "or lanczos3"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
 
