@@ -9,14 +9,15 @@ the noise level: it is estimated, as for a user's photo):
   (`default+variance`); the network (`+net=denoise/default`: the fast denoising net);
 - the last step (`dip.wiener.deconvolve`): the fit corrected by the Wiener estimate of its error
   from the residual blurred image, the pilot's power spectrum as is or averaged over neighbouring
-  frequencies (`smooth`), scaled by `gain`.
+  frequencies (`smooth`), scaled by `gain`, bounded by what the residual shows beyond the noise
+  or not (`unbounded`).
 
 Each variant is fitted once per image with seed 0; the fits are kept in `.probe-cache/fits-deblur`
 (git-ignored), so a second run rescores without fitting. Appends one row per image to
 benchmarks/results/deblur-probe-DEVICE-DATE.md as it finishes.
 
     python benchmarks/deblur_probe.py [--images 4|FIRST:LAST] [--crop 128] [--sigma 2]
-        [--variants default,default+variance] [--corrections 1:1,2:2]
+        [--variants default,default+variance] [--corrections 2:2,2:2:unbounded]
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ from dip.metrics import psnr
 from dip.wiener import deconvolve
 
 FITS = Path(__file__).parents[1] / ".probe-cache" / "fits-deblur"
-CORRECTIONS = "1:1,2:2,2:4,3:4,2:8"  # SMOOTH:GAIN of each correction scored
+CORRECTIONS = "2:2,2:2:unbounded,1:1,2:4"  # SMOOTH:GAIN[:unbounded] of each correction scored
 
 
-def corrections(text: str) -> list[tuple[int, float]]:
-    """(smooth, gain) pairs from `SMOOTH:GAIN,...`."""
-    pairs = [item.split(":") for item in text.split(",")]
-    return [(int(smooth), float(gain)) for smooth, gain in pairs]
+def corrections(text: str) -> list[tuple[int, float, bool]]:
+    """(smooth, gain, bounded by the residual) from `SMOOTH:GAIN[:unbounded],...`."""
+    parts = [item.split(":") for item in text.split(",")]
+    return [(int(part[0]), float(part[1]), part[2:] != ["unbounded"]) for part in parts]
 
 
 def main() -> None:
@@ -73,7 +74,11 @@ def main() -> None:
         [
             "image",
             "input",
-            *(f"{n}{'' if c is None else f' + s{c[0]} g{c[1]:g}'}" for n in names for c in (None, *steps_scored)),
+            *(
+                f"{n}{'' if c is None else f' + s{c[0]} g{c[1]:g}' + ('' if c[2] else ' unbounded')}"
+                for n in names
+                for c in (None, *steps_scored)
+            ),
             *baselines,
             "sigma est.",
             *(f"steps {n}" for n in names),
@@ -93,8 +98,10 @@ def main() -> None:
             fit = done.pixels if done.unrefined is None else done.unrefined
             steps.append(done.fit.steps_run)
             scores.append(psnr(fit, clean))
-            for smooth, gain in steps_scored:
-                corrected = deconvolve(observed, fit, problem.kernel, sigma, smooth=smooth, gain=gain)
+            for smooth, gain, bounded in steps_scored:
+                corrected = deconvolve(
+                    observed, fit, problem.kernel, sigma, smooth=smooth, gain=gain, residual_bound=bounded
+                )
                 scores.append(psnr(np.clip(corrected, 0, 1), clean))
         scores += [psnr(method(observed, problem), clean) for method in baselines.values()]
         rows.append(scores)

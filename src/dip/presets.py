@@ -291,8 +291,8 @@ _register(
     )
 )
 # The fit through a blur stays above the noise level for thousands of steps, gaining all the while
-# (on 128 px settings-choice crops, seed 0, before the refine step: 24.38 dB at 2000 steps, 25.25 at
-# 5000, 25.63 at 8000: benchmarks/README.md, "Deblurring")
+# (on four 128 px settings-choice crops, seed 0, before the refine step: 24.89 dB at 2000 steps,
+# 25.85 at 5000, 26.25 at 8000: benchmarks/README.md, "Deblurring")
 DEBLUR_CAP = 8000
 _register(
     Preset(

@@ -45,9 +45,8 @@ STRONG_SIGMA = 40
 PASSES = 2
 # the share of the noisy image in the first pass's pilot, per unit of sigma (`blend_for`)
 BLEND_PER_SIGMA = 0.8
-# Deblurring's step (`deconvolve`): the pilot's power spectrum averaged over 5x5 frequencies and
-# taken twice (a fit stopped early is smoother than the sharp image: benchmarks/README.md,
-# "Deblurring")
+# Deblurring's step (`deconvolve`): power spectra averaged over 5x5 frequencies, the pilot's taken
+# twice (a fit stopped early is smoother than the sharp image: benchmarks/README.md, "Deblurring")
 DECONVOLVE_SMOOTH = 2
 DECONVOLVE_GAIN = 2.0
 # rows of blocks filtered at a time: bounds the (channels, 64, rows, width) coefficient tensors
@@ -381,13 +380,17 @@ def deconvolve(
     smooth: int = DECONVOLVE_SMOOTH,
     gain: float = DECONVOLVE_GAIN,
     passes: int = 1,
+    residual_bound: bool = True,
 ) -> np.ndarray:
     """`pilot` (H, W, C) corrected by the Wiener estimate of its error from what it leaves of the
     blurred image (H, W, C), `sigma` the noise's standard deviation on [0, 1]: with r = y - k * p
-    the residual and P the pilot's spectrum, p + F⁻¹[conj(K) S R / (|K|² S + sigma²)], S = `gain`
-    |P|² averaged over (2 `smooth` + 1)² neighbouring frequencies. The residual is taken through
-    the replicate-bordered blur the fit saw, so the periodic Fourier transform meets only what the
-    pilot missed and the noise. `passes` > 1: each pass's result is the next one's pilot.
+    the residual, p + F⁻¹[conj(K) E R / (|K|² E + sigma²)], where E, the error's power spectrum,
+    is `gain` times the pilot's, bounded (`residual_bound`) by what the residual shows beyond the
+    noise, (|R|² - sigma²)⁺ / |K|²; both power spectra averaged over (2 `smooth` + 1)²
+    neighbouring frequencies. The bound keeps a good pilot: where the residual is noise, there is
+    nothing to correct. The residual is taken through the replicate-bordered blur the fit saw, so
+    the periodic Fourier transform meets only what the pilot missed and the noise. `passes` > 1:
+    each pass's result is the next one's pilot.
 
     Examples
     --------
@@ -405,14 +408,18 @@ def deconvolve(
 
     from .degrade import blur
 
+    def averaged(power: np.ndarray) -> np.ndarray:
+        return uniform_filter(power, size=(2 * smooth + 1, 2 * smooth + 1, 1), mode="wrap") if smooth else power
+
     response = transfer(kernel, blurred.shape[:2])[:, :, None]
+    passed = np.abs(response) ** 2
     blurred = np.asarray(blurred, np.float32)
     for _ in range(passes):
         residual = fft.fft2(blurred - blur(pilot, kernel), axes=(0, 1), norm="ortho")
-        power = np.abs(fft.fft2(np.asarray(pilot, np.float32), axes=(0, 1), norm="ortho")) ** 2
-        if smooth:
-            power = uniform_filter(power, size=(2 * smooth + 1, 2 * smooth + 1, 1), mode="wrap")
-        power *= gain
-        correction = np.conj(response) * power * residual / (np.abs(response) ** 2 * power + sigma**2)
+        error = gain * averaged(np.abs(fft.fft2(np.asarray(pilot, np.float32), axes=(0, 1), norm="ortho")) ** 2)
+        if residual_bound:
+            shown = np.maximum(averaged(np.abs(residual) ** 2) - sigma**2, 0)
+            error = np.minimum(error, shown / np.maximum(passed, np.finfo(np.float32).tiny))
+        correction = np.conj(response) * error * residual / (passed * error + sigma**2)
         pilot = (pilot + fft.ifft2(correction, axes=(0, 1), norm="ortho").real).astype(np.float32)
     return pilot
