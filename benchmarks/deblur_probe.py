@@ -2,7 +2,7 @@
 
 The deblurring default fits the blurred image through the known blur and stops itself. Candidates
 measured here, on CBSD68 (the settings-choice set), centre crops blurred by a Gaussian of 1.5 px
-and given Gaussian noise (sigma 2 on the 0-255 scale by default, seed 0; the problem is not told
+(`--blur`) and given Gaussian noise (sigma 2 on the 0-255 scale by default, seed 0; the problem is not told
 the noise level: it is estimated, as for a user's photo):
 
 - the stop: the discrepancy rule at the estimated noise level (`default`) or the variance rule
@@ -16,7 +16,7 @@ Each variant is fitted once per image with seed 0; the fits are kept in `.probe-
 (git-ignored), so a second run rescores without fitting. Appends one row per image to
 benchmarks/results/deblur-probe-DEVICE-DATE.md as it finishes.
 
-    python benchmarks/deblur_probe.py [--images 4|FIRST:LAST] [--crop 128] [--sigma 2]
+    python benchmarks/deblur_probe.py [--images 4|FIRST:LAST] [--crop 128] [--sigma 2] [--blur 1.5]
         [--variants default,default+variance] [--corrections 2:2,2:2:unbounded]
 """
 
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--images", default="4", help="N (the first N of CBSD68, sorted by name) or FIRST:LAST")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--sigma", type=float, default=2, help="the noise added after the blur (0-255 scale)")
+    parser.add_argument("--blur", type=float, default=DEBLUR_BLUR, help="the Gaussian blur's sigma (px)")
     parser.add_argument("--variants", default="default,default+variance")
     parser.add_argument("--corrections", default=CORRECTIONS, help="SMOOTH:GAIN,... of the Wiener steps scored")
     parser.add_argument("--device", default="cpu")
@@ -60,11 +61,11 @@ def main() -> None:
     baselines = for_task("deblur")
     path = results_file(
         Path(__file__).parent / "results",
-        f"deblur-probe-{args.device}",
+        f"deblur-probe-{args.device}" + ("" if args.blur == DEBLUR_BLUR else f"-blur{args.blur:g}"),
         "Probe: deblurring, the fit and a Wiener correction after it",
         [
             f"CBSD68 (the settings-choice set), images {start + 1}-{stop} sorted by name, centre {args.crop} px "
-            f"crops, Gaussian blur of {DEBLUR_BLUR:g} px, Gaussian noise sigma {args.sigma:g} (seed 0), its level "
+            f"crops, Gaussian blur of {args.blur:g} px, Gaussian noise sigma {args.sigma:g} (seed 0), its level "
             "estimated from the image",
             "RGB PSNR of each variant's fit (seed 0), then of the fit corrected by `dip.wiener.deconvolve` "
             "(s: the pilot's power spectrum averaged over (2s+1)^2 frequencies; g: its gain); the classical "
@@ -87,7 +88,7 @@ def main() -> None:
     )
     rows = []
     for name, problem, observed, clean in cases(
-        "deblur", stop - start, args.crop, data_root(), start, sigma=args.sigma
+        "deblur", stop - start, args.crop, data_root(), start, sigma=args.sigma, blur_width=args.blur
     ):
         sigma = problem.noise_sigma(observed)
         scores, steps, seconds = [psnr(observed, clean)], [], []

@@ -35,7 +35,7 @@ from . import data_root
 from .quality import centre_box, cut
 
 TASKS = ("denoise", "super-resolve", "inpaint", "deblur")
-DEBLUR_BLUR = 1.5  # px: the Gaussian blur of the deblurring cases (as `dip.demo`'s)
+DEBLUR_BLUR = 1.5  # px: the Gaussian blur of the deblurring cases unless told (as `dip.demo`'s)
 
 
 def settings_images(data: Path | None = None) -> list[Path]:
@@ -79,11 +79,16 @@ def holes(shape: tuple[int, int], kind: str = "pixels") -> np.ndarray:
 
 
 def degrade(
-    task: str, clean: np.ndarray, factor: int = 4, kind: str = "pixels", sigma: float = 25
+    task: str,
+    clean: np.ndarray,
+    factor: int = 4,
+    kind: str = "pixels",
+    sigma: float = 25,
+    blur_width: float = DEBLUR_BLUR,
 ) -> tuple[Problem, np.ndarray, np.ndarray]:
     """(problem, observation, the image it should give) for one clean crop, seeded: Gaussian
     noise of `sigma`; Lanczos downscale by `factor`; holes of `kind` (`holes`); a Gaussian blur
-    of `DEBLUR_BLUR` px, then noise of `sigma` (the problem is not told it: blind, as a user's)."""
+    of `blur_width` px, then noise of `sigma` (the problem is not told it: blind, as a user's)."""
     if task == "denoise":
         return Denoising(sigma), add_noise(clean, sigma, seed=0), clean
     if task == "super-resolve":
@@ -93,7 +98,7 @@ def degrade(
         mask = holes(clean.shape[:2], kind)
         return Inpainting(mask), clean * mask[:, :, None], clean
     if task == "deblur":
-        kernel = gaussian_kernel(DEBLUR_BLUR)
+        kernel = gaussian_kernel(blur_width)
         return Deblurring(kernel), add_noise(blur(clean, kernel), sigma, seed=0), clean
     raise DipError(f"no settings-choice cases for {task!r}; choose from {', '.join(TASKS)}")
 
@@ -121,14 +126,15 @@ def cases(
     factor: int = 4,
     kind: str = "pixels",
     sigma: float = 25,
+    blur_width: float = DEBLUR_BLUR,
 ) -> Iterator[Case]:
     """(name, problem, observation, clean) for `count` images from the `start`-th (sorted by
     name), centre crops of `crop` px; super-resolution by `factor`; inpainting holes of `kind`;
-    denoising noise of `sigma`."""
+    denoising noise of `sigma`; a deblurring blur of `blur_width` px."""
     for path in settings_images(data)[start : start + count]:
         truth = read_image(path).pixels
         box = centre_box(*truth.shape[:2], crop, factor)
-        problem, observed, clean = degrade(task, cut(truth, box), factor, kind, sigma)
+        problem, observed, clean = degrade(task, cut(truth, box), factor, kind, sigma, blur_width)
         yield path.stem, problem, observed, clean
 
 
