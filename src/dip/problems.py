@@ -733,8 +733,8 @@ class Deblurring(_Registered):
         return max(sigma, DEBLUR_NOISE_FLOOR)
 
     def known_noise_variance(self, pixels: np.ndarray) -> float:
-        """For the discrepancy stop: the noise's variance (`noise_sigma`), less what clipping to
-        [0, 1] took away where `sigma` is given."""
+        """For the discrepancy stop: the noise's variance, from `sigma` (less what clipping to
+        [0, 1] took away) or estimated; unlike `noise_sigma`, with no floor."""
         if self.sigma is None:
             return estimated_noise_variance(pixels)
         from .degrade import clipped_noise_variance

@@ -379,7 +379,6 @@ def deconvolve(
     sigma: float,
     smooth: int = DECONVOLVE_SMOOTH,
     gain: float = DECONVOLVE_GAIN,
-    passes: int = 1,
     residual_bound: bool = True,
 ) -> np.ndarray:
     """`pilot` (H, W, C) corrected by the Wiener estimate of its error from what it leaves of the
@@ -389,8 +388,7 @@ def deconvolve(
     noise, (|R|² - sigma²)⁺ / |K|²; both power spectra averaged over (2 `smooth` + 1)²
     neighbouring frequencies. The bound keeps a good pilot: where the residual is noise, there is
     nothing to correct. The residual is taken through the replicate-bordered blur the fit saw, so
-    the periodic Fourier transform meets only what the pilot missed and the noise. `passes` > 1:
-    each pass's result is the next one's pilot.
+    the periodic Fourier transform meets only what the pilot missed and the noise.
 
     Examples
     --------
@@ -413,13 +411,10 @@ def deconvolve(
 
     response = transfer(kernel, blurred.shape[:2])[:, :, None]
     passed = np.abs(response) ** 2
-    blurred = np.asarray(blurred, np.float32)
-    for _ in range(passes):
-        residual = fft.fft2(blurred - blur(pilot, kernel), axes=(0, 1), norm="ortho")
-        error = gain * averaged(np.abs(fft.fft2(np.asarray(pilot, np.float32), axes=(0, 1), norm="ortho")) ** 2)
-        if residual_bound:
-            shown = np.maximum(averaged(np.abs(residual) ** 2) - sigma**2, 0)
-            error = np.minimum(error, shown / np.maximum(passed, np.finfo(np.float32).tiny))
-        correction = np.conj(response) * error * residual / (passed * error + sigma**2)
-        pilot = (pilot + fft.ifft2(correction, axes=(0, 1), norm="ortho").real).astype(np.float32)
-    return pilot
+    residual = fft.fft2(np.asarray(blurred, np.float32) - blur(pilot, kernel), axes=(0, 1), norm="ortho")
+    error = gain * averaged(np.abs(fft.fft2(np.asarray(pilot, np.float32), axes=(0, 1), norm="ortho")) ** 2)
+    if residual_bound:
+        shown = np.maximum(averaged(np.abs(residual) ** 2) - sigma**2, 0)
+        error = np.minimum(error, shown / np.maximum(passed, np.finfo(np.float32).tiny))
+    correction = np.conj(response) * error * residual / (passed * error + sigma**2)
+    return (pilot + fft.ifft2(correction, axes=(0, 1), norm="ortho").real).astype(np.float32)
