@@ -1,6 +1,7 @@
 """Flash / no-flash presets side by side on the synthetic case of `dip demo --task flash` (the
 flash photo is a clean crop; the no-flash photo the same crop under dim warm light with noise
-sigma 20; PSNR against the noise-free dim image), for several seeds, one process.
+sigma 20; PSNR against the noise-free dim image), for several seeds, one process. A preset may
+be a variant, `PRESET[+CHANGE...]` (`dip.bench.choice.variant`: `default+ema=0.99+ramp=10`).
 
     python benchmarks/flash.py [--size 128] [--seeds 0,1] [--presets paper,default]
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import dip
+from dip.bench.choice import variant
 from dip.bench.results import append_row, results_file
 from dip.demo import make_case
 from dip.metrics import psnr
@@ -31,20 +33,26 @@ def main() -> None:
         f"flash-{args.device}",
         "Flash / no-flash presets",
         [f"case: `dip.demo.make_case('flash', {args.size}, seed)`; PSNR against the noise-free dim image"],
-        ["seed", "preset", "parameters", "steps", "PSNR noisy", "PSNR result", "best PSNR (step)", "seconds"],
+        ["size", "seed", "preset", "parameters", "steps", "PSNR noisy", "PSNR result", "best PSNR (step)", "seconds"],
     )
     for seed in map(int, args.seeds.split(",")):
         case = make_case("flash", args.size, seed)
         for preset in args.presets.split(","):
             started = time.perf_counter()
             done = dip.run(
-                case.problem, case.observation, preset=preset, seed=seed, device=args.device, reference=case.clean
+                case.problem,
+                case.observation,
+                preset=variant("flash", preset),
+                seed=seed,
+                device=args.device,
+                reference=case.clean,
             )
             seconds = time.perf_counter() - started
             step, best = done.metrics.best
             append_row(
                 path,
                 [
+                    args.size,
                     seed,
                     preset,
                     f"{done.parameters:,}",

@@ -350,6 +350,7 @@ def test_densest_window_finds_the_text():
 def test_preset_variants_are_named_changes():
     from dip.bench.choice import variant
     from dip.errors import DipError
+    from dip.presets import StopRule
 
     base = variant("denoise", "paper")
     changed = variant("denoise", "paper+fourier+no-halving+last+steps=1800")
@@ -360,6 +361,9 @@ def test_preset_variants_are_named_changes():
     assert borrowed.net == variant("denoise", "default").net and borrowed.fit.lr == 0.005
     averaged = variant("denoise", "default+ema=0.999+ramp=4").fit
     assert (averaged.ema, averaged.ema_ramp) == (0.999, 4.0)
+    assert variant("flash", "default").stop is None and variant("flash", "default+stop+variance").stop == StopRule(
+        discrepancy=False
+    )
     with pytest.raises(DipError, match="unknown change 'faster'"):
         variant("denoise", "default+faster")
 

@@ -308,6 +308,9 @@ def test_saved_fits_are_read_instead_of_made_again(astronaut_crop, tmp_path, mon
     assert read.fits_read == 1 and "1 saved fit read" in read.summary()
     assert np.array_equal(read.unrefined, made.unrefined) and np.array_equal(read.image, made.image)
     assert (read.fit.steps_run, read.fit.stop_reason) == (made.fit.steps_run, made.fit.stop_reason)
+    # without the Wiener step it is the same fit, returned as it is
+    raw = dip.run(dip.Denoising(25, wiener=False), noisy, **options)
+    assert raw.fits_read == 1 and np.array_equal(raw.image, made.unrefined) and not raw.refined
     # another seed, budget or noise level is another fit
     for other in (dict(seed=1), dict(steps=5)):
         assert dip.run(dip.Denoising(25), noisy, **{**options, **other}).fits_read == 0

@@ -156,10 +156,11 @@ def _prepare(item: Item, settings: Settings) -> _Prepared:
         net.load_state_dict(item.start[0])
     z = make_input(preset.input, preset.input_channels, canvas, generator, problem.guide())
     metrics = ReferenceMetrics(to_tensor(item.reference).to(dev)) if item.reference is not None else None
-    noise_variance = problem.known_noise_variance(pixels) if pixels is not None else None
+    stopped = stops(preset, settings.early_stop) and pixels is not None
+    noise_variance = problem.known_noise_variance(pixels) if stopped else None
     watchdog = problem.watchdog(pixels, settings.config.steps) if pixels is not None else None
     fitted, held_out = problem, None
-    watched = stops(preset, settings.early_stop) and noise_variance is None and pixels is not None
+    watched = stopped and noise_variance is None
     split = problem.held_out(pixels, item.seed) if watched else None
     if split is not None:
         fitted, where = split

