@@ -94,7 +94,7 @@ def test_a_stopped_member_stops_changing_while_the_others_go_on(float64):
 
 
 def test_each_member_backtracks_on_its_own(float64):
-    config = FitConfig(steps=25, lr=0.3, reg_noise_std=0.05, backtrack_db=0.01)  # a big step: losses jump
+    config = FitConfig(steps=25, lr=0.5, reg_noise_std=0.05, backtrack_db=0.01)  # a big step: losses jump
     together = fit_batch(_members([None] * 3), config)
     alone = _alone(_members([None] * 3), config)
     assert [r.backtracks for r in together] == [r.backtracks for r in alone]

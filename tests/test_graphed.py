@@ -66,6 +66,41 @@ def test_stops_and_backtracks_land_where_the_plain_loop_puts_them(float64, sync_
         assert mine.final_loss == pytest.approx(theirs.final_loss, rel=1e-9)
 
 
+class _Lucky(torch.nn.Module):
+    """An operator that hands the loss its target once: a loss of 0 at its `at`-th call."""
+
+    def __init__(self, at: int, target: torch.Tensor):
+        super().__init__()
+        self.calls, self.at, self.target = 0, at, target
+
+    def forward(self, x):
+        self.calls += 1
+        return x * 0 + self.target if self.calls == self.at else x
+
+
+def test_one_lucky_low_loss_does_not_freeze_the_fit_in_any_loop(float64):
+    """Judged against that loss alone, every step after it would be undone (25 of 30 here) with
+    the learning rate halved each time; the bar also remembers the losses before it."""
+
+    def members():
+        built = _members([None, None])
+        built[1].operator = _Lucky(5, built[1].target)
+        return built
+
+    config = FitConfig(steps=30, lr=0.01, ema=None)
+    unlucky = _alone(_members([None, None]), config)
+    runs = {
+        "plain": _alone(members(), config),
+        "batched": fit_batch(members(), config),
+        "on the device": fit_on_device(members(), config, sync_every=4, capture=False),
+    }
+    for loop, results in runs.items():
+        assert [r.backtracks for r in results] == [0, 0], loop
+        # it went on fitting, to about where the fit without the lucky step ended (frozen: 0.0)
+        assert results[1].final_loss == pytest.approx(unlucky[1].final_loss, rel=0.05), loop
+        assert torch.allclose(results[1].image, runs["plain"][1].image, atol=1e-9), loop
+
+
 @pytest.mark.parametrize("sync_every, widths", [(1, [4] * 5 + [2] * 6 + [1] * 9), (5, [4] * 5 + [2] * 10 + [1] * 5)])
 def test_the_step_narrows_to_its_live_members_between_reads(float64, sync_every, widths):
     """Members stopping at steps 5, 5 and 11: the step runs on in the network of the members

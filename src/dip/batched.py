@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .accel import Acceleration
-from .fit import Callback, FitConfig, FitResult, FitState, finish, fit, full_precision, mse, update_ema
+from .fit import Callback, FitConfig, FitResult, FitState, finish, fit, full_precision, mse, raised_bar, update_ema
 from .nets.fused import combine
 
 
@@ -118,14 +118,15 @@ def copy_members(sources: list[torch.Tensor], targets: list[torch.Tensor], membe
 
 
 class _Undo:
-    """Each member's last good weights and Adam state, to undo that member's bad step."""
+    """Each member's last good weights and Adam state, to undo that member's bad step, and the bar
+    its next loss is judged against (`dip.fit.raised_bar`)."""
 
     def __init__(self, net: nn.Module, adam: _Adam):
         k = adam.k
         self.live = _member_tensors(net, adam)
         self.saved = [t.clone() for t in self.live]
         self.adam, self.saved_steps = adam, adam.steps.clone()
-        self.loss = [math.inf] * k
+        self.mean, self.bar = [math.inf] * k, [math.inf] * k
         self.taken = [False] * k
 
     @torch.no_grad()
@@ -138,7 +139,8 @@ class _Undo:
                 raise RuntimeError("the network has state that is not its members' side by side")
             mine_rows[:n].copy_(their_rows[index])
         self.saved_steps[:n] = old.saved_steps[index]
-        self.loss[:n], self.taken[:n] = _take(old.loss, keep, index), _take(old.taken, keep, index)
+        for name in ("mean", "bar", "taken"):
+            getattr(self, name)[:n] = _take(getattr(old, name), keep, index)
 
     @torch.no_grad()
     def _copy(self, sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor) -> None:
@@ -151,7 +153,8 @@ class _Undo:
         self._copy(self.live, self.saved, members)
         self.saved_steps = torch.where(members, self.adam.steps, self.saved_steps)
         for index, loss in losses.items():
-            self.loss[index], self.taken[index] = loss, True
+            self.mean[index], self.bar[index] = raised_bar(self.mean[index], loss)
+            self.taken[index] = True
 
     def restore(self, members: torch.Tensor) -> None:
         self._copy(self.saved, self.live, members)
@@ -393,8 +396,8 @@ def _judge(
     for i, value in values.items():
         state = states[i]
         state.step += 1
-        last = undo.loss[i] if undo is not None else math.inf
-        state.backtracked = (not math.isfinite(value) or value > last * jump) and undo is not None and undo.taken[i]
+        bar = undo.bar[i] if undo is not None else math.inf
+        state.backtracked = (not math.isfinite(value) or value > bar * jump) and undo is not None and undo.taken[i]
         if state.backtracked:
             state.backtracks += 1
             bad.append(i)

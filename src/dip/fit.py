@@ -18,6 +18,8 @@ from torch import nn
 
 from .accel import Acceleration
 
+Loss = float | torch.Tensor  # one loss (the plain loop), or one per member of a batch (on the device)
+
 
 class Callback:
     """Hooks into the loop, doing nothing by default; any of them may set `state.stop = True`."""
@@ -43,7 +45,7 @@ class FitConfig:
     # The average's weight at step t is min(ema, (1 + t) / (ema_ramp + t)) when set: it spans about
     # the last 1/ema_ramp of the run, so a run that stops early does not return its first outputs.
     ema_ramp: float | None = None
-    backtrack_db: float | None = 5.0  # undo a step whose loss rises by more than this (in dB)
+    backtrack_db: float | None = 5.0  # undo a step whose loss rises more than this (in dB) above the bar (`raised_bar`)
     backtrack_lr_factor: float = 0.5  # lr shrinks after each undone step, so the retry differs
 
 
@@ -86,8 +88,29 @@ class FitResult:
     stop_reason: str
 
 
+LOSS_MEMORY = 0.9  # the weight of the past in the running mean of good steps' losses (`raised_bar`)
+
+
+def raised_bar(mean: Loss, loss: Loss) -> tuple[Loss, Loss]:
+    """After a good step of `loss`: the running mean of the good steps' losses, and the bar the
+    next step's loss is judged against (a step is undone above `jump` times it). The bar is the
+    larger of the loss and the mean, so one lucky low loss does not lower it: against that loss
+    alone, every step after it looked bad and was undone, with the learning rate halved each time,
+    and the fit froze. Floats (the plain loop) or tensors, one value per member (on the device).
+
+    >>> raised_bar(math.inf, 1.0), raised_bar(1.0, 0.0)
+    ((1.0, 1.0), (0.9, 0.9))
+    """
+    if isinstance(loss, torch.Tensor):
+        mean = torch.where(torch.isfinite(mean), LOSS_MEMORY * mean + (1 - LOSS_MEMORY) * loss, loss)
+        return mean, torch.maximum(mean, loss)
+    mean = LOSS_MEMORY * mean + (1 - LOSS_MEMORY) * loss if math.isfinite(mean) else loss
+    return mean, max(mean, loss)
+
+
 class _Snapshot:
-    """A copy of network weights and Adam state, kept on the device, to undo a bad step.
+    """A copy of network weights and Adam state, kept on the device, to undo a bad step, and the
+    bar a step's loss is judged against (`raised_bar`).
 
     Adam creates its state at its first step, so a snapshot taken before it holds weights only;
     undoing to it also empties Adam's state (a fresh optimizer, as it was then)."""
@@ -95,7 +118,7 @@ class _Snapshot:
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer):
         self.net, self.optimizer = net, optimizer
         self.tensors: list[torch.Tensor] | None = None
-        self.loss = math.inf
+        self.mean = self.bar = math.inf
 
     def _weights(self) -> list[torch.Tensor]:
         return [p.data for p in self.net.parameters()] + list(self.net.buffers())
@@ -114,7 +137,7 @@ class _Snapshot:
             self.tensors = [t.detach().clone() for t in live]
         else:
             torch._foreach_copy_(self.tensors, live)
-        self.loss = loss
+        self.mean, self.bar = raised_bar(self.mean, loss)
 
     def restore(self) -> None:
         weights = self._weights()
@@ -128,12 +151,13 @@ class _Snapshot:
             self.optimizer.state.clear()
 
     def state_dict(self) -> dict:
-        return {"tensors": self.tensors, "loss": self.loss}
+        return {"tensors": self.tensors, "loss": self.bar, "mean": self.mean}
 
     def load_state_dict(self, data: dict | tuple) -> None:
         if isinstance(data, tuple):  # checkpoints written as (tensors, loss)
             data = {"tensors": data[0], "loss": data[1]}
-        self.tensors, self.loss = data["tensors"], data["loss"]
+        # older checkpoints judged against the last good loss alone: it starts the mean
+        self.tensors, self.bar, self.mean = data["tensors"], data["loss"], data.get("mean", data["loss"])
 
 
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -208,7 +232,7 @@ def _fit(net, z, target, operator, config, loss_fn, crop, generator, callbacks, 
         loss = loss_fn(operator(out), target)
         loss_value = loss.item()
         state.step += 1
-        bad = not math.isfinite(loss_value) or loss_value > snapshot.loss * jump
+        bad = not math.isfinite(loss_value) or loss_value > snapshot.bar * jump
         state.backtracked = bad and snapshot.tensors is not None
         if state.backtracked:
             snapshot.restore()

@@ -39,7 +39,7 @@ from torch import nn
 from .accel import Acceleration
 from .batched import Member, Roster, _Adam, _Undo, copy_members
 from .errors import DipError
-from .fit import FitConfig, FitResult, FitState, full_precision, update_ema
+from .fit import FitConfig, FitResult, FitState, full_precision, raised_bar, update_ema
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class _DeviceUndo(_Undo):
     def __init__(self, net: nn.Module, adam: _Adam):
         super().__init__(net, adam)
         device = adam.steps.device
-        self.loss = torch.full((adam.k,), math.inf, device=device)
+        self.mean = torch.full((adam.k,), math.inf, device=device)
+        self.bar = torch.full((adam.k,), math.inf, device=device)
         self.taken = torch.zeros(adam.k, dtype=torch.bool, device=device)
 
     def _copy(self, sources: list[torch.Tensor], targets: list[torch.Tensor], members: torch.Tensor) -> None:
@@ -63,7 +64,9 @@ class _DeviceUndo(_Undo):
     def save(self, members: torch.Tensor, losses: torch.Tensor) -> None:
         self._copy(self.live, self.saved, members)
         self.saved_steps.copy_(torch.where(members, self.adam.steps, self.saved_steps))
-        self.loss.copy_(torch.where(members, losses.detach(), self.loss))
+        mean, bar = raised_bar(self.mean, losses.detach())
+        self.mean.copy_(torch.where(members, mean, self.mean))
+        self.bar.copy_(torch.where(members, bar, self.bar))
         self.taken |= members
 
     def restore(self, members: torch.Tensor) -> None:
@@ -108,7 +111,7 @@ class _Step:
         if self.undo is None:
             bad = torch.zeros_like(finite)
         else:
-            bad = self.active & self.undo.taken & (~finite | (losses > self.undo.loss * self.jump))
+            bad = self.active & self.undo.taken & (~finite | (losses > self.undo.bar * self.jump))
         good = self.active & finite & ~bad
         torch.where(good, losses, torch.zeros_like(losses)).sum().backward()
         with torch.no_grad():
