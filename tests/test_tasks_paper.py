@@ -200,3 +200,23 @@ def test_deblurring_sharpens(astronaut_crop):
     blurred = add_noise(blurred, 2.55)
     out = T.deblur(blurred, kernel, steps=500, device="cpu")
     assert psnr(out, astronaut_crop) > psnr(blurred, astronaut_crop) + 0.3
+
+
+def test_inpainting_refined_adds_the_detail_the_fit_missed_at_known_pixels():
+    """A fit that misses fine detail everywhere (here: the truth blurred) misses it at the known
+    pixels too; the refine step fills half of that error into the holes, bringing them closer to
+    the truth, and leaves the known pixels to `finish`."""
+    from scipy.ndimage import gaussian_filter
+    from skimage import data
+
+    from dip.problems import Inpainting
+
+    truth = (data.chelsea()[60:188, 120:248].mean(axis=2, keepdims=True) / 255).astype(np.float32)
+    fit = gaussian_filter(truth, (1, 1, 0))
+    known = np.random.default_rng(0).random(truth.shape[:2]) >= 0.5
+    problem = Inpainting(known)
+    refined = problem.refined(fit, truth * known[:, :, None])
+    assert refined.shape == truth.shape and refined.dtype == np.float32
+    assert np.array_equal(refined[known], fit[known])
+    holes = ~known
+    assert psnr(refined[holes], truth[holes]) > psnr(fit[holes], truth[holes]) + 0.2  # measured: 30.66 -> 30.94 dB

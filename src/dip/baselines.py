@@ -93,6 +93,37 @@ def biharmonic(image: np.ndarray, problem) -> np.ndarray:
     return restoration.inpaint_biharmonic(image, problem.mask[:, :, 0] == 0, channel_axis=-1)
 
 
+FILL_BLOCK, FILL_MARGIN = 256, 16  # px: `fill_small_holes` solves blocks this big, each seen with this margin
+
+
+def fill_small_holes(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """(H, W, C) `image` with its `holes` ((H, W) bool) filled biharmonically, block by block.
+
+    One solve for a whole photo grows faster than its size; a hole a few pixels wide depends
+    only on its neighbourhood, so blocks of `FILL_BLOCK` px, each solved with `FILL_MARGIN` px
+    around it, give the same values (to about 1e-3 on random values in [0, 1]) in linear time.
+    Large holes need the whole solve (`biharmonic`).
+
+    >>> rng = np.random.default_rng(0)
+    >>> image, holes = rng.random((300, 300, 1)), rng.random((300, 300)) < 0.5
+    >>> whole = restoration.inpaint_biharmonic(image, holes, channel_axis=-1)
+    >>> float(np.abs(fill_small_holes(image, holes) - whole).max()) < 1e-3
+    True
+    """
+    height, width = holes.shape
+    out = image.copy()
+    for top in range(0, height, FILL_BLOCK):
+        for left in range(0, width, FILL_BLOCK):
+            inner = (slice(top, top + FILL_BLOCK), slice(left, left + FILL_BLOCK))
+            if not holes[inner].any():
+                continue
+            up, start = max(top - FILL_MARGIN, 0), max(left - FILL_MARGIN, 0)
+            window = (slice(up, top + FILL_BLOCK + FILL_MARGIN), slice(start, left + FILL_BLOCK + FILL_MARGIN))
+            filled = restoration.inpaint_biharmonic(image[window], holes[window], channel_axis=-1)
+            out[inner] = filled[top - up : top - up + FILL_BLOCK, left - start : left - start + FILL_BLOCK]
+    return out
+
+
 def _opencv(flag_name: str) -> Callable:
     def method(image: np.ndarray, problem) -> np.ndarray:
         import cv2
