@@ -113,7 +113,8 @@ def test_reduced_precision_is_refused_on_cpu():
 
 def test_channels_last_gives_the_same_fit_on_cpu():
     """One step agrees to float rounding; later, Adam's normalised steps amplify the different
-    summation order (near-zero gradients change sign), so 30 steps agree in quality, not bits."""
+    summation order (near-zero gradients change sign), so 30 steps agree in quality, not bits:
+    how far apart depends on the CPU's kernels (0.59 dB on one x86-64 machine, under 0.5 on another)."""
     clean, noisy = _noisy(32)
     runs = {}
     for steps in (1, 30):
@@ -128,7 +129,7 @@ def test_channels_last_gives_the_same_fit_on_cpu():
                 **Acceleration(channels_last=layout).options(),
             )
     assert np.abs(runs[1, False] - runs[1, True]).mean() < 1e-4
-    assert abs(psnr(runs[30, False], clean) - psnr(runs[30, True], clean)) < 0.5
+    assert abs(psnr(runs[30, False], clean) - psnr(runs[30, True], clean)) < 1.0
     assert psnr(runs[30, True], clean) > psnr(runs[1, True], clean) + 5
 
 
