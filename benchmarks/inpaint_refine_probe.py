@@ -35,15 +35,14 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from skimage.restoration import inpaint_biharmonic
 
 import dip
+from dip.baselines import fill_small_holes
 from dip.bench import data_root
-from dip.bench.choice import MASKS, Case, cases, holes, image_span
+from dip.bench.choice import MASKS, Case, cases, degrade, image_span
 from dip.bench.quality import centre_box, cut
 from dip.bench.results import append_mean, append_row, results_file
 from dip.metrics import psnr
-from dip.problems import Inpainting
 
 SHARES = (0.5, 1.0)
 GAUSSIAN = 0.5  # px: the width of the normalised convolution tried as a linear-time fill
@@ -51,8 +50,9 @@ SKIMAGE = ("brick", "grass", "gravel", "moon")
 
 
 def interpolated(error: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """`error` (H, W, C), given at the `known` pixels, filled in the others biharmonically."""
-    return inpaint_biharmonic(np.where(known[..., None], error, 0.0), ~known, channel_axis=-1)
+    """`error` (H, W, C), given at the `known` pixels, filled in the others biharmonically, as
+    the refine step does (`dip.baselines.fill_small_holes`)."""
+    return fill_small_holes(np.where(known[..., None], error, 0.0), ~known)
 
 
 def gaussian_fill(error: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -75,9 +75,7 @@ def skimage_cases(count: int, crop: int, start: int, kind: str) -> Iterator[Case
 
     for name in SKIMAGE[start : start + count]:
         truth = getattr(skimage.data, name)().astype(np.float32)[..., None] / 255
-        clean = cut(truth, centre_box(*truth.shape[:2], crop, 1))
-        mask = holes(clean.shape[:2], kind)
-        yield name, Inpainting(mask), clean * mask[:, :, None], clean
+        yield name, *degrade("inpaint", cut(truth, centre_box(*truth.shape[:2], crop, 1)), kind=kind)
 
 
 def main() -> None:
