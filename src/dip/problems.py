@@ -582,7 +582,7 @@ class Inpainting(_Registered):
     command: ClassVar[str] = "inpaint"
     help: ClassVar[str] = "fill holes given by a mask (white = known, black = hole)"
     observed: ClassVar[str] = "image with holes"
-    refinement: ClassVar[str] = "corrected in the holes by half its error at the known pixels, filled in"
+    refinement: ClassVar[str] = f"corrected in the holes by {ERROR_SHARE:g} of its error at the known pixels, filled in"
 
     def __post_init__(self) -> None:
         from .io import split_channels
