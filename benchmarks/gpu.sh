@@ -119,12 +119,12 @@ if want width; then  # bash benchmarks/gpudata.sh CBSD68 [SUITE ...] first
   cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
 fi
 
-phase "paper's SR tables on Set5, full size: x4 then x8"
-if want sr; then
-  for suite in sr4 sr8; do
-    timeout "$(limit "${QUALITY_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
-        --images baby,bird,butterfly,head,woman --data "$DIP_DATA/paper" --out "$OUT" ${QUALITY_FLAGS:-} \
-        2>&1 | tee -a "$log"
+phase "full protocol (the paper's tables at full size): the suites whose data is in .gpudata"
+if want full; then  # fits are kept in .probe-cache/fits-gpu-SUITE: a second call on a warm machine goes on
+  for suite in ${FULL_SUITES:-sr4 sr8}; do
+    timeout "$(limit "${FULL_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
+        --preset "${FULL_PRESETS:-default,best}" ${FULL_IMAGES:+--images "$FULL_IMAGES"} \
+        --fits ".probe-cache/fits-gpu-$suite" --data "$DIP_DATA/paper" --out "$OUT" ${FULL_FLAGS:-} 2>&1 | tee -a "$log"
   done
 fi
 
