@@ -12,6 +12,23 @@ phase() { echo "== $(date -u +%T) $1" | tee -a "$log"; }
 # PHASES: which phases to run, by first word (default all): e.g. PHASES="batched f16" bash benchmarks/gpu.sh
 want() { [ -z "${PHASES:-}" ] || [[ " $PHASES " == *" $1 "* ]]; }
 limit() { awk -v t="$T" -v s="$1" 'BEGIN { printf "%d", s * t + 1 }'; }
+# The quality suites whose folders all travelled in $DIP_DATA/paper (bash benchmarks/gpudata.sh SUITE ...).
+suites_here() {
+  python3 -c "
+import sys; from pathlib import Path; from dip.bench.quality import SUITES
+print(' '.join(n for n, s in SUITES.items() if all((Path(sys.argv[1]) / f).is_dir() for f in s.folders)))" "$DIP_DATA/paper"
+}
+# One `dip bench quality` table per suite: $1 full or mid, $2 suites (empty: suites_here), $3 presets,
+# $4 more flags (e.g. --images), $5 the limit. Fits are kept in .probe-cache/fits-gpu-SUITE, so a
+# second call on a warm machine goes on where the first stopped (mid and full share the pixels they share).
+quality_tables() {
+  local suite
+  for suite in ${2:-$(suites_here)}; do
+    timeout "$(limit "$5")" python3 -m dip bench quality --suite "$suite" $([ "$1" = mid ] && echo --mid) \
+        --device "$DEVICE" --preset "$3" --fits ".probe-cache/fits-gpu-$suite" --data "$DIP_DATA/paper" \
+        --out "$OUT" $4 2>&1 | tee -a "$log"
+  done
+}
 
 phase "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
@@ -120,21 +137,10 @@ if want width; then  # bash benchmarks/gpudata.sh CBSD68 [SUITE ...] first
 fi
 
 phase "full protocol (the paper's tables at full size): the suites whose data is in .gpudata"
-if want full; then  # fits are kept in .probe-cache/fits-gpu-SUITE: a second call on a warm machine goes on
-  for suite in ${FULL_SUITES:-sr4 sr8}; do
-    timeout "$(limit "${FULL_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --device "$DEVICE" \
-        --preset "${FULL_PRESETS:-default,best}" ${FULL_IMAGES:+--images "$FULL_IMAGES"} \
-        --fits ".probe-cache/fits-gpu-$suite" --data "$DIP_DATA/paper" --out "$OUT" ${FULL_FLAGS:-} 2>&1 | tee -a "$log"
-  done
-fi
+want full && quality_tables full "${FULL_SUITES:-}" "${FULL_PRESETS:-default,best}" "${FULL_FLAGS:-}" "${FULL_LIMIT:-150}"
 
 phase "mid protocol (256 px centre crops): the suites whose data is in .gpudata, batched"
-if want mid; then  # build .gpudata for them first: bash benchmarks/gpudata.sh [SUITE ...]
-  for suite in ${MID_SUITES:-denoise25 denoise50 inpaint50}; do
-    timeout "$(limit "${MID_LIMIT:-150}")" python3 -m dip bench quality --suite "$suite" --mid --device "$DEVICE" \
-        --preset "${MID_PRESETS:-default,best}" --data "$DIP_DATA/paper" --out "$OUT" ${MID_FLAGS:-} 2>&1 | tee -a "$log"
-  done
-fi
+want mid && quality_tables mid "${MID_SUITES:-}" "${MID_PRESETS:-default,best}" "${MID_FLAGS:-}" "${MID_LIMIT:-150}"
 for f in "$OUT"/*+*; do [ -e "$f" ] && cp "$f" "${f//+/_}" && rm "$f"; done  # the device tool drops names with +
 
 phase "done"
