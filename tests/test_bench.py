@@ -69,7 +69,7 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
         "--steps",
         "2",
         "--images",
-        "baby,bird",
+        "bird,baby",
         "--data",
         shared_data / "paper",
         "--out",
@@ -81,8 +81,19 @@ def test_quality_suite_writes_rows_with_rescored_methods(shared_data, tmp_path):
     [result] = list(tmp_path.glob("sr4-paper+default-quick-cpu-*.md"))
     text = result.read_text()
     assert "| baby |" in text and "| bird |" in text and "**average**" in text
+    assert text.index("| bird |") < text.index("| baby |")  # the order named, not the suite's
     assert "| image | dip paper | dip default |" in text
     assert "bicubic" in text and "deep_prior" in text and "command: `dip bench quality" in text
+
+
+def test_quality_names_the_images_a_suite_lacks(shared_data, tmp_path):
+    code, _, err = run(
+        "bench", "quality", "--suite", "sr4", "--images", "bird,babe", "--data", shared_data / "paper",
+        "--out", tmp_path, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "no image babe in suite sr4 (its images: baby, bird, butterfly, head, woman, baboon," in err
+    assert not list(tmp_path.iterdir())  # no results file begun
 
 
 def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tmp_path):

@@ -93,7 +93,7 @@ def add_tool_commands(commands, add_common) -> None:
     )
     quality.set_defaults(mode="full")
     quality.add_argument("--steps", type=arg(number(int, 1)), help="override the step budget")
-    quality.add_argument("--images", help="only these image names, comma-separated")
+    quality.add_argument("--images", help="only these image names, comma-separated, run in this order")
     quality.add_argument(
         "--max-minutes", type=arg(number(float, 0, low_open=True)), help="start no new image after this"
     )
@@ -291,7 +291,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             mode=args.mode,
             steps=args.steps,
             device=args.device,
-            images=set(args.images.split(",")) if args.images else None,
+            images=args.images.split(",") if args.images else None,
             max_minutes=args.max_minutes,
             out_dir=Path(args.out),
             command=command_line(),

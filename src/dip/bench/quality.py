@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,7 +304,7 @@ def run_suite(
     mode: str = "full",
     steps: int | None = None,
     device: str = "auto",
-    images: set[str] | None = None,
+    images: Sequence[str] | None = None,
     max_minutes: float | None = None,
     out_dir: Path = Path("benchmarks/results"),
     command: str = "",
@@ -324,9 +324,7 @@ def run_suite(
     out_dir.mkdir(parents=True, exist_ok=True)
     label = "+".join(presets) or "published"
     path = fresh_path(out_dir / f"{suite.name}-{label}-{mode}-{device_name}-{date}.md")
-    entries = [(folder, name) for folder, name in suite_images(suite, data) if images is None or name in images]
-    if not entries:
-        raise DipError(f"no images selected in suite {suite_name}")
+    entries = named_images(suite_images(suite, data), images, suite_name)
     refined = [preset for preset in presets if suite_preset(suite, preset).refine]  # checks each name too
     crop = f"centre crops of {side} px" if side else "full images"
     quick = mode == "quick"
@@ -383,6 +381,30 @@ def suite_images(suite: Suite, data: Path) -> list[tuple[Path, str]]:
             raise DipError(f"benchmark folder not found: {folder} (give the data folder, or set DIP_DATA)")
         entries += [(folder, truth.name[: -len("_GT.png")]) for truth in sorted(folder.glob("*_GT.png"))]
     return entries
+
+
+def named_images(
+    entries: list[tuple[Path, str]], names: Sequence[str] | None, suite_name: str
+) -> list[tuple[Path, str]]:
+    """The `entries` (folder, name) named in `names`, in the order named, each once; all of them
+    when `names` is None. A name the suite lacks is an error, not a silent skip.
+
+    >>> entries = [(Path("Set5"), "baby"), (Path("Set5"), "bird")]
+    >>> [name for _, name in named_images(entries, ["bird", "baby", "bird"], "sr4")]
+    ['bird', 'baby']
+    >>> named_images(entries, ["babe"], "sr4")
+    Traceback (most recent call last):
+    dip.errors.DipError: no image babe in suite sr4 (its images: baby, bird)
+    """
+    if names is None:
+        return entries
+    if not names:
+        raise DipError(f"no images selected in suite {suite_name}")
+    known = [name for _, name in entries]
+    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    if unknown:
+        raise DipError(f"no image {', '.join(unknown)} in suite {suite_name} (its images: {', '.join(known)})")
+    return [entry for name in dict.fromkeys(names) for entry in entries if entry[1] == name]
 
 
 def _group(suite: Suite, folder: Path) -> str:
