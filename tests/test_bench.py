@@ -190,12 +190,42 @@ def test_merge_keeps_unrefined_scores_where_a_file_has_them(shared_data, tmp_pat
     assert code == 0, err  # a merged table reads back, its - cells too
 
 
+def test_merge_keeps_the_presets_every_file_has(shared_data, tmp_path):
+    both = tmp_path / "both.md"
+    both.write_text(
+        "# sr4: presets `default`, `best`, full mode\n\n"
+        "| image | dip default | dip best | deep_prior | steps default | steps best | seconds default | seconds best |"
+        "\n"
+        "|---|---|---|---|---|---|---|---|\n| bird | 33.00 | 33.50 | 31.78 | 4000 | 16000 | 500 | 1300 |\n"
+    )
+    one = tmp_path / "one.md"
+    one.write_text(
+        "# sr4: presets `default`, full mode\n\n"
+        "| image | dip default | deep_prior | steps default | seconds default |\n"
+        "|---|---|---|---|---|\n| baby | 32.80 | 31.50 | 4000 | 3 |\n"
+    )
+    code, _, err = run("bench", "merge", both, one, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 0, err
+    [merged] = list(tmp_path.glob("sr4-default-full-merged-*.md"))
+    text = merged.read_text()
+    assert "- not in every file, left out: `best`" in text
+    assert "| image | dip default | deep_prior | steps default | seconds default |" in text
+    assert "| **average** (steps, seconds: totals) | **32.90** | 31.64 | 8000 | 503 |" in text
+    best_only = tmp_path / "best.md"
+    best_only.write_text(
+        "# sr4: presets `best`, full mode\n\n| image | dip best | deep_prior | steps best | seconds best |\n"
+        "|---|---|---|---|---|\n| bird | 33.50 | 31.78 | 16000 | 1300 |\n"
+    )
+    code, _, err = run("bench", "merge", best_only, one, "--data", shared_data / "paper", "--out", tmp_path)
+    assert code == 1 and "the files share no preset; found best; default" in err
+
+
 def test_merge_refuses_files_of_different_suites(shared_data, tmp_path):
     sr4 = _results_file(tmp_path / "a.md", ["| baby | 34.00 | 34.00 | 33.00 | 1000 | 60 |"])
     other = tmp_path / "b.md"
     other.write_text(sr4.read_text().replace("# sr4:", "# sr8:"))
     code, _, err = run("bench", "merge", sr4, other, "--data", shared_data / "paper", "--out", tmp_path)
-    assert code == 1 and err.count("\n") == 1 and "must share one suite, mode and presets" in err
+    assert code == 1 and err.count("\n") == 1 and "must share one suite and mode; found sr4 mid; sr8 mid" in err
     code, _, err = run("bench", "merge", tmp_path / "none.md", "--out", tmp_path)
     assert code == 1 and "no such results file" in err
 

@@ -116,7 +116,9 @@ def add_tool_commands(commands, add_common) -> None:
     merge = kinds.add_parser(
         "merge", help="one table from results files of a suite run in parts (the last file's row per image wins)"
     )
-    merge.add_argument("files", nargs="+", help="results files of dip bench quality: one suite, mode and presets")
+    merge.add_argument(
+        "files", nargs="+", help="results files of dip bench quality: one suite and mode (the presets all of them have)"
+    )
     merge.add_argument("--data", help="the paper's data folder, for the suite's image order and sets")
     merge.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     merge.set_defaults(handler=cmd_bench_merge)

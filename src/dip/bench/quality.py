@@ -558,21 +558,33 @@ def read_results(path: Path) -> tuple[str, str, list[str], list[ImageResult]]:
     return suite, mode, presets, results
 
 
+def _keeping(result: ImageResult, presets: list[str]) -> ImageResult:
+    """`result` with the runs of `presets` only, in that order."""
+    runs = {run.preset: run for run in result.runs}
+    return dataclasses.replace(result, runs=[runs[p] for p in presets])
+
+
 def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmarks/results"), command: str = "") -> Path:
-    """One table of a suite run in parts: the results files of one suite, mode and presets,
-    each image's row taken from the last file (in the order given) that has it, images in the
-    suite's order with its groups (Set5, Set14) read from `data`, and the averages; returns the
-    new file (`SUITE-PRESETS-MODE-merged-DATE.md`). The seconds add runs made under different
-    loads: they are not timings."""
+    """One table of a suite run in parts: the results files of one suite and mode, each image's
+    row taken from the last file (in the order given) that has it, images in the suite's order
+    with its groups (Set5, Set14) read from `data`, and the averages; returns the new file
+    (`SUITE-PRESETS-MODE-merged-DATE.md`). The table holds the presets every file has (a
+    `default`-only part joins a `default,best` run as a `default` table; the file names what
+    was left out). The seconds add runs made under different loads: they are not timings."""
     read = [read_results(path) for path in paths]
-    kinds = {(suite, mode, tuple(presets)) for suite, mode, presets, _ in read}
+    kinds = {(suite, mode) for suite, mode, _, _ in read}
     if len(kinds) != 1:
-        found = "; ".join(f"{s} {m} {'+'.join(p)}" for s, m, p in sorted(kinds))
-        raise DipError(f"the files must share one suite, mode and presets; found {found}")
-    suite_name, mode, presets = kinds.pop()
+        found = "; ".join(f"{s} {m}" for s, m in sorted(kinds))
+        raise DipError(f"the files must share one suite and mode; found {found}")
+    suite_name, mode = kinds.pop()
     if suite_name not in SUITES:
         raise DipError(f"unknown suite {suite_name!r} in {paths[0]}")
-    latest = {r.name: (r, path) for (_, _, _, results), path in zip(read, paths) for r in results}
+    presets = [p for p in read[0][2] if all(p in listed for _, _, listed, _ in read)]
+    dropped = list(dict.fromkeys(p for _, _, listed, _ in read for p in listed if p not in presets))
+    if dropped and not presets:
+        found = "; ".join("+".join(listed) or "none" for _, _, listed, _ in read)
+        raise DipError(f"the files share no preset; found {found}")
+    latest = {r.name: (_keeping(r, presets), path) for (_, _, _, results), path in zip(read, paths) for r in results}
     suite = SUITES[suite_name]
     order = [(name, _group(suite, folder)) for folder, name in suite_images(suite, data)]
     date = datetime.date.today().isoformat()
@@ -586,7 +598,8 @@ def merge_results(paths: list[Path], data: Path, out_dir: Path = Path("benchmark
             f"- command: `{command}`\n- date: {date}\n"
             f"- each image's row from the last of these files that has it: {', '.join(sources)} "
             "(their machines, dates and protocol are in each file)\n"
-            "- seconds: runs made under different loads, added up; not timings\n\n"
+            + (f"- not in every file, left out: {', '.join(f'`{p}`' for p in dropped)}\n" if dropped else "")
+            + "- seconds: runs made under different loads, added up; not timings\n\n"
         )
     results: list[ImageResult] = []
     methods: list[str] = []
