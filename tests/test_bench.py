@@ -165,19 +165,24 @@ def test_merge_takes_each_images_last_row_in_the_suites_order_with_set_averages(
     assert "3 of 19 images" in merged.read_text()
 
 
+def _table(path: Path, title: str, header: str, *rows: str) -> Path:
+    """A results file of `dip bench quality` as merge reads it: its title, header and rows."""
+    separator = "|---" * (header.count("|") - 1) + "|"
+    path.write_text("\n".join([f"# {title}", "", header, separator, *rows]) + "\n")
+    return path
+
+
 def test_merge_keeps_unrefined_scores_where_a_file_has_them(shared_data, tmp_path):
-    old = tmp_path / "old.md"
-    old.write_text(
-        "# denoise25: presets `default`, mid mode\n\n"
-        "| image | dip default | CBM3D | steps default | seconds default |\n|---|---|---|---|---|\n"
-        "| F16 | 31.00 | 32.00 | 900 | 90 |\n| hill | 30.00 | 30.50 | 800 | 80 |\n"
-    )
-    new = tmp_path / "new.md"
-    new.write_text(
-        "# denoise25: presets `default`, mid mode\n\n"
-        "| image | dip default | unrefined default | CBM3D | steps default | seconds default |\n"
-        "|---|---|---|---|---|---|\n| hill | 30.40 | 30.10 | 30.50 | 1000 | 100 |\n"
-    )
+    title = "denoise25: presets `default`, mid mode"
+    old = _table(
+        tmp_path / "old.md", title, "| image | dip default | CBM3D | steps default | seconds default |",
+        "| F16 | 31.00 | 32.00 | 900 | 90 |", "| hill | 30.00 | 30.50 | 800 | 80 |",
+    )  # fmt: skip
+    new = _table(
+        tmp_path / "new.md", title,
+        "| image | dip default | unrefined default | CBM3D | steps default | seconds default |",
+        "| hill | 30.40 | 30.10 | 30.50 | 1000 | 100 |",
+    )  # fmt: skip
     code, _, err = run("bench", "merge", old, new, "--data", shared_data / "paper", "--out", tmp_path)
     assert code == 0, err
     [merged] = list(tmp_path.glob("denoise25-default-mid-merged-*.md"))
@@ -191,19 +196,17 @@ def test_merge_keeps_unrefined_scores_where_a_file_has_them(shared_data, tmp_pat
 
 
 def test_merge_keeps_the_presets_every_file_has(shared_data, tmp_path):
-    both = tmp_path / "both.md"
-    both.write_text(
-        "# sr4: presets `default`, `best`, full mode\n\n"
+    columns = (
         "| image | dip default | dip best | deep_prior | steps default | steps best | seconds default | seconds best |"
-        "\n"
-        "|---|---|---|---|---|---|---|---|\n| bird | 33.00 | 33.50 | 31.78 | 4000 | 16000 | 500 | 1300 |\n"
     )
-    one = tmp_path / "one.md"
-    one.write_text(
-        "# sr4: presets `default`, full mode\n\n"
-        "| image | dip default | deep_prior | steps default | seconds default |\n"
-        "|---|---|---|---|---|\n| baby | 32.80 | 31.50 | 4000 | 3 |\n"
-    )
+    both = _table(
+        tmp_path / "both.md", "sr4: presets `default`, `best`, full mode", columns,
+        "| bird | 33.00 | 33.50 | 31.78 | 4000 | 16000 | 500 | 1300 |",
+    )  # fmt: skip
+    one = _table(
+        tmp_path / "one.md", "sr4: presets `default`, full mode",
+        "| image | dip default | deep_prior | steps default | seconds default |", "| baby | 32.80 | 31.50 | 4000 | 3 |",
+    )  # fmt: skip
     code, _, err = run("bench", "merge", both, one, "--data", shared_data / "paper", "--out", tmp_path)
     assert code == 0, err
     [merged] = list(tmp_path.glob("sr4-default-full-merged-*.md"))
@@ -211,11 +214,10 @@ def test_merge_keeps_the_presets_every_file_has(shared_data, tmp_path):
     assert "- not in every file, left out: `best`" in text
     assert "| image | dip default | deep_prior | steps default | seconds default |" in text
     assert "| **average** (steps, seconds: totals) | **32.90** | 31.64 | 8000 | 503 |" in text
-    best_only = tmp_path / "best.md"
-    best_only.write_text(
-        "# sr4: presets `best`, full mode\n\n| image | dip best | deep_prior | steps best | seconds best |\n"
-        "|---|---|---|---|---|\n| bird | 33.50 | 31.78 | 16000 | 1300 |\n"
-    )
+    best_only = _table(
+        tmp_path / "best.md", "sr4: presets `best`, full mode",
+        "| image | dip best | deep_prior | steps best | seconds best |", "| bird | 33.50 | 31.78 | 16000 | 1300 |",
+    )  # fmt: skip
     code, _, err = run("bench", "merge", best_only, one, "--data", shared_data / "paper", "--out", tmp_path)
     assert code == 1 and "the files share no preset; found best; default" in err
 
