@@ -137,11 +137,18 @@ def test_quality_reads_saved_fits_and_best_reuses_the_default_fits(shared_data, 
     assert again == first and len(list((tmp_path / "fits").glob("*.npz"))) == 4
 
 
-def _results_file(path: Path, rows: list[str]) -> Path:
-    header = "| image | dip default | deep_prior | bicubic (run here) | steps default | seconds default |"
-    lines = ["# sr4: presets `default`, mid mode", "", "- command: `dip bench quality`", "", header, "|---" * 6 + "|"]
-    path.write_text("\n".join(lines + rows + ["| **average** (steps, seconds: totals) | **0** | 0 | 0 | 0 | 0 |"]))
+def _table(path: Path, title: str, header: str, *rows: str) -> Path:
+    """A results file of `dip bench quality` as merge reads it: its title, header and rows."""
+    separator = "|---" * (header.count("|") - 1) + "|"
+    path.write_text("\n".join([f"# {title}", "", header, separator, *rows]) + "\n")
     return path
+
+
+def _results_file(path: Path, rows: list[str]) -> Path:
+    """An sr4 `default` mid table with `rows` and an average row that merge must skip."""
+    header = "| image | dip default | deep_prior | bicubic (run here) | steps default | seconds default |"
+    average = "| **average** (steps, seconds: totals) | **0** | 0 | 0 | 0 | 0 |"
+    return _table(path, "sr4: presets `default`, mid mode", header, *rows, average)
 
 
 def test_merge_takes_each_images_last_row_in_the_suites_order_with_set_averages(shared_data, tmp_path):
@@ -163,13 +170,6 @@ def test_merge_takes_each_images_last_row_in_the_suites_order_with_set_averages(
     assert rows[4].startswith("| **average Set14** (1) | **25.00** |")
     assert rows[5].startswith("| **average** (steps, seconds: totals) | **30.33** |")
     assert "3 of 19 images" in merged.read_text()
-
-
-def _table(path: Path, title: str, header: str, *rows: str) -> Path:
-    """A results file of `dip bench quality` as merge reads it: its title, header and rows."""
-    separator = "|---" * (header.count("|") - 1) + "|"
-    path.write_text("\n".join([f"# {title}", "", header, separator, *rows]) + "\n")
-    return path
 
 
 def test_merge_keeps_unrefined_scores_where_a_file_has_them(shared_data, tmp_path):

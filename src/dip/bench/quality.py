@@ -400,11 +400,11 @@ def named_images(
         return entries
     if not names:
         raise DipError(f"no images selected in suite {suite_name}")
-    known = [name for _, name in entries]
-    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    wanted, known = list(dict.fromkeys(names)), [name for _, name in entries]
+    unknown = [name for name in wanted if name not in known]
     if unknown:
         raise DipError(f"no image {', '.join(unknown)} in suite {suite_name} (its images: {', '.join(known)})")
-    return [entry for name in dict.fromkeys(names) for entry in entries if entry[1] == name]
+    return [entry for name in wanted for entry in entries if entry[1] == name]
 
 
 def _group(suite: Suite, folder: Path) -> str:
