@@ -96,6 +96,24 @@ def test_quality_names_the_images_a_suite_lacks(shared_data, tmp_path):
     assert not list(tmp_path.iterdir())  # no results file begun
 
 
+def test_quality_all_runs_each_name_in_the_suites_holding_it(shared_data, tmp_path):
+    code, _, err = run(
+        "bench", "quality", "--suite", "all", "--quick", "--preset", "none", "--images", "baby,F16",
+        "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    written = sorted(path.name.split("-")[0] for path in tmp_path.glob("*.md"))
+    assert written == ["denoise25", "denoise50", "sr4", "sr8"]  # inpaint50 holds neither
+    sr8 = next(tmp_path.glob("sr8-*.md")).read_text()
+    assert "| baby |" in sr8 and "| F16 |" not in sr8
+    code, _, err = run(
+        "bench", "quality", "--suite", "all", "--images", "baby,babe", "--data", shared_data / "paper",
+        "--out", tmp_path / "none", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "no image babe in any of the suites sr4, sr8, " in err and not (tmp_path / "none").exists()
+
+
 def test_mid_mode_crops_256_and_runs_the_classical_methods_there(shared_data, tmp_path):
     code, _, err = run(
         "bench", "quality", "--suite", "denoise25", "--mid", "--steps", "2", "--preset", "default",

@@ -93,7 +93,10 @@ def add_tool_commands(commands, add_common) -> None:
     )
     quality.set_defaults(mode="full")
     quality.add_argument("--steps", type=arg(number(int, 1)), help="override the step budget")
-    quality.add_argument("--images", help="only these image names, comma-separated, run in this order")
+    quality.add_argument(
+        "--images",
+        help="only these image names, comma-separated, in this order (--suite all: in each suite holding them)",
+    )
     quality.add_argument(
         "--max-minutes", type=arg(number(float, 0, low_open=True)), help="start no new image after this"
     )
@@ -283,9 +286,14 @@ def data_folder(given: str | None) -> Path:
 
 
 def cmd_bench_quality(args: argparse.Namespace) -> int:
-    from .bench.quality import SUITES, run_suite
+    from .bench.quality import SUITES, images_by_suite, run_suite
 
-    for suite in list(SUITES) if args.suite == "all" else [args.suite]:
+    names = args.images.split(",") if args.images else None
+    if args.suite != "all":
+        suites = {args.suite: names}  # run_suite names the images this suite lacks
+    else:
+        suites = images_by_suite(list(SUITES), data_folder(args.data), names)
+    for suite, images in suites.items():
         path = run_suite(
             suite,
             data_folder(args.data),
@@ -293,7 +301,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             mode=args.mode,
             steps=args.steps,
             device=args.device,
-            images=args.images.split(",") if args.images else None,
+            images=images,
             max_minutes=args.max_minutes,
             out_dir=Path(args.out),
             command=command_line(),

@@ -407,6 +407,22 @@ def named_images(
     return [entry for name in wanted for entry in entries if entry[1] == name]
 
 
+def images_by_suite(suite_names: Sequence[str], data: Path, names: Sequence[str] | None) -> dict[str, list[str] | None]:
+    """For a run over several suites: each suite with the `names` it holds, in the order named
+    (None: all its images); suites holding none are left out. A name no suite holds is an error."""
+    if names is None:
+        return dict.fromkeys(suite_names)
+    wanted = list(dict.fromkeys(names))
+    held = {}
+    for suite_name in suite_names:
+        known = {name for _, name in suite_images(SUITES[suite_name], data)}
+        held[suite_name] = [name for name in wanted if name in known]
+    unheld = [name for name in wanted if not any(name in kept for kept in held.values())]
+    if unheld:
+        raise DipError(f"no image {', '.join(unheld)} in any of the suites {', '.join(suite_names)}")
+    return {suite_name: kept for suite_name, kept in held.items() if kept}
+
+
 def _group(suite: Suite, folder: Path) -> str:
     """The set an image belongs to (Set5, Set14 for SR): the paper averages per set."""
     return folder.parent.name if suite.task == "super-resolve" else ""
