@@ -43,7 +43,7 @@ class Preset:
     refine: bool = False  # the problem's classical last step after the fit (`Problem.refined`: for Gaussian
     # denoising, the noisy image Wiener-filtered with the fit as its pilot, `dip.wiener`; for deblurring,
     # a Wiener deconvolution with the fit as its pilot; for super-resolution, the nearest image consistent
-    # with the input; for scattered missing pixels, half the fit's error at the known pixels filled in)
+    # with the input; for scattered missing pixels, a share of the fit's error at the known pixels filled in)
 
     def parameters(self, out_channels: int = 3) -> int:
         """Trainable parameters of the network for an image with `out_channels` channels."""
@@ -155,8 +155,8 @@ _register(
         FitConfig(steps=5000, lr=0.01, reg_noise_std=0.03, ema=0.99),
         refine=True,
         note="default for scattered missing pixels (chosen from the mask): the fast denoising net, every step "
-        "(nothing to overfit; the variance stop ended barbara 6 dB short); then half the fit's error at the "
-        "known pixels filled into the holes",
+        "(nothing to overfit; the variance stop ended barbara 6 dB short); then a share of the fit's error at the "
+        "known pixels filled into the holes (`dip.problems.ERROR_SHARE`)",
         picked_for="default",
     )
 )
