@@ -288,15 +288,15 @@ def data_folder(given: str | None) -> Path:
 def cmd_bench_quality(args: argparse.Namespace) -> int:
     from .bench.quality import SUITES, images_by_suite, run_suite
 
-    names = args.images.split(",") if args.images else None
+    data, names = data_folder(args.data), args.images.split(",") if args.images else None
     if args.suite != "all":
         suites = {args.suite: names}  # run_suite names the images this suite lacks
     else:
-        suites = images_by_suite(list(SUITES), data_folder(args.data), names)
+        suites = images_by_suite(list(SUITES), data, names)
     for suite, images in suites.items():
         path = run_suite(
             suite,
-            data_folder(args.data),
+            data,
             [] if args.preset == "none" else args.preset.split(","),
             mode=args.mode,
             steps=args.steps,
