@@ -435,3 +435,58 @@ def test_optional_baselines_that_cannot_run_are_named_with_their_extra(monkeypat
     monkeypatch.setattr(baselines, "_has", lambda module: module != "bm3d")
     assert baselines.missing("denoise") == ["CBM3D (install the `bm3d` extra)"]
     assert "CBM3D" not in baselines.for_task("denoise") and baselines.missing("inpaint") == []
+
+
+def _variants_script():
+    spec = importlib.util.spec_from_file_location("variants", Path(__file__).parents[1] / "benchmarks" / "variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variant_fit_split_over_sittings_ends_as_one_run(shared_data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import dip
+    from dip.fit import Callback
+
+    variants = _variants_script()
+    common = ["--task", "denoise", "--variants", "default+steps=40", "--images", "1", "--crop", "32"]
+    variants.run_variants([*common, "--out", str(tmp_path / "whole")])
+    (whole,) = (tmp_path / "whole").iterdir()
+
+    class TermAt(Callback):
+        def on_step(self, state) -> None:
+            if state.step == 15:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    fit = dip.run
+
+    def interrupted(*args, callbacks=(), **options):
+        return fit(*args, callbacks=[*callbacks, TermAt()], **options)
+
+    monkeypatch.setattr(dip, "run", interrupted)
+    kept, out = tmp_path / "kept", tmp_path / "split"
+    kept.mkdir()
+    split = [*common, "--out", str(out), "--checkpoints", str(kept)]
+    with pytest.raises(dip.Interrupted, match="interrupted at step 16"):
+        variants.run_variants(split)
+    assert not out.exists()  # no row yet, so no results file
+    assert {p.suffix for p in kept.iterdir()} == {".pt", ".seconds", ".classical"}
+    monkeypatch.setattr(dip, "run", fit)
+    variants.run_variants(split)
+    (first,) = out.iterdir()
+
+    def cells(path):
+        return path.read_text().splitlines()[-1].split(" | ")  # the one row
+
+    assert cells(first)[:-1] == cells(whole)[:-1]  # the same fit, to the step: all but the seconds
+    assert {p.suffix for p in kept.iterdir()} == {".row", ".classical"}  # the checkpoint is gone
+    monkeypatch.setattr(dip, "run", None)  # nothing is fitted again: the ended fit's row is repeated
+    variants.run_variants(split)
+    (second,) = set(out.iterdir()) - {first}
+    assert cells(second) == cells(first)
+    with pytest.raises(SystemExit, match="variants: checkpoint folder does not exist"):
+        monkeypatch.setattr(sys, "argv", ["variants.py", *common, "--checkpoints", str(tmp_path / "none")])
+        variants.main()

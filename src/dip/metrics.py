@@ -3,6 +3,8 @@ share of its noise a restoration kept."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -36,7 +38,7 @@ def ssim(estimate: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -
 def psnr_torch(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR of two [0, 1] tensors, computed where they live (no copy to the CPU but one number)."""
     mse = torch.mean((estimate.float() - reference.float()) ** 2).item()
-    return float("inf") if mse == 0 else -10.0 * np.log10(mse)
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)  # a float: checkpoints keep plain data only
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
