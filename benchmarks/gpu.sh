@@ -119,8 +119,8 @@ fi
 
 phase "F16 at full size: what the paper preset's gap comes from (benchmarks/variants.py)"
 if want f16; then
-  timeout "$(limit 300)" python3 benchmarks/variants.py --suite denoise25 --images F16 --mode full --device "$DEVICE" \
-      --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+last,paper+fourier+steps=1800}" 2>&1 | tee -a "$log"
+  timeout "$(limit 420)" python3 benchmarks/variants.py --suite denoise25 --images F16 --mode full --device "$DEVICE" \
+      --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+last,paper+fourier+steps=3000}" 2>&1 | tee -a "$log"
   cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
 fi
 

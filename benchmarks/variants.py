@@ -6,7 +6,7 @@ PSNR over the run (an oracle that knows the clean image), steps, time.
 
     python benchmarks/variants.py --task denoise --variants default,default+fourier --images 4 --crop 128
     python benchmarks/variants.py --suite denoise25 --images F16 --mode full --device cuda \\
-        --variants paper,paper+no-halving,paper+last,paper+fourier+steps=1800
+        --variants paper,paper+no-halving,paper+last,paper+fourier+steps=3000
 
 Appends one row per run to benchmarks/results/variants-TASK-DEVICE-DATE.md as it finishes (the file
 is started with the first row); a line every 100 steps tells how a fit goes. A fit longer than a
