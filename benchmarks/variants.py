@@ -201,8 +201,8 @@ def run_variants(argv: list[str]) -> None:
         for text, preset in presets.items():
             own = problem_variant(problem, text)
             sitting = Sittings(args.checkpoints, name, text)
-            if sitting.row():
-                row(sitting.row())  # the last sitting's file holds every row
+            if earlier := sitting.row():
+                row(earlier)  # the last sitting's file holds every row
                 continue
             began = time.perf_counter()
             try:
