@@ -9,17 +9,18 @@ PSNR over the run (an oracle that knows the clean image), steps, time.
         --variants paper,paper+no-halving,paper+last,paper+fourier+steps=3000
 
 Appends one row per run to benchmarks/results/variants-TASK-DEVICE-DATE.md as it finishes (the file
-is started with the first row); a line every 100 steps tells how a fit goes. A fit longer than a
-sitting (the paper's F16 at full size on a CPU: hours) can be split: with `--checkpoints DIR` each
-fit saves its state there every 100 steps and on Ctrl-C or SIGTERM (`timeout -s TERM 100m python
-benchmarks/variants.py ...`), and the same command run again continues it where it stopped (its
-seconds add up over the sittings; fits that ended in earlier sittings are not run again, their rows
-repeated, so the last sitting's file holds every row).
+is started with the first row); a progress bar, or in a log a line every five minutes, tells how a
+fit goes. A fit longer than a sitting (the paper's F16 at full size on a CPU: hours) can be split:
+with `--checkpoints DIR` each fit saves its state there every 100 steps and on Ctrl-C or SIGTERM
+(`timeout -s TERM 100m python benchmarks/variants.py ...`), and the same command run again continues
+it where it stopped (its seconds add up over the sittings; fits that ended in earlier sittings are
+not run again, their rows repeated, so the last sitting's file holds every row).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import time
@@ -30,8 +31,8 @@ from dip.bench import data_root
 from dip.bench.choice import cases, image_span, problem_variant, variant
 from dip.bench.quality import SUITES, load_case, suite_preset
 from dip.bench.results import append_row, results_file
+from dip.callbacks import ProgressBar
 from dip.errors import DipError
-from dip.fit import Callback, FitState
 from dip.metrics import psnr
 
 
@@ -88,25 +89,6 @@ class Sittings:
             self.clock.unlink(missing_ok=True)
 
 
-class StepLines(Callback):
-    """A line on stdout every `every` steps (a log shows no progress bar): step, PSNR, pace."""
-
-    def __init__(self, label: str, every: int = 100):
-        self.label, self.every = label, every
-
-    def on_start(self, state: FitState) -> None:
-        self.began, self.first = time.perf_counter(), state.step
-
-    def on_step(self, state: FitState) -> None:
-        if state.step % self.every == 0:
-            pace = (time.perf_counter() - self.began) / (state.step - self.first)
-            score = state.logs.get("psnr", float("nan"))
-            print(
-                f"{self.label}: step {state.step}/{state.config.steps}, PSNR {score:.2f}, {pace:.2f} s a step",
-                flush=True,
-            )
-
-
 def classical_scores(problem, observed, clean, keep: Path | None) -> str:
     """The problem's classical methods' PSNRs, read from `keep` where an earlier sitting saved them."""
     if keep is not None and keep.exists():
@@ -121,6 +103,7 @@ def classical_scores(problem, observed, clean, keep: Path | None) -> str:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         run_variants(sys.argv[1:])
     except dip.Interrupted as stop:
@@ -212,7 +195,7 @@ def run_variants(argv: list[str]) -> None:
                     preset=preset,
                     reference=clean,
                     device=args.device,
-                    callbacks=[StepLines(f"{name} {text}")],
+                    callbacks=[ProgressBar(f"{name} {text}", every=300.0)],
                     **sitting.options(),
                 )
             except dip.Interrupted:

@@ -6,6 +6,7 @@ size of its gradient), so exactness is checked in float64, where the two agree t
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -246,6 +247,60 @@ def test_one_progress_bar_follows_a_batch_to_its_last_fit():
     assert "12/12" in shown.getvalue()
 
 
+class _Clock(Callback):
+    """A clock for progress lines: ten seconds a step of the fits it follows (`per="step"`), or
+    ten seconds more each time one of them ends (`per="end"`)."""
+
+    def __init__(self, per: str):
+        self.per, self.now = per, 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_step(self, state) -> None:
+        if self.per == "step":
+            self.now = 10.0 * state.step
+
+    def on_end(self, state) -> None:
+        if self.per == "end":
+            self.now += 10.0
+
+
+def test_progress_written_to_a_log_is_a_line_every_so_often(caplog):
+    """Where the bar's stream is not a terminal, the batch's progress is a line through logging
+    at most every `every` seconds (here 30 s, three steps), with the pace and the time left, and
+    one line when the last fit ends; the stream itself gets nothing."""
+    import io
+    import re
+
+    from dip.callbacks import ProgressBar
+
+    members, shown, clock = _members([4, None, 7]), io.StringIO(), _Clock(per="step")
+    bar = ProgressBar("batch", file=shown, every=30.0, clock=clock)
+    for member in members:
+        member.callbacks = [clock, *member.callbacks, bar]
+    with caplog.at_level(logging.INFO, logger="dip"):
+        fit_batch(members, FitConfig(steps=12))
+    lines = [record.getMessage() for record in caplog.records]
+    assert shown.getvalue() == ""
+    assert len(lines) == 5, lines
+    for line, step, left in zip(lines, (3, 6, 9, 12), ("90 s", "60 s", "30 s", "0 s")):
+        assert re.fullmatch(rf"batch: step {step}/12, loss \d\.\d{{5}}, 10\.00 s a step, about {left} left", line)
+    assert lines[-1] == "batch: ended at step 12 after 2 min"
+
+
+def test_a_short_fit_written_to_a_log_says_nothing(caplog):
+    import io
+
+    from dip.callbacks import ProgressBar
+
+    members, clock = _members([None]), _Clock(per="step")
+    members[0].callbacks = [clock, ProgressBar("quick", file=io.StringIO(), every=1000.0, clock=clock)]
+    with caplog.at_level(logging.INFO, logger="dip"):
+        fit_batch(members, FitConfig(steps=12))
+    assert caplog.records == []
+
+
 @pytest.mark.parametrize("device_loop", [False, True])
 def test_waiting_fits_take_the_places_of_stopped_ones(float64, device_loop):
     """Five fits through two places (`slots=2`): each waiting fit joins as one stops, the network
@@ -283,6 +338,25 @@ def test_a_queue_counts_its_fits_as_they_end():
         member.callbacks = [*member.callbacks, counter]
     fit_batch(members, FitConfig(steps=12), slots=2)
     assert counter.bar.n == 5 and "5/5" in shown.getvalue()
+
+
+def test_a_queue_written_to_a_log_counts_its_fits_in_lines(caplog):
+    """Fits end in the order 0, 2, 1, 3, 4 (after 3, 6, 12, 4, 9 steps), ten seconds apart; with a
+    line at most every 15 s, the second and the fourth are told."""
+    import io
+
+    from dip.callbacks import FitCounter
+
+    members, clock = _members([3, None, 6, 4, 9]), _Clock(per="end")
+    counter = FitCounter("queue", 5, file=io.StringIO(), every=15.0, clock=clock)
+    for member in members:
+        member.callbacks = [clock, *member.callbacks, counter]
+    with caplog.at_level(logging.INFO, logger="dip"):
+        fit_batch(members, FitConfig(steps=12), slots=2)
+    assert [record.getMessage() for record in caplog.records] == [
+        "queue: 2/5 ended, the last after 6 steps",
+        "queue: 4/5 ended, the last after 4 steps",
+    ]
 
 
 def test_a_fit_that_ends_lets_go_of_the_batchs_networks():

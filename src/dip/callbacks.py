@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import torch
 from .errors import DipError
 from .fit import Callback, FitState
 from .metrics import psnr_torch
+
+log = logging.getLogger("dip")
 
 
 def to_numpy_image(tensor: torch.Tensor) -> np.ndarray:
@@ -65,21 +70,75 @@ class LossHistory(Callback):
         self.history = list(data["history"])
 
 
-class ProgressBar(Callback):
-    """A tqdm bar with loss, PSNR (when a reference is known), backtracks and ETA. One bar may
-    follow the fits of a batch (each member's callbacks hold it): it shows the furthest fit's
-    step, and closes when the last one ends."""
+def _is_terminal(stream) -> bool:
+    """Whether a progress bar drawn on `stream` would show (tqdm's own test with `disable=None`)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
-    def __init__(self, description: str = "fitting", file=None, disable: bool | None = None):
+
+def _duration(seconds: float) -> str:
+    """'45 s', '12 min', '2.5 h': a time left or taken, to the precision a log line needs."""
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 6000:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _Lines:
+    """At most one progress line every `every` seconds through `logging` (logger "dip"): what a
+    bar becomes where its stream is not a terminal (a log file, a pipe), so a fit written to a
+    log is not silent for hours. `-q` and any logging setup above INFO silence it."""
+
+    def __init__(self, every: float, clock: Callable[[], float]):
+        self.every, self.clock = every, clock
+        self.began = self.last = clock()
+        self.told = False
+
+    def due(self) -> bool:
+        now = self.clock()
+        if now - self.last < self.every:
+            return False
+        self.last, self.told = now, True
+        return True
+
+    def elapsed(self) -> float:
+        return self.clock() - self.began
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with loss, PSNR (when a reference is known), backtracks and ETA; where its
+    stream is not a terminal and `disable` is None, a line every `every` seconds instead (step,
+    loss, PSNR, pace, time left: see `_Lines`) and one when the fit ends. One bar may follow the
+    fits of a batch (each member's callbacks hold it): it shows the furthest fit's step, and
+    closes when the last one ends."""
+
+    def __init__(
+        self,
+        description: str = "fitting",
+        file=None,
+        disable: bool | None = None,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.description, self.file, self.disable = description, file or sys.stderr, disable
+        self.every, self.clock = every, clock
         self.bar = None
+        self.lines: _Lines | None = None
         self.running = 0
+        self.step = self.first = 0
 
     def on_start(self, state: FitState) -> None:
         from tqdm import tqdm
 
         self.running += 1
-        if self.bar is not None:
+        if self.bar is not None or self.lines is not None:
+            return
+        self.step = self.first = state.step
+        if self.disable is None and not _is_terminal(self.file):
+            self.lines = _Lines(self.every, self.clock)
             return
         self.bar = tqdm(
             total=state.config.steps,
@@ -92,7 +151,12 @@ class ProgressBar(Callback):
         )
 
     def on_step(self, state: FitState) -> None:
-        if state.step <= self.bar.n:  # a fit of the batch behind the furthest one
+        if state.step <= self.step:  # a fit of the batch behind the furthest one
+            return
+        advanced, self.step = state.step - self.step, state.step
+        if self.lines is not None:
+            if self.lines.due():
+                log.info("%s", self._line(state))
             return
         fields = {"loss": f"{state.loss:.5f}"}
         if "psnr" in state.logs:
@@ -100,35 +164,70 @@ class ProgressBar(Callback):
         if state.backtracks:
             fields["undone"] = state.backtracks
         self.bar.set_postfix(fields, refresh=False)
-        self.bar.update(state.step - self.bar.n)
+        self.bar.update(advanced)
+
+    def _line(self, state: FitState) -> str:
+        """'denoise: step 700/3000, loss 0.00412, PSNR 31.20, 4.21 s a step, about 2.7 h left'."""
+        pace = self.lines.elapsed() / (self.step - self.first)
+        parts = [f"step {self.step}/{state.config.steps}", f"loss {state.loss:.5f}"]
+        if "psnr" in state.logs:
+            parts.append(f"PSNR {state.logs['psnr']:.2f}")
+        if state.backtracks:
+            parts.append(f"{state.backtracks} undone")
+        parts.append(f"{pace:.2f} s a step, about {_duration(pace * (state.config.steps - self.step))} left")
+        return f"{self.description}: " + ", ".join(parts)
 
     def on_end(self, state: FitState) -> None:
         self.running -= 1
-        if self.bar is not None and self.running <= 0:
+        if self.running > 0:
+            return
+        if self.bar is not None:
             self.bar.close()
+        elif self.lines is not None and self.lines.told:
+            log.info("%s: ended at step %d after %s", self.description, self.step, _duration(self.lines.elapsed()))
 
 
 class FitCounter(Callback):
     """A tqdm bar of the fits of a queue that have ended (fits that wait for a place in a batch,
-    `dip.batched.fit_batch`); every fit of the queue holds it."""
+    `dip.batched.fit_batch`); every fit of the queue holds it. Where its stream is not a terminal
+    and `disable` is None, a line as a fit ends, at most one every `every` seconds."""
 
-    def __init__(self, description: str, total: int, file=None, disable: bool | None = None):
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        file=None,
+        disable: bool | None = None,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.description, self.total, self.file, self.disable = description, total, file or sys.stderr, disable
+        self.every, self.clock = every, clock
         self.bar = None
+        self.lines: _Lines | None = None
+        self.count = 0
 
     def on_start(self, state: FitState) -> None:
         from tqdm import tqdm
 
-        if self.bar is None:
-            self.bar = tqdm(total=self.total, desc=self.description, file=self.file, disable=self.disable, unit="fit")
+        if self.bar is not None or self.lines is not None:
+            return
+        if self.disable is None and not _is_terminal(self.file):
+            self.lines = _Lines(self.every, self.clock)
+            return
+        self.bar = tqdm(total=self.total, desc=self.description, file=self.file, disable=self.disable, unit="fit")
 
     def on_end(self, state: FitState) -> None:
         self.ended(state.step)
 
     def ended(self, steps: int) -> None:
         """One more fit ended, after `steps` steps (also for fits made in another process)."""
-        if self.bar is None:
-            self.on_start(None)
+        self.on_start(None)
+        self.count += 1
+        if self.lines is not None:
+            if self.lines.due():
+                log.info("%s: %d/%d ended, the last after %d steps", self.description, self.count, self.total, steps)
+            return
         self.bar.set_postfix({"steps": steps}, refresh=False)
         self.bar.update(1)
         if self.bar.n >= self.total:
