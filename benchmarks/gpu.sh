@@ -120,8 +120,7 @@ fi
 phase "F16 at full size: what the paper preset's gap comes from (benchmarks/variants.py)"
 if want f16; then
   timeout "$(limit 420)" python3 benchmarks/variants.py --suite denoise25 --images F16 --mode full --device "$DEVICE" \
-      --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+last,paper+fourier+steps=3000}" 2>&1 | tee -a "$log"
-  cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
+      --out "$OUT" --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+fourier+steps=3000}" 2>&1 | tee -a "$log"
 fi
 
 phase "net width and step cap at 256 px on the settings-choice set (CBSD68 in .gpudata, sigma 25 and 50)"
@@ -130,10 +129,9 @@ if want width; then  # bash benchmarks/gpudata.sh CBSD68 [SUITE ...] first
   for sigma in 25 50; do
     base=default; [ "$sigma" = 50 ] && base=default-sigma50
     timeout "$(limit "${WIDTH_LIMIT:-120}")" python3 benchmarks/variants.py --task denoise --sigma "$sigma" --crop 256 \
-        --images "${WIDTH_IMAGES:-8}" --device "$DEVICE" \
+        --images "${WIDTH_IMAGES:-8}" --device "$DEVICE" --out "$OUT" \
         --variants "$base,$base+steps=4000,$base+$wide=48,$base+$wide=64" 2>&1 | tee -a "$log"
   done
-  cp benchmarks/results/variants-denoise-*.md "$OUT"/ 2>/dev/null
 fi
 
 phase "full protocol (the paper's tables at full size): the suites whose data is in .gpudata"

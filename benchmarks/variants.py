@@ -2,11 +2,12 @@
 PRESET[+fourier][+no-halving][+last][+steps=N][+unclipped]) on the settings-choice set CBSD68
 (`--task`), or on a suite of the paper's images (`--suite`, to explain a gap: the paper's own noisy
 F16 at full size, a minute a fit on a GPU, hours on a CPU). Each row: the result's PSNR, the best
-PSNR over the run (an oracle that knows the clean image), steps, time.
+PSNR over the run (an oracle that knows the clean image), the last raw output's PSNR (what `+last`
+would return from the same fit, before any refine step), steps, time.
 
     python benchmarks/variants.py --task denoise --variants default,default+fourier --images 4 --crop 128
     python benchmarks/variants.py --suite denoise25 --images F16 --mode full --device cuda \\
-        --variants paper,paper+no-halving,paper+last,paper+fourier+steps=3000
+        --variants paper,paper+no-halving,paper+fourier+steps=3000
 
 Appends one row per run to benchmarks/results/variants-TASK-DEVICE-DATE.md as it finishes (the file
 is started with the first row); a progress bar, or in a log a line every five minutes, tells how a
@@ -171,7 +172,17 @@ def run_variants(argv: list[str]) -> None:
                 "RGB PSNR against the clean image; classical: the problem's classical methods on the same input; "
                 "best: the highest over the run (knows the clean image)",
             ],
-            ["image", "variant", "input PSNR", "classical", "result PSNR", "best PSNR (step)", "steps", "seconds"],
+            [
+                "image",
+                "variant",
+                "input PSNR",
+                "classical",
+                "result PSNR",
+                "best PSNR (step)",
+                "last output PSNR",
+                "steps",
+                "seconds",
+            ],
         )
         return append_row(started, cells)
 
@@ -180,7 +191,7 @@ def run_variants(argv: list[str]) -> None:
         keep = args.checkpoints / f"{file_safe(name)}.classical" if args.checkpoints else None
         classical = classical_scores(problem, observed, clean, keep)
         if not presets:
-            row([name, "none", f"{before:.2f}", classical, "", "", "", ""])
+            row([name, "none", f"{before:.2f}", classical, "", "", "", "", ""])
         for text, preset in presets.items():
             own = problem_variant(problem, text)
             sitting = Sittings(args.checkpoints, name, text)
@@ -210,6 +221,7 @@ def run_variants(argv: list[str]) -> None:
                     classical,
                     f"{psnr(done.pixels, clean):.2f}",
                     f"{best:.2f} ({step})",
+                    f"{done.metrics.last_output:.2f}",
                     done.fit.steps_run,
                     f"{sitting.earlier() + done.seconds:.0f}",
                 ],

@@ -92,6 +92,20 @@ class _InterruptAt(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def test_one_fit_tells_what_its_last_raw_output_would_score(astronaut_crop):
+    """The paper preset returns its running average; the metrics also score the last raw output,
+    which is what the same fit without the average returns (the average never steers the fit)."""
+    from dip.bench.choice import variant
+
+    clean = astronaut_crop[:32, :32]
+    noisy = add_noise(clean, 25)
+    options = dict(device="cpu", early_stop=False, seed=2, reference=clean)
+    averaged = dip.run(dip.Denoising(25), noisy, preset=variant("denoise", "paper+steps=30"), **options)
+    last = dip.run(dip.Denoising(25), noisy, preset=variant("denoise", "paper+steps=30+last"), **options)
+    assert averaged.metrics.last_output == pytest.approx(psnr(last.image, clean), abs=1e-3)
+    assert abs(averaged.metrics.last_output - psnr(averaged.image, clean)) > 0.05
+
+
 def test_checkpoint_interrupt_and_resume_from_python(tmp_path, astronaut_crop):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     # PSNR tracked against the clean image is saved in the checkpoint too
