@@ -62,7 +62,7 @@ class Restoration:
     parameters: int = 0
     device: str = "cpu"
     fit: FitResult | None = None
-    metrics: ReferenceMetrics | None = None  # PSNR history and best, with a reference
+    metrics: ReferenceMetrics | None = None  # PSNR history, best and last raw output, with a reference
     attempts: int = 1  # runs made (more than one when a stuck run was restarted)
     seed: int = 0
     frames: list[Frame] = field(default_factory=list)
@@ -228,7 +228,8 @@ def run(
     early_stop : bool, optional
         Force the automatic stop on or off (default: the preset's choice).
     callbacks, progress
-        Extra `dip.fit.Callback` objects; a progress bar on stderr.
+        Extra `dip.fit.Callback` objects; a progress bar on stderr (where stderr is not a
+        terminal, a line through `logging` at most once a minute).
     restarts : int, optional
         Fit this many independently seeded networks (seeds seed, seed + 1, ...) and return the
         mean of their results (an ensemble); snapshots and metrics follow the first fit.
