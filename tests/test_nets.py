@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dip.errors import DipError
 from dip.nets import SkipSpec, count_parameters
 from dip.presets import get_preset
 
@@ -47,11 +48,34 @@ def test_variants_keep_size_and_range(spec):
     assert 0 <= out.min() and out.max() <= 1
 
 
+def test_the_reference_codes_torch_can_be_matched():
+    """The skip net as PyTorch 0.3 made it for the reference code: BatchNorm scales from U(0, 1)
+    (ones since PyTorch 1.2), bilinear upsampling with aligned corners (not since 0.4); the same
+    parameters otherwise."""
+    from torch import nn
+
+    from dip.bench.choice import variant
+
+    plain, old = variant("denoise", "paper").net, variant("denoise", "paper+bn-uniform+corners").net
+    torch.manual_seed(0)
+    net = old.build(32, 3)
+    scales = torch.cat([m.weight for m in net.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert count_parameters(net) == count_parameters(plain.build(32, 3)) == 2_217_831
+    assert 0 <= scales.min() and scales.max() < 1 and abs(scales.mean() - 0.5) < 0.02 and scales.std() > 0.25
+    assert {m.align_corners for m in net.modules() if isinstance(m, nn.Upsample)} == {True}
+    assert {m.align_corners for m in plain.build(32, 3).modules() if isinstance(m, nn.Upsample)} == {False}
+    assert old.describe().endswith("bilinear-corners, stride, reflection, BatchNorm scale uniform)")
+    with pytest.raises(DipError, match="corners is a change of bilinear upsampling"):
+        variant("inpaint", "text+corners")
+
+
 def test_bad_spec_is_rejected():
     with pytest.raises(ValueError, match="same, non-zero length"):
         SkipSpec(channels_down=(8, 8), channels_up=(8,), channels_skip=(0, 0)).build(3, 3)
     with pytest.raises(ValueError, match="upsample"):
         SkipSpec(channels_down=(8,), channels_up=(8,), channels_skip=(0,), upsample="cubic").build(3, 3)
+    with pytest.raises(ValueError, match="norm_init"):
+        SkipSpec(channels_down=(8,), channels_up=(8,), channels_skip=(0,), norm_init="zeros").build(3, 3)
 
 
 @pytest.mark.parametrize("name, stride", [("large-holes", 64), ("large-holes-unet", 32), ("large-holes-resnet", 1)])

@@ -2,16 +2,18 @@
 (`../shared/data/CBSD68`), and preset variants named as text for side-by-side runs.
 
 A variant is `PRESET[+CHANGE...]`: a preset of the task with candidate changes, `fourier`
-(Fourier-feature input, no input noise), `refine` / `no-refine` (the problem's classical last
-step on or off, `Preset.refine`), `stop` (the automatic stop, `StopRule()`, for a preset without
-one), `variance` (the stop's variance rule even where the noise level is known), `no-halving`
-(a bad step is undone without halving the learning rate), `last` (the last output instead of the
-running average), `steps=N`, `lr=X`, `noise=X` (the input noise's std), `ema=X` and `ramp=N` (the
-running average's weight, and its ramp: it spans about the last 1/N of the run), `net=TASK/PRESET`
-(that preset's network and input), `width=N` (at most N channels a layer: after `net=`), and
-changes of the problem: `unclipped` (denoising: no clipped-noise data term), `no-holdout`
-(inpainting: no known pixels left out for the stop), `lanczos2` / `lanczos3` (the downscale
-super-resolution's refine step makes the result consistent with, `SuperResolution.kernel`).
+(Fourier-feature input, no input noise), `refine` / `no-refine` (the problem's classical last step
+on or off, `Preset.refine`), `stop` (the automatic stop, `StopRule()`, for a preset without one),
+`variance` (the stop's variance rule even where the noise level is known), `no-halving` (a bad step
+is undone without halving the learning rate), `last` (the last output instead of the running
+average), `bn-uniform` and `corners` (the skip net as the PyTorch of the reference code made it:
+BatchNorm scales from U(0, 1), bilinear upsampling with aligned corners), `steps=N`, `lr=X`,
+`noise=X` (the input noise's std), `ema=X` and `ramp=N` (the running average's weight, and its ramp:
+it spans about the last 1/N of the run), `net=TASK/PRESET` (that preset's network and input),
+`width=N` (at most N channels a layer: after `net=`), and changes of the problem: `unclipped`
+(denoising: no clipped-noise data term), `no-holdout` (inpainting: no known pixels left out for the
+stop), `lanczos2` / `lanczos3` (the downscale super-resolution's refine step makes the result
+consistent with, `SuperResolution.kernel`).
 
 >>> variant("denoise", "paper+fourier+steps=1800").input
 'fourier'
@@ -28,6 +30,7 @@ import numpy as np
 from ..degrade import add_noise, blur, downscale
 from ..errors import DipError
 from ..io import read_image
+from ..nets.skip import SkipSpec
 from ..operators import gaussian_kernel
 from ..presets import Preset, StopRule, get_preset
 from ..problems import Deblurring, Denoising, Inpainting, Problem, SuperResolution
@@ -157,6 +160,8 @@ def variant(task: str, text: str) -> Preset:
             preset = dataclasses.replace(preset, stop=dataclasses.replace(preset.stop, discrepancy=False))
         elif change == "last":
             fit = dataclasses.replace(fit, ema=None)
+        elif change in ("bn-uniform", "corners"):
+            preset = dataclasses.replace(preset, net=_old_torch(preset.net, change))
         elif change.startswith("steps="):
             fit = dataclasses.replace(fit, steps=int(change[6:]))
         elif change.startswith("lr="):
@@ -177,10 +182,25 @@ def variant(task: str, text: str) -> Preset:
         elif change not in PROBLEM_CHANGES:
             raise DipError(
                 f"unknown change {change!r} in {text!r}: fourier, refine, no-refine, no-halving, stop, variance, last, "
-                "steps=N, lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, no-holdout, lanczos2 "
-                "or lanczos3"
+                "bn-uniform, corners, steps=N, lr=X, noise=X, ema=X, ramp=N, net=TASK/PRESET, width=N, unclipped, "
+                "no-holdout, lanczos2 or lanczos3"
             )
     return dataclasses.replace(preset, name=text, fit=fit)
+
+
+def _old_torch(net, change: str):
+    """The skip net as the PyTorch the reference code ran on made it: BatchNorm scales drawn
+    from U(0, 1) (`bn-uniform`: before 1.2), bilinear upsampling with aligned corners (`corners`:
+    before 0.4)."""
+    if not isinstance(net, SkipSpec):
+        raise DipError(f"{change} is a change of skip nets, not of {net.describe()}")
+    if change == "bn-uniform":
+        return dataclasses.replace(net, norm_init="uniform")
+    ups = net.upsample if isinstance(net.upsample, tuple) else (net.upsample,)
+    if "bilinear" not in ups:
+        raise DipError(f"corners is a change of bilinear upsampling, not of {net.describe()}")
+    aligned = tuple("bilinear-corners" if mode == "bilinear" else mode for mode in ups)
+    return dataclasses.replace(net, upsample=aligned if isinstance(net.upsample, tuple) else aligned[0])
 
 
 PROBLEM_CHANGES = ("unclipped", "no-holdout", "lanczos2", "lanczos3")

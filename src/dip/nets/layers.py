@@ -7,7 +7,10 @@ from torch import nn
 
 PADDING = ("reflection", "zero")
 DOWNSAMPLING = ("stride", "avg", "max")
-UPSAMPLING = ("nearest", "bilinear")
+# "bilinear-corners": bilinear with aligned corners, what PyTorch before 0.4 did for "bilinear"
+# (the reference code was written for 0.3)
+UPSAMPLING = ("nearest", "bilinear", "bilinear-corners")
+NORM_INITS = ("ones", "uniform")  # BatchNorm's scale at the start; "uniform": U(0, 1), PyTorch before 1.2
 
 
 def conv(

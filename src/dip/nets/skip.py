@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import UPSAMPLING, center_crop_to, conv, conv_bn_act
+from .layers import NORM_INITS, UPSAMPLING, center_crop_to, conv, conv_bn_act
 
 
 def _per_level(value, levels: int, name: str) -> tuple:
@@ -64,8 +64,9 @@ class SkipLevel(nn.Module):
         ]
         if inner is not None:
             deeper.append(inner)
-        align = False if upsample == "bilinear" else None
-        deeper.append(nn.Upsample(scale_factor=2, mode=upsample, align_corners=align))
+        align = {"bilinear": False, "bilinear-corners": True}.get(upsample)
+        mode = upsample if align is None else "bilinear"
+        deeper.append(nn.Upsample(scale_factor=2, mode=mode, align_corners=align))
         self.deeper = nn.Sequential(*deeper)
         merged = skip + (inner_up if inner is not None else down)
         merge: list[nn.Module] = [nn.BatchNorm2d(merged), conv_bn_act(merged, up, k_up, pad=pad, act=act)]
@@ -103,8 +104,11 @@ class Skip(nn.Module):
         act: str = "leaky_relu",
         need1x1_up: bool = True,
         sigmoid: bool = True,
+        norm_init: str = "ones",
     ):
         super().__init__()
+        if norm_init not in NORM_INITS:
+            raise ValueError(f"norm_init must be one of {NORM_INITS}, got {norm_init!r}")
         levels = len(channels_down)
         if not levels or len(channels_up) != levels or len(channels_skip) != levels:
             raise ValueError("channels_down, channels_up and channels_skip need the same, non-zero length")
@@ -139,6 +143,10 @@ class Skip(nn.Module):
         if sigmoid:
             self.head.append(nn.Sigmoid())
         self.stride = 2**levels
+        if norm_init == "uniform":
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    nn.init.uniform_(module.weight)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(z))
@@ -158,6 +166,7 @@ class SkipSpec:
     downsample: str | tuple[str, ...] = "stride"
     pad: str = "reflection"
     need1x1_up: bool = True
+    norm_init: str = "ones"  # BatchNorm's scale at the start (`NORM_INITS`)
     kind: str = "skip"
 
     @property
@@ -185,6 +194,7 @@ class SkipSpec:
             downsample=self.downsample,
             pad=self.pad,
             need1x1_up=self.need1x1_up,
+            norm_init=self.norm_init,
         )
 
     def describe(self) -> str:
@@ -197,5 +207,6 @@ class SkipSpec:
             f"skip(down {short(self.channels_down)}, up {short(self.channels_up)}, "
             f"skip {short(self.channels_skip)}, k {short(self.filter_down)}/{short(self.filter_up)}, "
             f"{short(self.upsample)}, {short(self.downsample)}, {self.pad}"
-            f"{'' if self.need1x1_up else ', no 1x1 up'})"
+            f"{'' if self.need1x1_up else ', no 1x1 up'}"
+            f"{'' if self.norm_init == 'ones' else f', BatchNorm scale {self.norm_init}'})"
         )
