@@ -120,7 +120,7 @@ fi
 phase "F16 at full size: what the paper preset's gap comes from (benchmarks/variants.py)"
 if want f16; then
   timeout "$(limit 420)" python3 benchmarks/variants.py --suite denoise25 --images F16 --mode full --device "$DEVICE" \
-      --out "$OUT" --variants "${F16_VARIANTS:-paper,paper+no-halving,paper+fourier+steps=3000}" 2>&1 | tee -a "$log"
+      --out "$OUT" --variants "${F16_VARIANTS:-paper,paper+bn-uniform,paper+bn-uniform+corners,paper+no-halving,paper+fourier+steps=3000}" 2>&1 | tee -a "$log"
 fi
 
 phase "net width and step cap at 256 px on the settings-choice set (CBSD68 in .gpudata, sigma 25 and 50)"
