@@ -271,7 +271,6 @@ def test_progress_written_to_a_log_is_a_line_every_so_often(caplog):
     at most every `every` seconds (here 30 s, three steps), with the pace and the time left, and
     one line when the last fit ends; the stream itself gets nothing."""
     import io
-    import re
 
     from dip.callbacks import ProgressBar
 

@@ -104,6 +104,11 @@ class _Lines:
         self.began = self.last = clock()
         self.told = False
 
+    @classmethod
+    def instead_of_bar(cls, disable: bool | None, stream, every: float, clock: Callable[[], float]) -> _Lines | None:
+        """Lines where tqdm would hide a bar with this `disable` (None: shown only on a terminal)."""
+        return cls(every, clock) if disable is None and not _is_terminal(stream) else None
+
     def due(self) -> bool:
         now = self.clock()
         if now - self.last < self.every:
@@ -144,8 +149,8 @@ class ProgressBar(Callback):
         if self.bar is not None or self.lines is not None:
             return
         self.step = self.first = state.step
-        if self.disable is None and not _is_terminal(self.file):
-            self.lines = _Lines(self.every, self.clock)
+        self.lines = _Lines.instead_of_bar(self.disable, self.file, self.every, self.clock)
+        if self.lines is not None:
             return
         self.bar = tqdm(
             total=state.config.steps,
@@ -219,8 +224,8 @@ class FitCounter(Callback):
 
         if self.bar is not None or self.lines is not None:
             return
-        if self.disable is None and not _is_terminal(self.file):
-            self.lines = _Lines(self.every, self.clock)
+        self.lines = _Lines.instead_of_bar(self.disable, self.file, self.every, self.clock)
+        if self.lines is not None:
             return
         self.bar = tqdm(total=self.total, desc=self.description, file=self.file, disable=self.disable, unit="fit")
 
