@@ -115,6 +115,7 @@ def add_tool_commands(commands, add_common) -> None:
         "(to score a changed refine step, or `best` after `default`, without fitting again)",
     )
     quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
+    add_common(quality)
     quality.set_defaults(handler=cmd_bench_quality)
     merge = kinds.add_parser(
         "merge", help="one table from results files of a suite run in parts (the last file's row per image wins)"
@@ -307,6 +308,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             command=command_line(),
             batch=args.batch,
             fits=args.fits,
+            progress=not args.quiet,
         )
         log.info("results: %s", path)
     return 0

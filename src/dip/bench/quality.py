@@ -219,9 +219,11 @@ def run_cases(
     seed: int = 0,
     batch: int | str = "auto",
     fits: str | Path | None = None,
+    progress: bool = False,
 ) -> list[ImageResult]:
     """Restore the cases the paper's way with each preset (cases of one size fitted together,
-    `dip.run_many`; fits saved in `fits` are read from there) and score them."""
+    `dip.run_many`; fits saved in `fits` are read from there) and score them; `progress` shows
+    each fit's progress (a bar, or log lines where stderr is not a terminal)."""
     runs: list[list[Run]] = [[] for _ in cases]
     for preset in presets:
         done = run_many(
@@ -233,6 +235,7 @@ def run_cases(
             device=device,
             batch=batch,
             fits=fits,
+            progress=progress,
         )
         for case, result, own in zip(cases, done, runs):
             score = suite.scoring(result.pixels.reshape(case.reference.shape), case.reference)[0]
@@ -310,11 +313,12 @@ def run_suite(
     command: str = "",
     batch: int | str = "auto",
     fits: str | Path | None = None,
+    progress: bool = False,
 ) -> Path:
     """Run a suite with each preset side by side, appending one table row per finished image;
     returns the results file. With `fits` (a folder, `dip.fitstore`), fits made before are read
     from there and new ones saved: the results file says so, as the seconds of a read fit are
-    those of its refine step only."""
+    those of its refine step only. `progress` shows each fit's progress, as `dip.run` does."""
     from ..accel import Acceleration
 
     suite = SUITES[suite_name]
@@ -366,7 +370,7 @@ def run_suite(
             break
         names = ", ".join(case.name for case in chunk)
         log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
-        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch, fits=fits):
+        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch, fits=fits, progress=progress):
             _write_row(path, result, presets, methods, results, refined)
     _write_averages(path, results, methods, presets, len(entries), device_name, refined)
     return path
