@@ -397,6 +397,40 @@ def test_a_stopped_ensemble_keeps_the_fits_it_made(astronaut_crop, tmp_path):
     assert dip.run(dip.Denoising(25), noisy, **options).fits_read == 2
 
 
+def test_a_killed_fit_continues_from_the_state_it_kept_in_the_store(astronaut_crop, tmp_path, monkeypatch, caplog):
+    """A fit made for a fit store keeps its state there as it runs (`KEY.part`): a run killed in
+    the middle of a fit loses only the steps since its last save, and the next run continues the
+    fit to exactly what an uninterrupted one gives, its stop rule's state included."""
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=40, device="cpu", seed=3)
+    whole = dip.run(dip.Denoising(25), noisy, fits=tmp_path / "whole", **options)
+    assert not list((tmp_path / "whole").glob("*.part"))  # short fits never stay long enough to save
+    monkeypatch.setattr("dip.fitting.UNFINISHED_SAVE_SECONDS", 0.0)
+    saving = Checkpoint.save
+
+    def killed_after_step_25(self, state) -> None:
+        saving(self, state)
+        if state.step == 25:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save", killed_after_step_25)
+        with pytest.raises(KeyboardInterrupt):
+            dip.run(dip.Denoising(25), noisy, fits=tmp_path / "cut", **options)
+    [part] = (tmp_path / "cut").glob("*.part")
+    assert not list((tmp_path / "cut").glob("*.npz"))
+    with caplog.at_level("INFO", logger="dip"):
+        resumed = dip.run(dip.Denoising(25), noisy, fits=tmp_path / "cut", **options)
+    assert "continuing its fit from step 25" in caplog.text
+    assert np.array_equal(resumed.image, whole.image) and resumed.fit.steps_run == whole.fit.steps_run
+    assert not part.exists() and len(list((tmp_path / "cut").glob("*.npz"))) == 1
+    # a fit followed by callbacks runs whole and keeps no state to continue from
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save", killed_after_step_25)
+        dip.run(dip.Denoising(25), noisy, fits=tmp_path / "followed", callbacks=[Callback()], **options)
+    assert not list((tmp_path / "followed").glob("*.part"))
+
+
 def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_path):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     options = dict(steps=3, device="cpu", early_stop=False, fits=tmp_path)

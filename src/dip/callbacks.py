@@ -301,10 +301,19 @@ class Checkpoint(Callback):
     so loading it cannot run code; `meta` (plain data: the observation's hash, problem, preset,
     seed, options) names the run it belongs to, and resuming a different run is refused.
     `request()` (e.g. from a signal handler) makes the next step save and stop the run, marked
-    `interrupted`."""
+    `interrupted`. With `interval` (seconds), a step that `every` selects saves only once that
+    long has passed since the last save (or the start): steady saves whatever a step costs."""
 
-    def __init__(self, path: str | os.PathLike, every: int = 100, meta: dict | None = None, resume: bool = False):
-        self.path, self.every, self.meta = Path(path), every, meta or {}
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        every: int = 100,
+        meta: dict | None = None,
+        resume: bool = False,
+        interval: float | None = None,
+    ):
+        self.path, self.every, self.meta, self.interval = Path(path), every, meta or {}, interval
+        self._last_save = time.monotonic()
         self.saved: list[int] = []
         self.requested = self.interrupted = False
         self.resumed_from: int | None = None
@@ -375,7 +384,9 @@ class Checkpoint(Callback):
             self.save(state)
             self.interrupted = state.stop = True
             state.stop_reason = f"interrupted: state saved at step {state.step} in {self.path}"
-        elif state.step % self.every == 0:
+        elif state.step % self.every == 0 and (
+            self.interval is None or time.monotonic() - self._last_save >= self.interval
+        ):
             self.save(state)
 
     def save(self, state: FitState) -> None:
@@ -400,6 +411,7 @@ class Checkpoint(Callback):
         with atomic_path(self.path, mode=None) as temp:
             torch.save(data, temp)
         self.saved.append(state.step)
+        self._last_save = time.monotonic()
 
 
 def _to_device(value, device: torch.device):

@@ -110,7 +110,8 @@ def _add_problem_command(commands, cls) -> None:
         "--fits",
         metavar="DIR",
         help="keep each fit in DIR and read it back instead of fitting again when the same fit is asked "
-        "for (e.g. --preset best after default reuses its seed-0 fit)",
+        "for (e.g. --preset best after default reuses its seed-0 fit); a long fit stopped midway "
+        "continues from its last state saved there",
     )
     sub.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     sub.add_argument("--reference", help="clean image: PSNR/SSIM against it while fitting and at the end")

@@ -112,7 +112,8 @@ def add_tool_commands(commands, add_common) -> None:
         "--fits",
         metavar="DIR",
         help="a folder of saved fits: fits made before are read from it, new ones saved there "
-        "(to score a changed refine step, or `best` after `default`, without fitting again)",
+        "(to score a changed refine step, or `best` after `default`, without fitting again); a fit "
+        "stopped midway continues from its last state saved there (about once a minute)",
     )
     quality.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     add_common(quality)

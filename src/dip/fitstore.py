@@ -7,6 +7,11 @@ and arithmetic, and writes each fit it makes there. So a changed refine step is 
 without fitting again, and a `best` preset's ensemble (seeds 0, 1, ...) reuses the `default`
 fits of those seeds, which are the same fits.
 
+A fit still running keeps its state beside them (`KEY.part`, a `dip.callbacks.Checkpoint` saved
+about every `UNFINISHED_SAVE_SECONDS` where the fit runs alone in the plain loop): an interrupted
+run loses at most that much of it, and the next run with the same folder continues the fit from
+there, to the same result an uninterrupted fit gives.
+
 The key knows the version of dip (and of torch) that made the fit, not the code itself: a fit
 made by another release is made again, but after changing how fits are made in a working copy,
 start a new folder.
@@ -29,6 +34,8 @@ from .fit import FitResult
 from .io import atomic_path
 from .presets import Preset
 from .problems import Problem
+
+UNFINISHED_SAVE_SECONDS = 60.0  # how often a fit in progress saves its state (`FitStore.unfinished`)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,12 @@ class FitStore:
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.npz"
 
+    def unfinished(self, key: str) -> Path:
+        """Where the fit of `key` keeps its state while it runs (a checkpoint file; the folder
+        is made here)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / f"{key}.part"
+
     def load(self, key: str) -> SavedFit | None:
         """The saved fit of `key`, or None when there is none."""
         path = self._path(key)
@@ -112,9 +125,11 @@ class FitStore:
             raise DipError(f"not a saved fit: {path} ({error})") from None
 
     def save(self, key: str, fit: SavedFit) -> None:
-        """Keep `fit` under `key` (replacing one saved before)."""
+        """Keep `fit` under `key` (replacing one saved before); the state it kept while
+        running is no longer needed."""
         self.folder.mkdir(parents=True, exist_ok=True)
         ending = {f.name: getattr(fit.fit, f.name) for f in dataclasses.fields(fit.fit) if f.name != "image"}
         about = {"fit": ending, "parameters": fit.parameters, "attempts": fit.attempts}
         with atomic_path(self._path(key)) as temp, open(temp, "wb") as out:
             np.savez(out, pixels=np.asarray(fit.pixels, np.float32), about=json.dumps(about))
+        (self.folder / f"{key}.part").unlink(missing_ok=True)

@@ -18,17 +18,18 @@ import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .accel import Acceleration
 from .batched import Member, fit_batch
-from .callbacks import EarlyStopping, FitCounter, ProgressBar, ReferenceMetrics, to_numpy_image
+from .callbacks import Checkpoint, EarlyStopping, FitCounter, ProgressBar, ReferenceMetrics, to_numpy_image
 from .canvas import make_input, padded_size
 from .errors import DipError
 from .fit import Callback, FitResult
-from .fitstore import FitStore, SavedFit, fit_key
+from .fitstore import UNFINISHED_SAVE_SECONDS, FitStore, SavedFit, fit_key
 from .nets import count_parameters
 from .nets.layers import center_crop_to
 from .presets import Preset, StopRule
@@ -85,7 +86,8 @@ class Fitted:
 class Item:
     """One fit to make: a problem, its observation and seed, and the callbacks that follow it;
     `start`: the weights its network starts from, one set per restart (none: drawn from the
-    seed); `keep`: return the weights each fit ends with."""
+    seed); `keep`: return the weights each fit ends with; `unfinished`: where the fit keeps its
+    state as it runs, and continues from (a fit store's, `FitStore.unfinished`)."""
 
     problem: Problem
     pixels: np.ndarray | None
@@ -95,6 +97,7 @@ class Item:
     label: str = ""
     start: tuple[dict[str, torch.Tensor], ...] = ()
     keep: bool = False
+    unfinished: Path | None = None
 
 
 @dataclass
@@ -349,6 +352,10 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
     groups = _groups(prepared, settings)
     for number, (group, places) in enumerate(groups, 1):
         members = [prepared[i].member for i in group]
+        if places == 1 and not settings.acceleration.cuda_graph:  # the plain loop, one fit at a time
+            for index, member in zip(group, members):
+                saver = _resumable(items[index], settings)
+                member.callbacks.extend([saver] if saver else [])  # before the progress displays, which keep no state
         told = settings.progress and (len(groups) > 1 or len(group) > places)  # a log, a pipe: no bar shows
         if settings.progress:
             name, shown = _progress(items, group, places)
@@ -362,6 +369,19 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
         )
         if told:
             log.info("batch %d/%d: %s", number, len(groups), batch_summary(fitted, time.perf_counter() - started))
+
+
+def _resumable(item: Item, settings: Settings) -> Checkpoint | None:
+    """Where an item names a place for its unfinished fit, the checkpoint that keeps the fit's
+    state there as it runs, continuing it from there when a state was kept before."""
+    path = item.unfinished
+    if path is None:
+        return None
+    meta = fingerprint(item.problem, item.pixels, dataclasses.replace(settings, seed=item.seed), None)
+    saver = Checkpoint(path, every=1, meta=meta, resume=path.exists(), interval=UNFINISHED_SAVE_SECONDS)
+    if saver.data is not None:
+        log.info("%s: continuing its fit from step %d (%s)", item.label or item.problem.name, saver.data["step"], path)
+    return saver
 
 
 def _copied(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -388,7 +408,12 @@ def _fit_watched(
     done: list[Fitted | None] = [None] * len(items)
     pending = list(range(len(items)))
     for attempt in range(RESTARTS):
-        tries = [dataclasses.replace(items[i], seed=items[i].seed + attempt) for i in pending]
+        tries = [  # a retry starts afresh: what an unfinished first attempt kept is not its own
+            dataclasses.replace(
+                items[i], seed=items[i].seed + attempt, unfinished=items[i].unfinished if not attempt else None
+            )
+            for i in pending
+        ]
 
         def judged(position: int, fitted: Fitted, watchdog: Callback | None, attempt=attempt, tried=tuple(pending)):
             if watchdog is None or not watchdog.stuck:
@@ -456,8 +481,16 @@ def _fit_stored(items: list[Item], settings: Settings) -> list[Fitted]:
         store.save(keys[missing[position]], SavedFit(fitted.pixels, fitted.fit, fitted.parameters, fitted.attempts))
         done[missing[position]] = fitted
 
-    _fit_watched([items[i] for i in missing], settings, save)
+    _fit_watched([_resuming(items[i], store, keys[i], followed) for i in missing], settings, save)
     return done
+
+
+def _resuming(item: Item, store: FitStore, key: str, followed: bool) -> Item:
+    """The item with a place in the store for its unfinished fit, unless callbacks or reference
+    metrics follow the fit (they expect to see it whole)."""
+    if followed or item.extra or item.reference is not None:
+        return item
+    return dataclasses.replace(item, unfinished=store.unfinished(key))
 
 
 def _from_store(saved: SavedFit | None, seed: int) -> Fitted | None:
