@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dip.cli import main
+from dip.cli import EXIT_INTERRUPTED, main
 
 
 def run(*args):
@@ -181,6 +181,14 @@ def test_saved_fits_from_the_command_line(folder, monkeypatch, capsys):
     assert "1 saved fit read" in capsys.readouterr().err
     assert np.array_equal(np.asarray(Image.open("first.png")), np.asarray(Image.open("again.png")))
     assert len(list((folder / "fits").glob("*.npz"))) == 1
+
+    def stopped(*_) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dip.fitstore.FitStore.save", stopped)
+    assert main([*common, "--seed", "1", "-o", "stopped.png"]) == EXIT_INTERRUPTED
+    assert "kept in fits: the same command goes on from there" in capsys.readouterr().err
+    assert not (folder / "stopped.png").exists()
 
 
 def test_the_command_line_recorded_in_reports_can_be_run_again(monkeypatch):

@@ -353,7 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("dip: error: %s", error)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        log.error("dip: interrupted; nothing was written")
+        fits = getattr(args, "fits", None)
+        kept = f"; the fits made so far and a long fit's last saved state are kept in {fits}: "
+        kept += "the same command goes on from there"
+        log.error("dip: interrupted; no output written%s", kept if fits else "")
         return EXIT_INTERRUPTED
     except MemoryError:
         log.error("dip: error: out of memory; try a smaller image, --tile, or another --device")
