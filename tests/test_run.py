@@ -424,6 +424,26 @@ def test_a_killed_fit_continues_from_the_state_it_kept_in_the_store(astronaut_cr
     assert "continuing its fit from step 25" in caplog.text
     assert np.array_equal(resumed.image, whole.image) and resumed.fit.steps_run == whole.fit.steps_run
     assert not part.exists() and len(list((tmp_path / "cut").glob("*.npz"))) == 1
+    # the state belongs to the fit, whichever preset asked for it: `best` continues what `default` began
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save", killed_after_step_25)
+        with pytest.raises(KeyboardInterrupt):
+            dip.run(dip.Denoising(25), noisy, fits=tmp_path / "shared", **options)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dip"):
+        dip.run(dip.Denoising(25), noisy, fits=tmp_path / "shared", preset="best", batch=1, **options)
+    assert caplog.text.count("continuing its fit from step 25") == 1
+    again = dip.run(dip.Denoising(25), noisy, fits=tmp_path / "shared", **options)
+    assert again.fits_read == 1 and np.array_equal(again.image, whole.image)
+    # a state that cannot be continued is dropped with a warning, and the fit made afresh
+    stale = tmp_path / "stale" / part.name
+    stale.parent.mkdir()
+    stale.write_bytes(b"not a checkpoint")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dip"):
+        redone = dip.run(dip.Denoising(25), noisy, fits=stale.parent, **options)
+    assert "starting its fit afresh: refusing checkpoint" in caplog.text
+    assert np.array_equal(redone.image, whole.image) and not stale.exists()
     # a fit followed by callbacks runs whole and keeps no state to continue from
     with monkeypatch.context() as patched:
         patched.setattr(Checkpoint, "save", killed_after_step_25)

@@ -373,14 +373,23 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
 
 def _resumable(item: Item, settings: Settings) -> Checkpoint | None:
     """Where an item names a place for its unfinished fit, the checkpoint that keeps the fit's
-    state there as it runs, continuing it from there when a state was kept before."""
+    state there as it runs, continuing it from there when a state was kept before. The state
+    belongs to the fit the store's key names (so `best` continues a fit `default` began); one
+    that cannot be continued (unreadable, or another fit's) is a stale cache: dropped, with a
+    warning, and the fit starts afresh."""
     path = item.unfinished
     if path is None:
         return None
-    meta = fingerprint(item.problem, item.pixels, dataclasses.replace(settings, seed=item.seed), None)
-    saver = Checkpoint(path, every=1, meta=meta, resume=path.exists(), interval=UNFINISHED_SAVE_SECONDS)
+    name = item.label or item.problem.name
+    meta = {"fit": path.stem}  # the store names the file by the fit's key: everything that decides the fit
+    try:
+        saver = Checkpoint(path, every=1, meta=meta, resume=path.exists(), interval=UNFINISHED_SAVE_SECONDS)
+    except DipError as error:
+        log.warning("%s: starting its fit afresh: %s", name, error)
+        path.unlink(missing_ok=True)
+        saver = Checkpoint(path, every=1, meta=meta, interval=UNFINISHED_SAVE_SECONDS)
     if saver.data is not None:
-        log.info("%s: continuing its fit from step %d (%s)", item.label or item.problem.name, saver.data["step"], path)
+        log.info("%s: continuing its fit from step %d (%s)", name, saver.data["step"], path)
     return saver
 
 
