@@ -107,6 +107,9 @@ class FitStore:
         """Where the fit of `key` keeps its state while it runs (a checkpoint file; the folder
         is made here)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        return self._part(key)
+
+    def _part(self, key: str) -> Path:
         return self.folder / f"{key}.part"
 
     def load(self, key: str) -> SavedFit | None:
@@ -132,4 +135,4 @@ class FitStore:
         about = {"fit": ending, "parameters": fit.parameters, "attempts": fit.attempts}
         with atomic_path(self._path(key)) as temp, open(temp, "wb") as out:
             np.savez(out, pixels=np.asarray(fit.pixels, np.float32), about=json.dumps(about))
-        (self.folder / f"{key}.part").unlink(missing_ok=True)
+        self._part(key).unlink(missing_ok=True)

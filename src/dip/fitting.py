@@ -479,27 +479,20 @@ def _fit_stored(items: list[Item], settings: Settings) -> list[Fitted]:
         )
         for item in items
     ]
-    followed = bool(settings.callbacks)
-    done = [
-        None if followed or item.extra or item.reference is not None else _from_store(store.load(key), item.seed)
-        for item, key in zip(items, keys)
-    ]
+    followed = [bool(settings.callbacks or item.extra) or item.reference is not None for item in items]
+    done = [None if seen else _from_store(store.load(key), item.seed) for item, key, seen in zip(items, keys, followed)]
     missing = [index for index, fitted in enumerate(done) if fitted is None]
 
     def save(position: int, fitted: Fitted) -> None:  # as each fit ends: a stopped run keeps those made
         store.save(keys[missing[position]], SavedFit(fitted.pixels, fitted.fit, fitted.parameters, fitted.attempts))
         done[missing[position]] = fitted
 
-    _fit_watched([_resuming(items[i], store, keys[i], followed) for i in missing], settings, save)
+    made = [  # a followed fit (callbacks, reference metrics) is seen whole: never read, nor continued
+        items[i] if followed[i] else dataclasses.replace(items[i], unfinished=store.unfinished(keys[i]))
+        for i in missing
+    ]
+    _fit_watched(made, settings, save)
     return done
-
-
-def _resuming(item: Item, store: FitStore, key: str, followed: bool) -> Item:
-    """The item with a place in the store for its unfinished fit, unless callbacks or reference
-    metrics follow the fit (they expect to see it whole)."""
-    if followed or item.extra or item.reference is not None:
-        return item
-    return dataclasses.replace(item, unfinished=store.unfinished(key))
 
 
 def _from_store(saved: SavedFit | None, seed: int) -> Fitted | None:
