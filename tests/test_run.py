@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import signal
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,9 @@ def test_checkpoint_interrupt_and_resume_from_python(tmp_path, astronaut_crop):
     with pytest.raises(dip.Interrupted, match="interrupted at step 16") as stopped:
         dip.run(dip.Denoising(25), noisy, checkpoint=path, checkpoint_every=10, callbacks=[_InterruptAt(15)], **options)
     assert stopped.value.step == 16 and path.exists()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # like any output, not private
     assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
     resumed = dip.run(dip.Denoising(25), noisy, checkpoint=path, resume=True, **options)
     assert np.array_equal(whole.image, resumed.image) and whole.metrics.best == resumed.metrics.best

@@ -408,7 +408,7 @@ class Checkpoint(Callback):
             "undo": state.undo.state_dict() if state.undo is not None else None,
             "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self._others(state)],
         }
-        with atomic_path(self.path, mode=None) as temp:
+        with atomic_path(self.path) as temp:
             torch.save(data, temp)
         self.saved.append(state.step)
         self._last_save = time.monotonic()

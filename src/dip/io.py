@@ -181,11 +181,11 @@ def _read_tiff(path: Path) -> Picture:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, mode: int | None = 0o666) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary file beside `path` to write into; renamed onto `path` when the block ends
     normally, removed when it raises. A crash never leaves a half-written file, and an existing
-    file is replaced only once the new one is whole. `mode` (less the umask) is given to the
-    file; None keeps mkstemp's private 0o600.
+    file is replaced only once the new one is whole. The file gets the usual mode (0o666 less
+    the umask), not mkstemp's private 0o600.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -198,8 +198,7 @@ def atomic_path(path: str | os.PathLike, mode: int | None = 0o666) -> Iterator[P
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
-        if mode is not None:
-            os.chmod(temp, mode & ~_umask())
+        os.chmod(temp, 0o666 & ~_umask())
         yield Path(temp)
         os.replace(temp, path)
     except BaseException:
