@@ -393,7 +393,11 @@ class Denoising(_Registered):
 
 @dataclass
 class Deblocking(_Registered):
-    """JPEG compression artifacts (blocking, ringing): A = I, the artifacts are the noise."""
+    """JPEG compression artifacts (blocking, ringing): A = I, the artifacts are the noise.
+
+    >>> sorted(Deblocking().baselines())
+    ['CBM3D', 'NLM', 'TV', 'wavelet']
+    """
 
     task: ClassVar[str] = "deblock"
     command: ClassVar[str] = "deblock"
@@ -555,6 +559,15 @@ class Inpainting(_Registered):
     the result is the network's output everywhere, as the paper's published outputs. A run that
     stops itself on thin holes leaves a `holdout` share of the known pixels out of the fit and
     stops where the output meets them best (`held_out`).
+
+    The mask picks the network the `default` preset fits (`preset_name`):
+
+    >>> import numpy as np
+    >>> scattered = np.random.default_rng(0).random((64, 64)) > 0.5  # half the pixels missing
+    >>> hole = np.ones((64, 64))
+    >>> hole[20:40, 20:40] = 0  # one large hole
+    >>> Inpainting(scattered).preset_name("default"), Inpainting(hole).preset_name("default")
+    ('default-pixels', 'default')
     """
 
     mask: np.ndarray = option(
@@ -770,6 +783,11 @@ class FlashNoFlash(_Registered):
     A run that gets stuck (after 100 steps its loss is still 90% of a flat image's: the paper
     saw flat reddish outputs) is restarted with the next seed; runs shorter than 200 steps are
     not judged (a short run is not a stuck run).
+
+    >>> import numpy as np
+    >>> FlashNoFlash(np.zeros((8, 8, 3))).check(np.zeros((6, 8, 3)))
+    Traceback (most recent call last):
+    dip.errors.DipError: flash image is 8x8, no-flash image is 8x6: they must be the same size
     """
 
     flash: np.ndarray = option(None, flags=("flash",), image=True, positional=True, help="flash photo (the guide)")
@@ -865,7 +883,11 @@ NETS = ("alexnet", "vgg16", "mobilenet_v2")
 @dataclass
 class FeatureInversion(_Classifier):
     """Feature inversion: the 224x224 image whose `net` features at `layer` match those of the
-    observation (resized to 224x224), with the DIP network as the image's parameterisation."""
+    observation (resized to 224x224), with the DIP network as the image's parameterisation.
+
+    >>> FeatureInversion(net="alexnet", layer="conv5").output_shape((480, 640, 3))
+    (224, 224, 3)
+    """
 
     net: str = option("alexnet", flags=("--net",), choices=NETS, help="classifier (default alexnet)")
     layer: str = option("conv5", flags=("--layer",), help=LAYERS_HELP + " (default conv5)")
@@ -897,7 +919,12 @@ class FeatureInversion(_Classifier):
 @dataclass
 class ActivationMaximisation(_Classifier):
     """Activation maximisation: the 224x224 image that most excites channel (or ImageNet class)
-    `unit` of `net` at `layer`, drawn by the DIP network. It takes no observation."""
+    `unit` of `net` at `layer`, drawn by the DIP network. It takes no observation.
+
+    >>> problem = ActivationMaximisation(unit=5)  # ImageNet class 5 at mobilenet_v2's logits
+    >>> problem.output_shape(None), problem.preset_name("default")
+    ((224, 224, 3), 'paper-logits')
+    """
 
     net: str = option("mobilenet_v2", flags=("--net",), choices=NETS, help="classifier (default mobilenet_v2)")
     layer: str = option("logits", flags=("--layer",), help=LAYERS_HELP + " (default logits)")

@@ -52,7 +52,14 @@ class Restoration:
     `image` has the observation's layout: (H, W) in, (H, W) out; an alpha channel is carried
     over. `fit` is None for a classical method; for a tiled run it sums the tiles' steps. Where
     the preset refines each fit with its problem's classical step (`refined`), `unrefined` is
-    what the fits gave without it, to compare or to keep instead."""
+    what the fits gave without it, to compare or to keep instead.
+
+    >>> import numpy as np, dip
+    >>> noisy = np.full((16, 16, 3), 0.5, np.float32)
+    >>> done = dip.run(dip.Denoising(25), noisy, method="wavelet")  # a classical method: no fit
+    >>> done.method, done.fit, done.image.shape
+    ('wavelet', None, (16, 16, 3))
+    """
 
     image: np.ndarray
     method: str
