@@ -395,8 +395,8 @@ class Denoising(_Registered):
 class Deblocking(_Registered):
     """JPEG compression artifacts (blocking, ringing): A = I, the artifacts are the noise.
 
-    >>> sorted(Deblocking().baselines())
-    ['CBM3D', 'NLM', 'TV', 'wavelet']
+    >>> {"NLM", "TV", "wavelet"} <= set(Deblocking().baselines())  # and CBM3D with the bm3d extra
+    True
     """
 
     task: ClassVar[str] = "deblock"
