@@ -105,10 +105,31 @@ def test_the_command_line_layout_option():
     assert chosen == {(): "auto", ("--channels-last",): True, ("--channels-last", "off"): False}
 
 
-def test_reduced_precision_is_refused_on_cpu():
+def test_cuda_only_precisions_are_refused_on_cpu():
     clean, noisy = _noisy(32)
-    with pytest.raises(DipError, match="precision bf16 needs a CUDA device"):
+    for precision in ("tf32", "fp16"):
+        with pytest.raises(DipError, match=f"precision {precision} needs a CUDA device"):
+            denoise(noisy, 25, steps=2, device="cpu", **Acceleration(precision).options())
+
+
+def test_bf16_is_refused_on_a_cpu_without_bfloat16_instructions(monkeypatch):
+    clean, noisy = _noisy(32)
+    monkeypatch.setattr(dip.accel, "cpu_bf16", lambda: False)
+    with pytest.raises(DipError, match=r"needs one with bfloat16 instructions \(AVX-512 BF16 or AMX\)"):
         denoise(noisy, 25, steps=2, device="cpu", **Acceleration("bf16").options())
+
+
+@pytest.mark.skipif(not dip.accel.cpu_bf16(), reason="needs a CPU with bfloat16 instructions")
+def test_bf16_on_a_cpu_keeps_the_fit():
+    """Mixed precision changes the arithmetic, not the method: the fit reaches the same quality,
+    its output stays float32, and a CPU run repeats exactly."""
+    clean, noisy = _noisy(48)
+    options = dict(steps=60, device="cpu", early_stop=False, wiener=False, seed=1)
+    exact = denoise(noisy, 25, **options)
+    mixed, again = (denoise(noisy, 25, **options, **Acceleration("bf16", channels_last=True).options()) for _ in "ab")
+    assert mixed.dtype == np.float32 and not np.array_equal(exact, mixed) and np.array_equal(mixed, again)
+    assert psnr(mixed, clean) > psnr(noisy, clean) + 2
+    assert abs(psnr(mixed, clean) - psnr(exact, clean)) < 0.3
 
 
 def test_channels_last_gives_the_same_fit_on_cpu():
@@ -133,7 +154,7 @@ def test_channels_last_gives_the_same_fit_on_cpu():
     assert psnr(runs[30, True], clean) > psnr(runs[1, True], clean) + 5
 
 
-def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):
+def test_cli_refuses_fp16_on_cpu_in_one_line(tmp_path):
     from dip.io import Picture, write_image
 
     clean, noisy = _noisy(32)
@@ -150,7 +171,7 @@ def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):
             "--device",
             "cpu",
             "--precision",
-            "bf16",
+            "fp16",
             "-q",
         ],
         capture_output=True,
@@ -158,7 +179,7 @@ def test_cli_refuses_bf16_on_cpu_in_one_line(tmp_path):
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr  # (a machine's own library warnings may come first)
-    assert done.stderr.strip().splitlines()[-1] == "dip: error: precision bf16 needs a CUDA device; on cpu use fp32"
+    assert done.stderr.strip().splitlines()[-1] == "dip: error: precision fp16 needs a CUDA device; on cpu use fp32"
     assert not (tmp_path / "out.png").exists()
 
 

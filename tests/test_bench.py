@@ -96,6 +96,34 @@ def test_quality_names_the_images_a_suite_lacks(shared_data, tmp_path):
     assert not list(tmp_path.iterdir())  # no results file begun
 
 
+def test_quality_refuses_an_arithmetic_the_machine_lacks_before_any_file(shared_data, tmp_path, monkeypatch):
+    import dip.accel
+    from dip.bench.quality import run_suite
+    from dip.errors import DipError
+
+    monkeypatch.setattr(dip.accel, "cpu_bf16", lambda: False)
+    options = dict(mode="quick", steps=2, device="cpu", images=["baby"], out_dir=tmp_path)
+    with pytest.raises(DipError, match="bf16 on a CPU needs one with bfloat16 instructions"):
+        run_suite("sr4", shared_data / "paper", ["default"], precision="bf16", **options)
+    with pytest.raises(DipError, match="precision fp16 needs a CUDA device"):
+        run_suite("sr4", shared_data / "paper", ["default"], precision="fp16", **options)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(
+    not importlib.import_module("dip.accel").cpu_bf16(), reason="needs a CPU with bfloat16 instructions"
+)
+def test_quality_runs_in_bf16_on_a_cpu_that_has_it(shared_data, tmp_path):
+    code, _, err = run(
+        "bench", "quality", "--suite", "sr4", "--quick", "--steps", "2", "--preset", "default", "--images", "baby",
+        "--precision", "bf16", "--data", shared_data / "paper", "--out", tmp_path, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    [result] = list(tmp_path.glob("sr4-default-quick-cpu-*.md"))
+    text = result.read_text()
+    assert "arithmetic: bf16" in text and "--precision bf16" in text and "| baby |" in text
+
+
 def test_quality_all_runs_each_name_in_the_suites_holding_it(shared_data, tmp_path):
     code, _, err = run(
         "bench", "quality", "--suite", "all", "--quick", "--preset", "none", "--images", "baby,F16",

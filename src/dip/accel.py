@@ -23,10 +23,18 @@ AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device
 NHWC_FROM = 128 * 128  # channels_last="auto": NHWC on a CPU from canvases of this many pixels (benchmarks/README.md)
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (x86 AVX-512 BF16 or AMX tiles), the CPUs on
+    which `precision="bf16"` runs (benchmarks/README.md, "Mixed precision on a CPU")."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 @dataclass(frozen=True)
 class Acceleration:
     """fp32: exact float32 everywhere. tf32: float32 storage, convolutions and matrix products on
-    TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA); weights, Adam
+    TensorFloat-32 tensor cores (CUDA). bf16/fp16: autocast mixed precision (CUDA; bf16 also on a
+    CPU with bfloat16 instructions, `cpu_bf16`); weights, Adam
     state, BatchNorm statistics and the loss stay float32; fp16 adds loss scaling.
     `channels_last`: NHWC memory layout (True), NCHW (False), or "auto": NHWC on a CPU for
     canvases of at least `NHWC_FROM` pixels, where it measured faster. `compile`: torch.compile
@@ -50,9 +58,16 @@ class Acceleration:
             raise DipError(f"unknown compile mode {self.compile!r}; choose from {', '.join(COMPILE_MODES)}")
 
     def check(self, device: torch.device) -> None:
-        """Refuse what the device cannot do: reduced precision is for CUDA (on a CPU without
-        AVX-512/AMX bf16 autocast measured ~80x slower)."""
-        if self.precision != "fp32" and device.type != "cuda":
+        """Refuse what the device cannot do: tf32 and fp16 are for CUDA; bf16 also runs on a CPU
+        that computes bfloat16 itself (`cpu_bf16`), where it measured faster than fp32 (on a CPU
+        without, bf16 autocast measured ~80x slower)."""
+        if self.precision == "bf16" and device.type == "cpu" and not cpu_bf16():
+            raise DipError(
+                "precision bf16 on a CPU needs one with bfloat16 instructions (AVX-512 BF16 or AMX), "
+                "which this one lacks; use fp32"
+            )
+        on_cpu_too = self.precision == "bf16" and device.type == "cpu"
+        if self.precision != "fp32" and device.type != "cuda" and not on_cpu_too:
             raise DipError(f"precision {self.precision} needs a CUDA device; on {device.type} use fp32")
         if self.cuda_graph and device.type != "cuda":
             raise DipError(f"the CUDA graph needs a CUDA device, not {device.type}")

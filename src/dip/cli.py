@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .accel import AUTO_PRECISION, PRECISIONS
-from .cli_args import arg, batch_size, command_line, whole
+from .cli_args import add_precision, arg, batch_size, command_line, whole
 from .errors import DipError
 from .problems import REGISTRY
 
@@ -134,13 +133,7 @@ def _add_problem_command(commands, cls) -> None:
     sub.add_argument("--force", action="store_true", help="overwrite an existing output or report")
     _add_common(sub)
     speed = sub.add_argument_group("speed (results stay float32 images)")
-    speed.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", *PRECISIONS),
-        help="arithmetic: fp32, tf32, bf16 or fp16 (mixed precision); the last three need CUDA "
-        f"(default auto: {AUTO_PRECISION['cuda']} on CUDA, fp32 elsewhere)",
-    )
+    add_precision(speed)
     speed.add_argument(
         "--channels-last",
         nargs="?",

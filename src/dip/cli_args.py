@@ -37,3 +37,17 @@ def whole(low: int) -> Callable[[str], object]:
 def batch_size(text: str) -> int | str:
     """'auto' or a whole number of at least 1."""
     return text if text == "auto" else whole(1)(text)
+
+
+def add_precision(parser) -> None:
+    """`--precision`, as every command that fits takes it (a parser or an argument group)."""
+    from .accel import AUTO_PRECISION, PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *PRECISIONS),
+        help="arithmetic: fp32, tf32, bf16 or fp16 (mixed precision); tf32 and fp16 need CUDA, bf16 "
+        "CUDA or a CPU with bfloat16 instructions (AVX-512 BF16, AMX) "
+        f"(default auto: {AUTO_PRECISION['cuda']} on CUDA, fp32 elsewhere)",
+    )

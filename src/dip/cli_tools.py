@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .cli_args import arg, batch_size, command_line
+from .cli_args import add_precision, arg, batch_size, command_line
 from .errors import DipError
 from .problems import number
 
@@ -101,6 +101,7 @@ def add_tool_commands(commands, add_common) -> None:
         "--max-minutes", type=arg(number(float, 0, low_open=True)), help="start no new image after this"
     )
     quality.add_argument("--device", default="auto")
+    add_precision(quality)
     quality.add_argument(
         "--batch",
         type=batch_size,
@@ -157,7 +158,8 @@ def add_tool_commands(commands, add_common) -> None:
         "--variants",
         help="arithmetic variants to time, comma-separated, each PRECISION"
         "[+channels_last][+compile[=MODE]][+graph], MODE a torch.compile mode such as reduce-overhead "
-        "(default: fp32 on a CPU; every precision, NHWC and the CUDA graph on CUDA)",
+        "(default: fp32 in both layouts on a CPU, and bf16 in NHWC on one with bfloat16 instructions; every "
+        "precision, NHWC and the CUDA graph on CUDA)",
     )
     speed.add_argument(
         "--presets",
@@ -303,6 +305,7 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
             mode=args.mode,
             steps=args.steps,
             device=args.device,
+            precision=args.precision,
             images=images,
             max_minutes=args.max_minutes,
             out_dir=Path(args.out),

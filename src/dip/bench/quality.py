@@ -220,6 +220,7 @@ def run_cases(
     batch: int | str = "auto",
     fits: str | Path | None = None,
     progress: bool = False,
+    precision: str = "auto",
 ) -> list[ImageResult]:
     """Restore the cases the paper's way with each preset (cases of one size fitted together,
     `dip.run_many`; fits saved in `fits` are read from there) and score them; `progress` shows
@@ -236,6 +237,7 @@ def run_cases(
             batch=batch,
             fits=fits,
             progress=progress,
+            precision=precision,
         )
         for case, result, own in zip(cases, done, runs):
             score = suite.scoring(result.pixels.reshape(case.reference.shape), case.reference)[0]
@@ -307,6 +309,7 @@ def run_suite(
     mode: str = "full",
     steps: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     images: Sequence[str] | None = None,
     max_minutes: float | None = None,
     out_dir: Path = Path("benchmarks/results"),
@@ -318,11 +321,13 @@ def run_suite(
     """Run a suite with each preset side by side, appending one table row per finished image;
     returns the results file. With `fits` (a folder, `dip.fitstore`), fits made before are read
     from there and new ones saved: the results file says so, as the seconds of a read fit are
-    those of its refine step only. `progress` shows each fit's progress, as `dip.run` does."""
+    those of its refine step only. `progress` shows each fit's progress, as `dip.run` does;
+    `precision` is `dip.run`'s (fits saved in one arithmetic are not read in another)."""
     from ..accel import Acceleration
 
     suite = SUITES[suite_name]
     device_name = resolve_device(device).type
+    arithmetic = Acceleration.resolve(resolve_device(device), precision).precision  # checked before any file
     date = datetime.date.today().isoformat()
     side = crop_side(suite, mode)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -346,7 +351,7 @@ def run_suite(
         out.write(
             f"# {suite.name}: {title}, {mode} mode\n\n"
             f"- command: `{command}`\n- date: {date}; machine: {machine()}; torch {torch.__version__}; "
-            f"arithmetic: {Acceleration.default(resolve_device(device)).describe()}\n"
+            f"arithmetic: {arithmetic}\n"
             f"- protocol: {crop}; metric: {suite.scoring.describe()}; steps: {budgets}\n"
             f"- every preset and every published method scored on the same pixels"
             + ("; classical methods marked (run here) restored the same input here" if not quick else "")
@@ -370,7 +375,9 @@ def run_suite(
             break
         names = ", ".join(case.name for case in chunk)
         log.info("[%d-%d/%d] %s ...", len(results) + 1, len(results) + len(chunk), len(entries), names)
-        for result in run_cases(suite, chunk, presets, mode, steps, device, batch=batch, fits=fits, progress=progress):
+        for result in run_cases(
+            suite, chunk, presets, mode, steps, device, batch=batch, fits=fits, progress=progress, precision=precision
+        ):
             _write_row(path, result, presets, methods, results, refined)
     _write_averages(path, results, methods, presets, len(entries), device_name, refined)
     return path

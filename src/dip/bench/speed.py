@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..accel import Acceleration
+from ..accel import Acceleration, cpu_bf16
 from ..batched import Member, fit_batch
 from ..budget import gemm_rate, gflop_per_step
 from ..errors import DipError
@@ -195,10 +195,11 @@ def _in_child(function, args: tuple, device: str, variant: str, extra: tuple = (
 
 def default_variants(device: torch.device) -> list[str]:
     """What `dip bench speed` compares: on CUDA every precision, the NHWC layout and the CUDA
-    graph; on a CPU fp32 in both layouts (reduced precision needs CUDA)."""
+    graph; on a CPU fp32 in both layouts, and bf16 in NHWC where the CPU has bfloat16
+    instructions (`dip.accel.cpu_bf16`)."""
     if device.type == "cuda":
         return ["fp32", "tf32", "bf16", "fp16", "tf32+channels_last", "bf16+channels_last", "tf32+graph", "bf16+graph"]
-    return ["fp32", "fp32+channels_last"]
+    return ["fp32", "fp32+channels_last", *(["bf16+channels_last"] if cpu_bf16() else [])]
 
 
 log = logging.getLogger("dip")
