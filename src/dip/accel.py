@@ -61,13 +61,13 @@ class Acceleration:
         """Refuse what the device cannot do: tf32 and fp16 are for CUDA; bf16 also runs on a CPU
         that computes bfloat16 itself (`cpu_bf16`), where it measured faster than fp32 (on a CPU
         without, bf16 autocast measured ~80x slower)."""
-        if self.precision == "bf16" and device.type == "cpu" and not cpu_bf16():
+        bf16_on_cpu = self.precision == "bf16" and device.type == "cpu"
+        if bf16_on_cpu and not cpu_bf16():
             raise DipError(
                 "precision bf16 on a CPU needs one with bfloat16 instructions (AVX-512 BF16 or AMX), "
                 "which this one lacks; use fp32"
             )
-        on_cpu_too = self.precision == "bf16" and device.type == "cpu"
-        if self.precision != "fp32" and device.type != "cuda" and not on_cpu_too:
+        if self.precision != "fp32" and device.type != "cuda" and not bf16_on_cpu:
             raise DipError(f"precision {self.precision} needs a CUDA device; on {device.type} use fp32")
         if self.cuda_graph and device.type != "cuda":
             raise DipError(f"the CUDA graph needs a CUDA device, not {device.type}")

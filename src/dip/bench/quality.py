@@ -326,8 +326,9 @@ def run_suite(
     from ..accel import Acceleration
 
     suite = SUITES[suite_name]
-    device_name = resolve_device(device).type
-    arithmetic = Acceleration.resolve(resolve_device(device), precision).precision  # checked before any file
+    resolved = resolve_device(device)
+    device_name = resolved.type
+    arithmetic = Acceleration.resolve(resolved, precision).precision  # checked before any file
     date = datetime.date.today().isoformat()
     side = crop_side(suite, mode)
     out_dir.mkdir(parents=True, exist_ok=True)
