@@ -455,6 +455,36 @@ def test_a_killed_fit_continues_from_the_state_it_kept_in_the_store(astronaut_cr
     assert not list((tmp_path / "followed").glob("*.part"))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_saves_a_store_fit_at_that_step(astronaut_crop, tmp_path, monkeypatch, caplog, signum):
+    """Ctrl-C or SIGTERM in the middle of a fit made for a fit store saves the fit's state at
+    that very step, however recent its last save, and stops the run (KeyboardInterrupt) without
+    keeping the fit as finished; the next run continues from that step to the uninterrupted
+    result, and the signal handlers are given back."""
+    noisy = add_noise(astronaut_crop[:32, :32], 25)
+    options = dict(steps=40, device="cpu", seed=3)
+    whole = dip.run(dip.Denoising(25), noisy, fits=tmp_path / "whole", **options)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stepping = Checkpoint.on_step
+
+    def signalled_at_step_25(self, state) -> None:
+        if state.step == 25:
+            signal.raise_signal(signum)
+        stepping(self, state)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "on_step", signalled_at_step_25)
+        with pytest.raises(KeyboardInterrupt):
+            dip.run(dip.Denoising(25), noisy, fits=tmp_path / "cut", **options)
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    [part] = (tmp_path / "cut").glob("*.part")
+    assert not list((tmp_path / "cut").glob("*.npz"))
+    with caplog.at_level("INFO", logger="dip"):
+        resumed = dip.run(dip.Denoising(25), noisy, fits=tmp_path / "cut", **options)
+    assert "continuing its fit from step 25" in caplog.text
+    assert np.array_equal(resumed.image, whole.image) and not part.exists()
+
+
 def test_saved_fits_are_not_read_where_the_fit_is_followed(astronaut_crop, tmp_path):
     noisy = add_noise(astronaut_crop[:32, :32], 25)
     options = dict(steps=3, device="cpu", early_stop=False, fits=tmp_path)

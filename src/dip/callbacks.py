@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,6 +415,27 @@ class Checkpoint(Callback):
             torch.save(data, temp)
         self.saved.append(state.step)
         self._last_save = time.monotonic()
+
+
+@contextlib.contextmanager
+def saving_on_signals(checkpoints: Sequence[Checkpoint]) -> Iterator[None]:
+    """While fitting, Ctrl-C and SIGTERM ask each checkpoint to save and stop its fit at the end
+    of the step (`Checkpoint.request`): the one fitting acts on it, and the caller, seeing a
+    checkpoint `requested`, stops too. Main thread only: signals cannot be caught elsewhere."""
+    if not checkpoints or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(*_) -> None:
+        for checkpoint in checkpoints:
+            checkpoint.request()
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _to_device(value, device: torch.device):

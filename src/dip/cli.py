@@ -347,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         fits = getattr(args, "fits", None)
-        kept = f"; the fits made so far and a long fit's last saved state are kept in {fits}: "
+        kept = f"; the fits made so far, and the state of a fit under way where one is kept, are in {fits}: "
         kept += "the same command goes on from there"
         log.error("dip: interrupted; no output written%s", kept if fits else "")
         return EXIT_INTERRUPTED

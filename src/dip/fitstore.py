@@ -8,9 +8,10 @@ without fitting again, and a `best` preset's ensemble (seeds 0, 1, ...) reuses t
 fits of those seeds, which are the same fits.
 
 A fit still running keeps its state beside them (`KEY.part`, a `dip.callbacks.Checkpoint` saved
-about every `UNFINISHED_SAVE_SECONDS` where the fit runs alone in the plain loop): an interrupted
-run loses at most that much of it, and the next run with the same folder continues the fit from
-there, to the same result an uninterrupted fit gives.
+about every `UNFINISHED_SAVE_SECONDS` where the fit runs alone in the plain loop, and at the step
+where Ctrl-C or SIGTERM stops it): a run killed otherwise loses at most that much of it, and the
+next run with the same folder continues the fit from there, to the same result an uninterrupted
+fit gives.
 
 The key knows the version of dip (and of torch) that made the fit, not the code itself: a fit
 made by another release is made again, but after changing how fits are made in a working copy,

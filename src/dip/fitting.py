@@ -25,7 +25,15 @@ import torch
 
 from .accel import Acceleration
 from .batched import Member, fit_batch
-from .callbacks import Checkpoint, EarlyStopping, FitCounter, ProgressBar, ReferenceMetrics, to_numpy_image
+from .callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    FitCounter,
+    ProgressBar,
+    ReferenceMetrics,
+    saving_on_signals,
+    to_numpy_image,
+)
 from .canvas import make_input, padded_size
 from .errors import DipError
 from .fit import Callback, FitResult
@@ -340,8 +348,12 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
     batch allows); `on_fitted` gets each, with the watchdog that judged it, as it ends."""
     prepared = [_prepare(item, settings) for item in items]
 
+    savers: dict[int, Checkpoint] = {}
+
     def ended(group: list[int], position: int, result: FitResult) -> None:
         index = group[position]
+        if index in savers and savers[index].interrupted:  # a stopped fit is kept as its state, never as a fit
+            raise KeyboardInterrupt
         one = prepared[index]
         weights = (_copied(one.member.net.state_dict()),) if items[index].keep else ()
         done = Fitted(
@@ -355,7 +367,9 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
         if places == 1 and not settings.acceleration.cuda_graph:  # the plain loop, one fit at a time
             for index, member in zip(group, members):
                 saver = _resumable(items[index], settings)
-                member.callbacks.extend([saver] if saver else [])  # before the progress displays, which keep no state
+                if saver is not None:
+                    savers[index] = saver
+                    member.callbacks.append(saver)  # before the progress displays, which keep no state
         told = settings.progress and (len(groups) > 1 or len(group) > places)  # a log, a pipe: no bar shows
         if settings.progress:
             name, shown = _progress(items, group, places)
@@ -364,9 +378,13 @@ def _fit_here(items: list[Item], settings: Settings, on_fitted: Judged) -> None:
             if told:
                 log.info("batch %d/%d: %s", number, len(groups), name)
         started = time.perf_counter()
-        fitted = fit_batch(
-            members, settings.config, settings.acceleration, slots=places, on_result=functools.partial(ended, group)
-        )
+        listening = [savers[index] for index in group if index in savers]
+        with saving_on_signals(listening):  # Ctrl-C, SIGTERM: the fit saves its state at that step
+            fitted = fit_batch(
+                members, settings.config, settings.acceleration, slots=places, on_result=functools.partial(ended, group)
+            )
+        if any(saver.requested for saver in listening):  # asked between two fits' steps
+            raise KeyboardInterrupt
         if told:
             log.info("batch %d/%d: %s", number, len(groups), batch_summary(fitted, time.perf_counter() - started))
 

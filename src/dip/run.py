@@ -9,12 +9,11 @@ classical baselines share this one entry point, so a comparison is a loop over m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from .accel import Acceleration
-from .callbacks import Checkpoint, Frame, LossHistory, ReferenceMetrics, Snapshots
+from .callbacks import Checkpoint, Frame, LossHistory, ReferenceMetrics, Snapshots, saving_on_signals
 from .canvas import check_size, padded_size
 from .errors import DipError
 from .fit import Callback, FitResult
@@ -121,24 +120,6 @@ def _fresh_folder(folder: Path, overwrite: bool) -> Path:
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise DipError(f"folder {folder} exists and is not empty; allow replacing its files to use it")
     return folder
-
-
-@contextlib.contextmanager
-def _saving_on_signals(checkpoint: Checkpoint | None) -> Iterator[None]:
-    """While fitting, Ctrl-C and SIGTERM ask the checkpoint to save and stop at the end of the step
-    (main thread only: signals cannot be caught elsewhere)."""
-    import signal
-    import threading
-
-    if checkpoint is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, checkpoint.request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _reference(reference: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray | None:
@@ -346,7 +327,7 @@ def run(
         if fits is not None and saver is None and snapshots is None:
             history = None  # a saved fit has no loss history: without one the fit can be read
         recorders = [callback for callback in (saver, history, snapshots) if callback is not None]
-        with _saving_on_signals(saver):
+        with saving_on_signals([saver] if saver else []):
             done = fit_all([Item(problem, given.pixels, seed, given.clean, recorders, problem.name)], settings)[0]
         if saver is not None:
             if saver.interrupted:
