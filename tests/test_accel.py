@@ -76,15 +76,16 @@ class _Layout(dip.fit.Callback):
         self.nhwc = all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
 
 
-@pytest.mark.parametrize(
-    "size, channels_last, nhwc", [(128, "auto", True), (64, "auto", False), (128, False, False), (64, True, True)]
-)
+@pytest.mark.parametrize("size, channels_last, nhwc", [(64, "auto", True), (64, False, False), (32, True, True)])
 def test_the_layout_follows_the_canvas_on_a_cpu_unless_chosen(size, channels_last, nhwc):
-    """NHWC measured faster on a CPU from 128x128 up, and slower for the fused batches of 64x64."""
+    """NHWC measured faster on a CPU from 64x64 canvases up (every skip net's canvas is at least
+    that); smaller canvases, and any on CUDA, stay NCHW."""
     spy = _Layout()
     noisy = np.full((size, size, 3), 0.5, np.float32)
     dip.run(dip.Denoising(25), noisy, steps=1, device="cpu", channels_last=channels_last, callbacks=[spy])
     assert spy.nhwc is nhwc
+    auto = Acceleration(channels_last="auto")
+    assert auto.nhwc(torch.zeros(1, 8, 64, 64)) and not auto.nhwc(torch.zeros(1, 8, 32, 64))
 
 
 def test_auto_layout_is_nchw_off_the_cpu_and_other_values_are_refused():
@@ -121,15 +122,19 @@ def test_bf16_is_refused_on_a_cpu_without_bfloat16_instructions(monkeypatch):
 
 @pytest.mark.skipif(not dip.accel.cpu_bf16(), reason="needs a CPU with bfloat16 instructions")
 def test_bf16_on_a_cpu_keeps_the_fit():
-    """Mixed precision changes the arithmetic, not the method: the fit reaches the same quality,
-    its output stays float32, and a CPU run repeats exactly."""
+    """Mixed precision changes the arithmetic, not the method: the fits reach the same quality,
+    their output stays float32, and a CPU run repeats exactly. One 60-step fit's PSNR moves by up
+    to 1.6 dB with rounding alone (fp32 in the two layouts, seed 2), so three seeds' mean is compared."""
     clean, noisy = _noisy(48)
-    options = dict(steps=60, device="cpu", early_stop=False, wiener=False, seed=1)
-    exact = denoise(noisy, 25, **options)
-    mixed, again = (denoise(noisy, 25, **options, **Acceleration("bf16", channels_last=True).options()) for _ in "ab")
-    assert mixed.dtype == np.float32 and not np.array_equal(exact, mixed) and np.array_equal(mixed, again)
-    assert psnr(mixed, clean) > psnr(noisy, clean) + 2
-    assert abs(psnr(mixed, clean) - psnr(exact, clean)) < 0.3
+    options = dict(steps=60, device="cpu", early_stop=False, wiener=False)
+    bf16 = Acceleration("bf16", channels_last=True).options()
+    exact = [denoise(noisy, 25, **options, seed=seed) for seed in (1, 2, 3)]
+    mixed = [denoise(noisy, 25, **options, **bf16, seed=seed) for seed in (1, 2, 3)]
+    again = denoise(noisy, 25, **options, **bf16, seed=1)
+    assert mixed[0].dtype == np.float32 and not np.array_equal(exact[0], mixed[0]) and np.array_equal(mixed[0], again)
+    mean_exact, mean_mixed = (np.mean([psnr(fit, clean) for fit in fits]) for fits in (exact, mixed))
+    assert mean_mixed > psnr(noisy, clean) + 2
+    assert abs(mean_mixed - mean_exact) < 0.5
 
 
 def test_channels_last_gives_the_same_fit_on_cpu():
@@ -207,9 +212,9 @@ def test_deterministic_twins_compute_the_same_values_and_gradients(native):
 
 def test_deterministic_fit_matches_the_plain_one_on_cpu():
     clean, noisy = _noisy(32)
-    plain = denoise(noisy, 25, steps=1, device="cpu", early_stop=False)
+    plain = denoise(noisy, 25, steps=1, device="cpu", early_stop=False, **Acceleration().options())
     twin = denoise(noisy, 25, steps=1, device="cpu", early_stop=False, **Acceleration(deterministic=True).options())
-    assert np.abs(plain - twin).max() < 1e-4
+    assert np.abs(plain - twin).max() < 1e-4  # in the same layout: NHWC's summation order differs more
 
 
 @CUDA

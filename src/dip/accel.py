@@ -20,7 +20,7 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the compile modes that replay CUDA graphs
 AUTO_PRECISION = {"cuda": "tf32", "cpu": "fp32"}  # --precision auto, per device type (see benchmarks/README.md)
-NHWC_FROM = 128 * 128  # channels_last="auto": NHWC on a CPU from canvases of this many pixels (benchmarks/README.md)
+NHWC_FROM = 64 * 64  # channels_last="auto": NHWC on a CPU from canvases of this many pixels (benchmarks/README.md)
 
 
 def cpu_bf16() -> bool:
@@ -138,9 +138,10 @@ class Acceleration:
 
     def nhwc(self, z: torch.Tensor) -> bool:
         """Whether a fit of input `z` runs in NHWC: asked for, or ("auto") on a CPU with a canvas
-        of at least `NHWC_FROM` pixels. There NHWC measured 0.75-0.93 of the NCHW step (the
-        default net, 128-512 px) and 0.66-0.80 (the paper's, 256-512 px); fused batches of 64x64
-        canvases ran slower in it."""
+        of at least `NHWC_FROM` pixels. There NHWC measured 0.69-1.06 of the NCHW step for the
+        default nets (64-512 px, mostly 0.75-0.93), 0.66-1.06 for the paper's, and 0.74-0.91 for
+        fused batches of four 64 or 96 px fits (benchmarks/README.md, "The memory layout on a CPU");
+        smaller canvases were not measured."""
         if self.channels_last == "auto":
             return z.device.type == "cpu" and z.shape[-2] * z.shape[-1] >= NHWC_FROM
         return self.channels_last

@@ -140,7 +140,7 @@ def _add_problem_command(commands, cls) -> None:
         const="on",
         default="auto",
         choices=("auto", "on", "off"),
-        help="NHWC memory layout: on, off, or auto (the default: on a CPU for images from 128x128, where it "
+        help="NHWC memory layout: on, off, or auto (the default: on a CPU for images from 64x64, where it "
         "measured faster)",
     )
     speed.add_argument("--compile", action="store_true", help="torch.compile the network (compiling takes minutes)")

@@ -209,7 +209,7 @@ def run(
     steps, seed, device, precision, channels_last, compile, deterministic, cuda_graph
         Step budget (default: the preset's), random seed, "auto"/"cpu"/"cuda", and how the
         arithmetic runs (see `dip.accel.Acceleration`; `channels_last`, "auto": NHWC on a CPU
-        for canvases from 128x128, where it measured faster; `cuda_graph`: `dip.graphed`,
+        for canvases from 64x64, where it measured faster; `cuda_graph`: `dip.graphed`,
         "auto": on CUDA, unless fp16, a compile mode or a checkpoint needs the plain loop).
     reference : ndarray, optional
         The clean image: PSNR is tracked in `Restoration.metrics` (never used by the fit).
