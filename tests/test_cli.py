@@ -187,7 +187,7 @@ def test_saved_fits_from_the_command_line(folder, monkeypatch, capsys):
 
     monkeypatch.setattr("dip.fitstore.FitStore.save", stopped)
     assert main([*common, "--seed", "1", "-o", "stopped.png"]) == EXIT_INTERRUPTED
-    assert "kept in fits: the same command goes on from there" in capsys.readouterr().err
+    assert "are in fits: the same command goes on from there" in capsys.readouterr().err
     assert not (folder / "stopped.png").exists()
 
 
