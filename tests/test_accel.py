@@ -84,13 +84,13 @@ def test_the_layout_follows_the_canvas_on_a_cpu_unless_chosen(size, channels_las
     noisy = np.full((size, size, 3), 0.5, np.float32)
     dip.run(dip.Denoising(25), noisy, steps=1, device="cpu", channels_last=channels_last, callbacks=[spy])
     assert spy.nhwc is nhwc
-    auto = Acceleration(channels_last="auto")
-    assert auto.nhwc(torch.zeros(1, 8, 64, 64)) and not auto.nhwc(torch.zeros(1, 8, 32, 64))
 
 
-def test_auto_layout_is_nchw_off_the_cpu_and_other_values_are_refused():
+def test_auto_layout_is_nhwc_only_on_a_cpu_from_64x64_and_other_values_are_refused():
     assert Acceleration.resolve(torch.device("cuda")).channels_last is False
     assert Acceleration.resolve(torch.device("cpu")).channels_last == "auto"
+    auto = Acceleration(channels_last="auto")
+    assert auto.nhwc(torch.zeros(1, 8, 64, 64)) and not auto.nhwc(torch.zeros(1, 8, 32, 64))
     with pytest.raises(DipError, match="channels_last must be True, False or 'auto'"):
         Acceleration(channels_last="yes")
 

@@ -125,7 +125,6 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, np.ndarray]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sig, uninterrupted):
     image, whole = uninterrupted
-    common = KILLED_RUN
 
     ckpt = tmp_path / "ckpt"
     argv = [
@@ -136,7 +135,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sig, uninterru
         str(image),
         "-o",
         str(tmp_path / "resumed.png"),
-        *common,
+        *KILLED_RUN,
         "--checkpoint",
         str(ckpt),
         "--checkpoint-every",
